@@ -1,0 +1,3 @@
+from lcreg.cli import main
+
+raise SystemExit(main())

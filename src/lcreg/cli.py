@@ -1,0 +1,251 @@
+"""``lcreg`` command line: parse, call, print.
+
+    lcreg train [PRESET] [key=value ...]      stage 1 + stage 2 into a new run folder
+    lcreg data stats [PRESET] [--json]        class counts, Many/Medium/Few, plot
+    lcreg data prepare [PRESET]               decode images once into the cache
+    lcreg configs                             list the presets
+
+Any bad input ends with one line on stderr and exit code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Optional, Sequence
+
+from lcreg.errors import LcregError
+
+
+def _split_config_args(items: Sequence[str]) -> tuple[Optional[str], list[str]]:
+    preset, overrides = None, []
+    for item in items:
+        if "=" in item:
+            overrides.append(item)
+        elif preset is None:
+            preset = item
+        else:
+            raise LcregError(f"unexpected argument '{item}' (one preset, then key=value overrides)")
+    return preset, overrides
+
+
+def _data_overrides(args: argparse.Namespace) -> list[str]:
+    """Shorthand flags become ordinary dotted overrides, so there is one code path."""
+    out = []
+    for flag, key in (("dataset", "data.dataset"), ("data_dir", "data.data_dir"),
+                      ("imbalance_factor", "data.imbalance_factor"), ("seed", "seed"), ("device", "device")):
+        value = getattr(args, flag, None)
+        if value is not None:
+            out.append(f"{key}={value}")
+    if getattr(args, "deterministic", False):
+        out.append("deterministic=true")
+    return out
+
+
+def _resolve(args: argparse.Namespace):
+    from lcreg.config import load_config
+
+    preset, overrides = _split_config_args(args.config)
+    return load_config(preset or "demo", overrides + _data_overrides(args))
+
+
+# --------------------------------------------------------------------------------------
+# train
+
+
+def _new_run_dir(out: Optional[str], cfg) -> Path:
+    if out:
+        run_dir = Path(out)
+        if run_dir.exists() and any(run_dir.iterdir()):
+            raise LcregError(f"run folder {run_dir} already exists and is not empty; "
+                             "pick another --out or continue it with --resume")
+    else:
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        run_dir = Path(cfg.output_dir) / f"{cfg.name}-seed{cfg.seed}-{stamp}"
+    run_dir.mkdir(parents=True, exist_ok=True)
+    return run_dir
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from lcreg.config import load_config, load_saved_config
+    from lcreg.engine.checkpoint import load_checkpoint
+    from lcreg.engine.train import Trainer
+
+    stages = {"1": (1,), "2": (2,), "all": (1, 2)}[args.stage]
+    resume, stage1_model = None, None
+    if args.resume:
+        run_dir = Path(args.resume)
+        if args.config or args.out or args.from_run:
+            raise LcregError("--resume continues a run as it was configured; give no preset, overrides, --out or --from")
+        cfg = load_saved_config(run_dir / "config.yaml") if (run_dir / "config.yaml").exists() else None
+        if cfg is None:
+            raise LcregError(f"{run_dir} is not a run folder (no config.yaml)")
+        ckpt = run_dir / "checkpoint.pt"
+        resume = load_checkpoint(ckpt) if ckpt.exists() else None
+    else:
+        if args.stage == "2":
+            if not args.from_run:
+                raise LcregError("--stage 2 needs --from RUN (a run folder with stage1_model.pt)")
+            src = Path(args.from_run)
+            stage1_model = src / "stage1_model.pt" if src.is_dir() else src
+            if not stage1_model.is_file():
+                raise LcregError(f"{stage1_model} does not exist; run stage 1 first")
+            preset, overrides = _split_config_args(args.config)
+            if preset:
+                raise LcregError("with --from, give only key=value overrides (the config comes from the run)")
+            if not (stage1_model.parent / "config.yaml").is_file():
+                raise LcregError(f"{stage1_model.parent} holds no config.yaml next to the stage-1 model")
+            base = load_saved_config(stage1_model.parent / "config.yaml")
+            cfg = load_config(None, overrides + _data_overrides(args), base=base)
+        else:
+            cfg = _resolve(args)
+        run_dir = _new_run_dir(args.out, cfg)
+    trainer = Trainer(cfg, run_dir, show_progress=not args.no_progress)
+    if resume is None:
+        trainer.write_run_files()
+    print(f"run folder: {run_dir}", file=sys.stderr)
+    final = trainer.run(stages, resume=resume, stage1_model=stage1_model)
+    summary = {stage: {k: v for k, v in m.get("test", {}).items() if k != "per_class"} for stage, m in final.items()}
+    print(json.dumps({"run_dir": str(run_dir), "final": summary}, indent=2))
+    return 0
+
+
+# --------------------------------------------------------------------------------------
+# data
+
+
+def cmd_data_stats(args: argparse.Namespace) -> int:
+    from lcreg.data import build_dataset
+
+    cfg = _resolve(args)
+    data = build_dataset(cfg.data)
+    stats = data.stats()
+    if args.plot:
+        from lcreg.eval.plots import plot_class_distribution
+
+        plot = Path(args.plot)
+        if plot.exists() and not args.force:
+            raise LcregError(f"{plot} already exists; pass --force to overwrite it")
+        plot.parent.mkdir(parents=True, exist_ok=True)
+        plot_class_distribution(stats["counts"], stats["class_names"], stats["splits"], plot,
+                                title=f"{cfg.name}: {stats['total']} training images")
+    if args.json:
+        print(json.dumps(stats))
+        return 0
+    print(f"dataset   {stats['dataset']}  ({stats['source']})")
+    print(f"classes   {stats['num_classes']}   train {stats['total']}   test {stats['test_total']}"
+          + (f"   val {stats['val_total']}" if stats["val_total"] else ""))
+    imb = stats["imbalance_factor"]
+    print(f"imbalance {imb:.1f} (largest / smallest training class)")
+    print(f"splits    {stats['split_rule']}")
+    for name in ("many", "medium", "few"):
+        print(f"  {name:<7} {len(stats['splits'][name]):>5} classes")
+    width = max(len(n) for n in stats["class_names"])
+    order = sorted(range(stats["num_classes"]), key=lambda c: -stats["counts"][c])
+    shown = order if len(order) <= 30 else order[:15] + [None] + order[-15:]
+    split_of = {c: s for s, cs in stats["splits"].items() for c in cs}
+    print(f"  {'class':<{width}}  {'train':>7}  {'test':>6}  split")
+    for c in shown:
+        if c is None:
+            print(f"  {'...':<{width}}")
+            continue
+        print(f"  {stats['class_names'][c]:<{width}}  {stats['counts'][c]:>7}  {stats['test_counts'][c]:>6}  {split_of[c]}")
+    if args.plot:
+        print(f"plot      {args.plot}")
+    return 0
+
+
+def cmd_data_prepare(args: argparse.Namespace) -> int:
+    from lcreg.data import build_dataset
+    from lcreg.data.cache import default_cache_dir
+
+    cfg = _resolve(args)
+    start = time.perf_counter()
+    data = build_dataset(cfg.data)
+    print(f"prepared {cfg.data.dataset}: {len(data.train)} train / {len(data.test)} test images "
+          f"in {time.perf_counter() - start:.1f} s; cache: {default_cache_dir(cfg.data.cache_dir)}")
+    return 0
+
+
+def cmd_configs(args: argparse.Namespace) -> int:
+    from lcreg.config import preset_dir, preset_names
+
+    for name in preset_names():
+        print(f"{name:<24} {preset_dir() / (name + '.yaml')}")
+    return 0
+
+
+# --------------------------------------------------------------------------------------
+# parser
+
+
+def _add_data_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("config", nargs="*", help="a preset name or YAML path, then key=value overrides")
+    p.add_argument("--dataset", help="cifar10-lt, cifar100-lt, folder, list or demo")
+    p.add_argument("--data-dir", help="data folder or archive (see README: accepted layouts)")
+    p.add_argument("--imbalance-factor", type=float, help="largest / smallest class size (>= 1)")
+    p.add_argument("--seed", type=int, help="run seed")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="lcreg", description="LCReg: long-tailed classification with latent categories.")
+    from lcreg import __version__
+
+    parser.add_argument("--version", action="version", version=f"lcreg {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("train", help="train a model (stage 1 then stage 2)",
+                       description="Train into a run folder: config.yaml, metrics.jsonl/.csv, tensorboard/, "
+                                   "checkpoint.pt, final_metrics.json. With no arguments: the offline demo.")
+    _add_data_flags(p)
+    p.add_argument("--stage", choices=["1", "2", "all"], default="all", help="which stage(s) to run")
+    p.add_argument("--from", dest="from_run", help="stage 2: the stage-1 run folder (or stage1_model.pt)")
+    p.add_argument("--resume", help="continue an interrupted run folder from its last checkpoint")
+    p.add_argument("--out", help="run folder (default: runs/<preset>-seed<N>-<time>)")
+    p.add_argument("--device", help="auto, cpu, cuda, cuda:N")
+    p.add_argument("--deterministic", action="store_true", help="repeatable bit for bit on CPU")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.set_defaults(func=cmd_train)
+
+    pd = sub.add_parser("data", help="dataset statistics and preparation")
+    dsub = pd.add_subparsers(dest="data_command", required=True)
+    ps = dsub.add_parser("stats", help="class counts, imbalance, Many/Medium/Few")
+    _add_data_flags(ps)
+    ps.add_argument("--json", action="store_true", help="print one JSON object")
+    ps.add_argument("--plot", help="write a bar chart of the class distribution to this PNG")
+    ps.add_argument("--force", action="store_true", help="overwrite an existing --plot file")
+    ps.set_defaults(func=cmd_data_stats)
+    pp = dsub.add_parser("prepare", help="decode images once into the uint8 cache")
+    _add_data_flags(pp)
+    pp.set_defaults(func=cmd_data_prepare)
+
+    pc = sub.add_parser("configs", help="list the shipped config presets")
+    pc.set_defaults(func=cmd_configs)
+    return parser
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    parser = build_parser()
+    # overrides may follow options (lcreg train PRESET --data-dir D key=value): argparse
+    # stops a nargs="*" positional at the first option, so collect the stragglers here
+    args, extra = parser.parse_known_args(argv)
+    stray = [e for e in extra if e.startswith("-") or not hasattr(args, "config")]
+    if stray:
+        parser.error(f"unrecognized arguments: {' '.join(stray)}")
+    if extra:
+        args.config = list(args.config) + extra
+    try:
+        return args.func(args)
+    except LcregError as e:
+        print(f"lcreg: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("lcreg: interrupted (resume with: lcreg train --resume RUN_FOLDER)", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

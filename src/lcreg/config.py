@@ -1,0 +1,313 @@
+"""Typed run configuration: dataclass defaults, YAML presets and dotted overrides.
+
+A preset (``configs/<name>.yaml``, shipped inside the package) lists only the keys that
+differ from the defaults below; ``key=value`` overrides on the command line are applied
+after it. Every key is checked: an unknown one is an :class:`LcregError` that names the
+nearest valid key.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any, Optional, get_args, get_origin, get_type_hints
+
+import yaml
+
+from lcreg.errors import LcregError
+
+
+@dataclass
+class DataConfig:
+    dataset: str = "demo"  # cifar10-lt | cifar100-lt | folder | list | demo
+    data_dir: Optional[str] = None
+    imbalance_factor: Optional[float] = 100.0  # None keeps a folder's own distribution
+    profile: str = "exp"  # exp | step
+    selection_seed: int = 0  # LDAM/MiSLAS: np.random.seed(0) before the per-class shuffles
+    download: bool = True  # torchvision download when data_dir holds no data (online only)
+    # user folders and list files
+    test_fraction: float = 0.2  # a single folder is split stratified by this fraction
+    val_fraction: float = 0.0  # held-out validation carved from the training data
+    train_list: Optional[str] = None
+    test_list: Optional[str] = None
+    reindex_by_frequency: bool = False
+    # Many / Medium / Few: many > many_threshold >= medium >= few_threshold > few
+    many_threshold: int = 100
+    few_threshold: int = 20
+    # images and augmentation
+    image_size: int = 32
+    crop_padding: int = 4
+    mean: list = field(default_factory=lambda: [0.4914, 0.4822, 0.4465])
+    std: list = field(default_factory=lambda: [0.2023, 0.1994, 0.2010])
+    color_jitter: float = 0.0  # large-image path only
+    loader: str = "auto"  # auto | device | workers
+    num_workers: int = 4
+    cache_dir: Optional[str] = None  # default: $XDG_CACHE_HOME/lcreg or ~/.cache/lcreg
+
+
+@dataclass
+class LatentConfig:
+    enabled: bool = True  # False: plain GAP + linear head (the MiSLAS baseline)
+    num_latents: int = 40  # M
+    decoder: str = "concat_sim"  # concat_sim | sum_recon | concat_recon
+
+
+@dataclass
+class ModelConfig:
+    backbone: str = "resnet32"  # resnet32 | resnet50 | resnet101 | resnet152
+    pretrained: bool = False  # torchvision ImageNet weights (needs them cached offline)
+    latent: LatentConfig = field(default_factory=LatentConfig)
+
+
+@dataclass
+class LossConfig:
+    alpha: float = 0.1  # latent augmentation (eq. 10)
+    beta: float = 0.1  # reconstruction (eq. 10)
+    gamma: float = 1.0  # classification (eq. 10)
+    lambda0: float = 0.5  # ISDA strength; lambda = lambda0 * t / T
+    covariance: str = "full"  # full | diagonal
+    latent_samples: str = "pooled"  # pooled (weighted pooling per category) | positions
+    latent_bias: bool = True  # per-category bias b in eq. 9
+
+
+@dataclass
+class Stage1Config:
+    epochs: int = 200
+    batch_size: int = 128
+    lr: float = 0.1
+    momentum: float = 0.9
+    weight_decay: float = 2e-4
+    warmup_epochs: int = 5
+    schedule: str = "step"  # step | cosine
+    milestones: list = field(default_factory=lambda: [160, 180])
+    mixup_alpha: float = 1.0
+    sampler: str = "instance"
+
+
+@dataclass
+class Stage2Config:
+    epochs: int = 10
+    batch_size: int = 128
+    lr: float = 0.1
+    lr_factor: float = 0.5  # the classifier's lr is lr_factor * lr
+    momentum: float = 0.9
+    weight_decay: float = 2e-4
+    eps_head: float = 0.3  # label-aware smoothing
+    eps_tail: float = 0.0
+    shift_bn: bool = False
+    sampler: str = "class_balanced"  # instance | class_balanced | sqrt | progressive
+
+
+@dataclass
+class Config:
+    name: str = "demo"
+    seed: int = 0
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    amp: str = "auto"  # auto (bf16 on GPU, off on CPU) | bf16 | off
+    deterministic: bool = False
+    eval_every: int = 10  # test-set pass every N epochs (logged, never used to select)
+    log_every: int = 50  # steps between host syncs for the progress bar
+    output_dir: str = "runs"
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    stage1: Stage1Config = field(default_factory=Stage1Config)
+    stage2: Stage2Config = field(default_factory=Stage2Config)
+
+
+# --------------------------------------------------------------------------------------
+# dict <-> dataclass
+
+
+def to_dict(cfg: Any) -> dict:
+    return dataclasses.asdict(cfg)
+
+
+def valid_keys(cls: type = Config, prefix: str = "") -> list[str]:
+    """All dotted keys of a config class, nested sections included."""
+    keys = []
+    hints = get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        key = prefix + f.name
+        keys.append(key)
+        if dataclasses.is_dataclass(hints[f.name]):
+            keys.extend(valid_keys(hints[f.name], key + "."))
+    return keys
+
+
+def _unknown_key(key: str) -> LcregError:
+    close = difflib.get_close_matches(key, valid_keys(), n=1, cutoff=0.5)
+    hint = f"; did you mean '{close[0]}'?" if close else ""
+    return LcregError(f"unknown config key '{key}'{hint}")
+
+
+def _coerce(value: Any, typ: Any, key: str) -> Any:
+    """Check (and gently convert) one value against its annotated type."""
+    origin = get_origin(typ)
+    if origin is not None and type(None) in get_args(typ):  # Optional[X]
+        if value is None:
+            return None
+        typ = next(a for a in get_args(typ) if a is not type(None))
+    if typ is bool:
+        if isinstance(value, bool):
+            return value
+    elif typ is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+    elif typ is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+    elif typ is str:
+        if isinstance(value, (str, int, float)) and not isinstance(value, bool):
+            return str(value)
+    elif typ is list:
+        if isinstance(value, (list, tuple)):
+            return list(value)
+    else:
+        return value
+    raise LcregError(f"config key '{key}' expects {getattr(typ, '__name__', typ)}, got {value!r}")
+
+
+def _apply(obj: Any, updates: dict, prefix: str = "") -> None:
+    hints = get_type_hints(type(obj))
+    names = {f.name for f in dataclasses.fields(obj)}
+    for k, v in updates.items():
+        key = prefix + str(k)
+        if k not in names:
+            raise _unknown_key(key)
+        current = getattr(obj, k)
+        if dataclasses.is_dataclass(current):
+            if not isinstance(v, dict):
+                raise LcregError(f"config key '{key}' is a section; give its keys ({key}.<key>=...)")
+            _apply(current, v, key + ".")
+        else:
+            setattr(obj, k, _coerce(v, hints[k], key))
+
+
+def from_dict(d: dict) -> Config:
+    cfg = Config()
+    _apply(cfg, d)
+    validate(cfg)
+    return cfg
+
+
+# --------------------------------------------------------------------------------------
+# presets and overrides
+
+
+def preset_dir() -> Path:
+    return Path(str(resources.files("lcreg") / "configs"))
+
+
+def preset_names() -> list[str]:
+    return sorted(p.stem for p in preset_dir().glob("*.yaml"))
+
+
+def _read_yaml(path: Path) -> dict:
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as e:
+        raise LcregError(f"config file {path} is not valid YAML: {str(e).splitlines()[0]}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise LcregError(f"config file {path} must hold a mapping of keys")
+    return data
+
+
+def resolve_preset(name_or_path: str) -> Path:
+    path = Path(name_or_path)
+    if path.suffix in (".yaml", ".yml") and path.exists():
+        return path
+    candidate = preset_dir() / f"{name_or_path}.yaml"
+    if candidate.exists():
+        return candidate
+    close = difflib.get_close_matches(name_or_path, preset_names(), n=1, cutoff=0.4)
+    hint = f"; did you mean '{close[0]}'?" if close else ""
+    raise LcregError(
+        f"no config preset or file '{name_or_path}'{hint} (presets: {', '.join(preset_names())})"
+    )
+
+
+def parse_override(text: str) -> dict:
+    """``a.b.c=value`` -> ``{'a': {'b': {'c': value}}}`` with YAML typing of the value."""
+    if "=" not in text:
+        raise LcregError(f"override '{text}' must look like key=value (e.g. stage1.epochs=10)")
+    key, raw = text.split("=", 1)
+    key = key.strip()
+    try:
+        value = yaml.safe_load(raw) if raw.strip() != "" else None
+    except yaml.YAMLError:
+        value = raw
+    out: dict = {}
+    node = out
+    parts = key.split(".")
+    for p in parts[:-1]:
+        node = node.setdefault(p, {})
+    node[parts[-1]] = value
+    return out
+
+
+def load_config(preset: Optional[str] = None, overrides: Optional[list[str]] = None,
+                base: Optional[Config] = None) -> Config:
+    """Defaults (or ``base``, e.g. a saved run's config), then a preset, then overrides."""
+    cfg = base if base is not None else Config()
+    if preset:
+        path = resolve_preset(preset)
+        data = _read_yaml(path)
+        data.setdefault("name", path.stem)
+        _apply(cfg, data)
+    for text in overrides or []:
+        _apply(cfg, parse_override(text))
+    validate(cfg)
+    return cfg
+
+
+CHOICES = {
+    "data.dataset": ("cifar10-lt", "cifar100-lt", "folder", "list", "demo"),
+    "data.profile": ("exp", "step"),
+    "data.loader": ("auto", "device", "workers"),
+    "model.backbone": ("resnet32", "resnet50", "resnet101", "resnet152"),
+    "model.latent.decoder": ("concat_sim", "sum_recon", "concat_recon"),
+    "loss.covariance": ("full", "diagonal"),
+    "loss.latent_samples": ("pooled", "positions"),
+    "stage1.schedule": ("step", "cosine"),
+    "stage1.sampler": ("instance", "class_balanced", "sqrt", "progressive"),
+    "stage2.sampler": ("instance", "class_balanced", "sqrt", "progressive"),
+    "amp": ("auto", "bf16", "off"),
+}
+
+
+def get_key(cfg: Config, key: str) -> Any:
+    obj: Any = cfg
+    for part in key.split("."):
+        obj = getattr(obj, part)
+    return obj
+
+
+def validate(cfg: Config) -> None:
+    for key, choices in CHOICES.items():
+        value = get_key(cfg, key)
+        if value not in choices:
+            raise LcregError(f"{key}={value!r} is not one of: {', '.join(choices)}")
+    if cfg.data.imbalance_factor is not None and cfg.data.imbalance_factor < 1:
+        raise LcregError(f"data.imbalance_factor must be >= 1, got {cfg.data.imbalance_factor}")
+    if not 0 <= cfg.data.val_fraction < 1 or not 0 < cfg.data.test_fraction < 1:
+        raise LcregError("data.val_fraction must lie in [0, 1) and data.test_fraction in (0, 1)")
+    if cfg.model.latent.num_latents < 1:
+        raise LcregError("model.latent.num_latents must be >= 1")
+    if cfg.data.few_threshold > cfg.data.many_threshold:
+        raise LcregError("data.few_threshold must not exceed data.many_threshold")
+
+
+def save_config(cfg: Config, path: Path) -> None:
+    path.write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False))
+
+
+def load_saved_config(path: Path) -> Config:
+    return from_dict(_read_yaml(path))

@@ -1,0 +1,65 @@
+"""Per-epoch logs of a run: JSONL (one object per epoch), CSV and TensorBoard."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+
+def _scalars(record: dict, prefix: str = "") -> dict[str, float]:
+    out = {}
+    for k, v in record.items():
+        if isinstance(v, dict):
+            out.update(_scalars(v, f"{prefix}{k}/"))
+        elif isinstance(v, (int, float)) and not isinstance(v, bool) and v is not None and math.isfinite(v):
+            out[prefix + k] = float(v)
+    return out
+
+
+class RunLogger:
+    def __init__(self, run_dir: Path, tensorboard: bool = True) -> None:
+        self.run_dir = Path(run_dir)
+        self.jsonl = self.run_dir / "metrics.jsonl"
+        self.csv = self.run_dir / "metrics.csv"
+        self.writer = None
+        if tensorboard:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+
+                self.writer = SummaryWriter(str(self.run_dir / "tensorboard"))
+            except ImportError:  # tensorboard is a dependency, but a trimmed install still trains
+                self.writer = None
+
+    def log_epoch(self, record: dict[str, Any]) -> None:
+        """``record`` holds stage, epoch and nested metric dicts (per_class lists are kept in
+        the JSONL only)."""
+        with open(self.jsonl, "a") as f:
+            f.write(json.dumps(record) + "\n")
+        flat = _scalars({k: v for k, v in record.items() if k not in ("stage", "epoch")})
+        self._rewrite_csv()
+        if self.writer is not None:
+            step = record.get("global_epoch", record.get("epoch", 0))
+            for k, v in flat.items():
+                self.writer.add_scalar(f"stage{record.get('stage')}/{k}", v, step)
+            self.writer.flush()
+
+    def _rewrite_csv(self) -> None:
+        """Columns differ between epochs (test metrics only every N epochs), so the CSV is
+        rebuilt from the JSONL with the union of columns; cheap at a few hundred rows."""
+        rows = []
+        for line in self.jsonl.read_text().splitlines():
+            rec = json.loads(line)
+            rows.append({"stage": rec.get("stage"), "epoch": rec.get("epoch"),
+                         **_scalars({k: v for k, v in rec.items() if k not in ("stage", "epoch")})})
+        fields = list(dict.fromkeys(k for r in rows for k in r))
+        with open(self.csv, "w", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=fields)
+            w.writeheader()
+            w.writerows(rows)
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()

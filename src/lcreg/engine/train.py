@@ -1,0 +1,348 @@
+"""The two MiSLAS stages around the LCReg objective.
+
+Stage 1 (representation): mixup on the inputs, eq. 10 on the mixed batch, SGD with
+warm-up and step (or cosine) decay. Stage 2 (classifier): backbone and latent head frozen,
+class-balanced batches, label-aware smoothing, a learnable per-class logit scale, the
+classifier at ``lr_factor * lr``, optional shift-BN. The test split is evaluated every
+``eval_every`` epochs for the log and at the final epoch for the report; it never selects
+anything.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterable, Optional
+
+import numpy as np
+import torch
+import torch.nn as nn
+from tqdm.auto import tqdm
+
+from lcreg.config import Config, save_config
+from lcreg.data import DeviceLoader, LongTailData, build_dataset, create_sampler, uses_device_loader, worker_loader
+from lcreg.data.images import ImageSet
+from lcreg.engine.checkpoint import load_checkpoint, save_checkpoint
+from lcreg.engine.environment import autocast, environment_info, seed_everything, select_device
+from lcreg.engine.runlog import RunLogger
+from lcreg.engine.schedule import lr_factor
+from lcreg.eval.metrics import classification_metrics
+from lcreg.losses import LabelAwareSmoothing, LatentAugmentationLoss, LCRegObjective, mixup
+from lcreg.models import LongTailNet, create_model
+
+
+# --------------------------------------------------------------------------------------
+# loaders
+
+
+def make_loader(cfg: Config, split: ImageSet, device: torch.device, train: bool, batch_size: int,
+                sampler_name: str = "instance", total_epochs: int = 1, seed: int = 0):
+    d = cfg.data
+    sampler = create_sampler(sampler_name, split.targets, seed=seed, total_epochs=total_epochs) if train else None
+    if uses_device_loader(d):
+        return DeviceLoader(split, batch_size, device, d.mean, d.std, train=train, sampler=sampler,
+                            padding=d.crop_padding, seed=seed)
+    return worker_loader(split, batch_size, d.image_size, d.mean, d.std, train=train, sampler=sampler,
+                         num_workers=d.num_workers, color_jitter=d.color_jitter, pin_memory=device.type == "cuda")
+
+
+def set_loader_epoch(loader, epoch: int) -> None:
+    if hasattr(loader, "set_epoch"):
+        loader.set_epoch(epoch)
+    elif getattr(loader, "sampler", None) is not None and hasattr(loader.sampler, "set_epoch"):
+        loader.sampler.set_epoch(epoch)
+
+
+# --------------------------------------------------------------------------------------
+# evaluation
+
+
+@torch.no_grad()
+def predict_logits(model: nn.Module, loader: Iterable, device: torch.device, amp: str = "auto"):
+    """Logits and labels of a whole split, model in eval mode."""
+    model.eval()
+    logits, targets = [], []
+    for images, labels in loader:
+        images = images.to(device, non_blocking=True)
+        with autocast(device, amp):
+            logits.append(model(images).logits.float())
+        targets.append(labels.to(device))
+    return torch.cat(logits), torch.cat(targets)
+
+
+def evaluate(model: nn.Module, loader: Iterable, device: torch.device, splits: dict, amp: str = "auto") -> dict:
+    logits, targets = predict_logits(model, loader, device, amp)
+    return classification_metrics(logits, targets, splits)
+
+
+# --------------------------------------------------------------------------------------
+# one epoch of each stage
+
+
+@dataclass
+class EpochResult:
+    losses: dict[str, float]
+    images: int
+    seconds: float
+
+    def record(self) -> dict:
+        return {"loss": self.losses, "images_per_s": self.images / max(self.seconds, 1e-9), "seconds": self.seconds}
+
+
+def _run_steps(loader, step_fn: Callable[[torch.Tensor, torch.Tensor], dict], device: torch.device,
+               log_every: int, desc: str, show: bool) -> EpochResult:
+    """Drive ``step_fn`` over a loader; sums loss terms on the device and syncs with the
+    host only every ``log_every`` steps (progress bar) and at the end."""
+    sums: dict[str, torch.Tensor] = {}
+    n_steps, n_images = 0, 0
+    start = time.perf_counter()
+    bar = tqdm(loader, desc=desc, leave=False, disable=not show, dynamic_ncols=True)
+    for images, targets in bar:
+        images = images.to(device, non_blocking=True)
+        targets = targets.to(device, non_blocking=True)
+        terms = step_fn(images, targets)
+        for k, v in terms.items():
+            sums[k] = sums.get(k, 0) + v.detach().float()
+        n_steps += 1
+        n_images += images.shape[0]
+        if show and n_steps % log_every == 0:
+            bar.set_postfix({k: f"{(v / n_steps).item():.3f}" for k, v in sums.items()})
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    seconds = time.perf_counter() - start
+    losses = {k: (v / max(n_steps, 1)).item() for k, v in sums.items()}
+    if any(not math.isfinite(v) for v in losses.values()):
+        raise FloatingPointError(f"non-finite loss in {desc}: {losses}")
+    return EpochResult(losses, n_images, seconds)
+
+
+def train_one_epoch_stage1(model: LongTailNet, objective: LCRegObjective, optimizer: torch.optim.Optimizer,
+                           scheduler, loader, device: torch.device, cfg: Config, step0: int, total_steps: int,
+                           rng: np.random.Generator, generator: Optional[torch.Generator], desc: str,
+                           show: bool = True) -> EpochResult:
+    model.train()
+    objective.train()
+    state = {"step": step0}
+    latent_bias = getattr(model.head, "latent_bias", None) if cfg.loss.latent_bias else None
+
+    def step(images: torch.Tensor, targets: torch.Tensor) -> dict:
+        mixed, y_a, y_b, lam = mixup(images, targets, cfg.stage1.mixup_alpha, rng, generator)
+        with autocast(device, cfg.amp):
+            features = model.forward_features(mixed)
+            out = model.forward_head(features)
+        progress = state["step"] / max(total_steps, 1)
+        loss, terms = objective(out, features, y_a, y_b, lam, progress, latent_bias)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        scheduler.step()
+        state["step"] += 1
+        return {"total": loss, **terms}
+
+    return _run_steps(loader, step, device, cfg.log_every, desc, show)
+
+
+def train_one_epoch_stage2(model: LongTailNet, criterion: nn.Module, optimizer: torch.optim.Optimizer, scheduler,
+                           loader, device: torch.device, cfg: Config, desc: str, show: bool = True) -> EpochResult:
+    # frozen trunk: train mode only re-estimates BN statistics (shift-BN), eval mode keeps them
+    model.train(cfg.stage2.shift_bn)
+
+    def step(images: torch.Tensor, targets: torch.Tensor) -> dict:
+        with torch.no_grad(), autocast(device, cfg.amp):
+            pooled = model.head.pre_logits(model.forward_features(images))
+        logits = model.logit_scale(model.classifier(pooled.float()))
+        loss = criterion(logits, targets)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        scheduler.step()
+        return {"total": loss}
+
+    return _run_steps(loader, step, device, cfg.log_every, desc, show)
+
+
+# --------------------------------------------------------------------------------------
+# run set-up
+
+
+def build_objective(cfg: Config, model: LongTailNet) -> LCRegObjective:
+    latent_aug = None
+    if model.has_latent_head:
+        latent_aug = LatentAugmentationLoss(model.head.num_latents, model.head.in_features, cfg.loss.covariance,
+                                            cfg.loss.lambda0, cfg.loss.latent_samples)
+    return LCRegObjective(cfg.loss.alpha, cfg.loss.beta, cfg.loss.gamma, latent_aug)
+
+
+def stage1_optimizer(cfg: Config, model: nn.Module) -> torch.optim.Optimizer:
+    s = cfg.stage1
+    return torch.optim.SGD(model.parameters(), lr=s.lr, momentum=s.momentum, weight_decay=s.weight_decay)
+
+
+def stage2_optimizer(cfg: Config, model: LongTailNet) -> torch.optim.Optimizer:
+    s = cfg.stage2
+    return torch.optim.SGD(
+        [{"params": model.classifier.parameters(), "lr": s.lr * s.lr_factor},
+         {"params": model.logit_scale.parameters(), "lr": s.lr}],
+        lr=s.lr, momentum=s.momentum, weight_decay=s.weight_decay,
+    )
+
+
+def freeze_for_stage2(model: LongTailNet) -> None:
+    model.add_logit_scale()
+    for p in model.parameters():
+        p.requires_grad_(False)
+    for p in list(model.classifier.parameters()) + list(model.logit_scale.parameters()):
+        p.requires_grad_(True)
+
+
+def model_summary(data: LongTailData, cfg: Config) -> dict:
+    """What a checkpoint needs so that eval/predict can rebuild the model on its own."""
+    return {"class_names": data.class_names, "counts": data.counts, "splits": data.splits,
+            "thresholds": list(data.thresholds), "image_shape": data.image_shape}
+
+
+class Trainer:
+    """Owns one run folder: data, model, logs, checkpoints, both stages."""
+
+    def __init__(self, cfg: Config, run_dir: Path, show_progress: bool = True) -> None:
+        self.cfg, self.run_dir, self.show = cfg, Path(run_dir), show_progress
+        self.device = select_device(cfg.device)
+        seed_everything(cfg.seed, cfg.deterministic)
+        self.data = build_dataset(cfg.data)
+        self.model = create_model(cfg.model, self.data.num_classes).to(self.device)
+        if self.device.type == "cuda":
+            self.model = self.model.to(memory_format=torch.channels_last)
+        self.objective = build_objective(cfg, self.model).to(self.device)
+        self.logger = RunLogger(self.run_dir)
+        self.rng = np.random.default_rng(cfg.seed)
+        self.final: dict = {}
+        final_path = self.run_dir / "final_metrics.json"
+        if final_path.exists():
+            self.final = json.loads(final_path.read_text())
+
+    # -- bookkeeping ------------------------------------------------------------------
+    def write_run_files(self) -> None:
+        save_config(self.cfg, self.run_dir / "config.yaml")
+        (self.run_dir / "environment.json").write_text(json.dumps(environment_info(self.device), indent=2))
+        (self.run_dir / "data_stats.json").write_text(json.dumps(self.data.stats(), indent=2))
+
+    def _eval_loaders(self) -> dict:
+        loaders = {"test": make_loader(self.cfg, self.data.test, self.device, False, 512)}
+        if self.data.val is not None:
+            loaders["val"] = make_loader(self.cfg, self.data.val, self.device, False, 512)
+        return loaders
+
+    def _evaluate_all(self) -> dict:
+        return {name: evaluate(self.model, loader, self.device, self.data.splits, self.cfg.amp)
+                for name, loader in self._eval_loaders().items()}
+
+    def _checkpoint(self, stage: int, epoch: int, optimizer, scheduler, loader) -> None:
+        save_checkpoint({
+            "stage": stage, "epoch": epoch, "model": self.model.state_dict(),
+            "objective": self.objective.state_dict(), "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(), "rng": self.rng.bit_generator.state,
+            "loader_rng": loader.generator.get_state() if hasattr(loader, "generator") else None,
+            "config": self.cfg, "summary": model_summary(self.data, self.cfg),
+        }, self.run_dir / "checkpoint.pt")
+
+    def _restore(self, state: dict, optimizer, scheduler, loader) -> None:
+        self.model.load_state_dict(state["model"])
+        self.objective.load_state_dict(state["objective"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        self.rng.bit_generator.state = state["rng"]
+        if state.get("loader_rng") is not None and hasattr(loader, "generator"):
+            loader.generator.set_state(state["loader_rng"])
+
+    def _finish_stage(self, stage: int, epoch: int, record: dict, evals: dict) -> None:
+        self.final[f"stage{stage}"] = {"epoch": epoch, **evals}
+        (self.run_dir / "final_metrics.json").write_text(json.dumps(self.final, indent=2))
+        save_checkpoint({"model": self.model.state_dict(), "config": self.cfg, "stage": stage,
+                         "summary": model_summary(self.data, self.cfg)},
+                        self.run_dir / f"stage{stage}_model.pt")
+
+    def _epoch_loop(self, stage: int, epochs: int, start_epoch: int, run_epoch: Callable[[int], EpochResult],
+                    optimizer, scheduler, loader) -> None:
+        for epoch in range(start_epoch, epochs):
+            set_loader_epoch(loader, epoch)
+            result = run_epoch(epoch)
+            record = {"stage": stage, "epoch": epoch + 1, "lr": optimizer.param_groups[0]["lr"], **result.record()}
+            last = epoch + 1 == epochs
+            if last or (self.cfg.eval_every > 0 and (epoch + 1) % self.cfg.eval_every == 0):
+                evals = self._evaluate_all()
+                record.update(evals)
+                if self.show:
+                    t = evals["test"]
+                    tqdm.write(f"stage {stage} epoch {epoch + 1}/{epochs}: loss {result.losses['total']:.4f} "
+                               f"test top1 {t['top1']:.4f} many {t['many']} medium {t['medium']} few {t['few']} "
+                               f"ece {t['ece']:.4f} ({record['images_per_s']:.0f} img/s)")
+            self.logger.log_epoch(record)
+            self._checkpoint(stage, epoch + 1, optimizer, scheduler, loader)
+            if last:
+                self._finish_stage(stage, epoch + 1, record, {k: record[k] for k in ("test", "val") if k in record})
+
+    # -- stages -------------------------------------------------------------------------
+    def stage1(self, resume: Optional[dict] = None) -> None:
+        s = self.cfg.stage1
+        loader = make_loader(self.cfg, self.data.train, self.device, True, s.batch_size, s.sampler, s.epochs,
+                             seed=self.cfg.seed)
+        steps = len(loader)
+        optimizer = stage1_optimizer(self.cfg, self.model)
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda i: lr_factor(
+            i, steps, s.epochs, s.warmup_epochs, s.schedule, s.milestones))
+        start = 0
+        if resume is not None:
+            self._restore(resume, optimizer, scheduler, loader)
+            start = resume["epoch"]
+        generator = getattr(loader, "generator", None)
+
+        def run_epoch(epoch: int) -> EpochResult:
+            return train_one_epoch_stage1(self.model, self.objective, optimizer, scheduler, loader, self.device,
+                                          self.cfg, epoch * steps, s.epochs * steps, self.rng, generator,
+                                          f"stage 1 epoch {epoch + 1}/{s.epochs}", self.show)
+
+        self._epoch_loop(1, s.epochs, start, run_epoch, optimizer, scheduler, loader)
+
+    def stage2(self, resume: Optional[dict] = None) -> None:
+        s = self.cfg.stage2
+        freeze_for_stage2(self.model)
+        loader = make_loader(self.cfg, self.data.train, self.device, True, s.batch_size, s.sampler, s.epochs,
+                             seed=self.cfg.seed + 1)
+        steps = len(loader)
+        optimizer = stage2_optimizer(self.cfg, self.model)
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda i: lr_factor(
+            i, steps, s.epochs, 0, "cosine"))
+        criterion = LabelAwareSmoothing(self.data.counts, s.eps_head, s.eps_tail).to(self.device)
+        start = 0
+        if resume is not None:
+            self._restore(resume, optimizer, scheduler, loader)
+            start = resume["epoch"]
+
+        def run_epoch(epoch: int) -> EpochResult:
+            return train_one_epoch_stage2(self.model, criterion, optimizer, scheduler, loader, self.device, self.cfg,
+                                          f"stage 2 epoch {epoch + 1}/{s.epochs}", self.show)
+
+        self._epoch_loop(2, s.epochs, start, run_epoch, optimizer, scheduler, loader)
+
+    def load_stage1_model(self, path: Path) -> None:
+        state = load_checkpoint(path, self.device)
+        self.model.load_state_dict(state["model"])
+
+    def run(self, stages: tuple[int, ...] = (1, 2), resume: Optional[dict] = None,
+            stage1_model: Optional[Path] = None) -> dict:
+        """Run the given stages. ``resume``: the checkpoint dict of this run folder;
+        ``stage1_model``: where stage 2 takes its weights when stage 1 is not run here."""
+        resume_stage = resume["stage"] if resume is not None else None
+        try:
+            if 1 in stages and resume_stage != 2:
+                self.stage1(resume if resume_stage == 1 else None)
+            if 2 in stages and self.cfg.stage2.epochs > 0:
+                if 1 not in stages and resume_stage != 2:
+                    self.load_stage1_model(stage1_model or self.run_dir / "stage1_model.pt")
+                self.stage2(resume if resume_stage == 2 else None)
+        finally:
+            self.logger.close()
+        return self.final

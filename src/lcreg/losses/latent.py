@@ -1,0 +1,177 @@
+"""The two LCReg losses on the latent categories.
+
+- ``ReconstructionLoss`` (eq. 4): C_f = f_hat^T f (N x N per image); each row is a
+  softmax over positions whose target is its own position, so each reconstructed position
+  must match its own original position best. Mean over positions and images.
+- ``CovarianceEstimator`` (eq. 5-6): per latent category count, mean and covariance of
+  detached samples, updated exactly in streaming form (equal to the biased covariance of
+  every sample seen so far).
+- ``LatentAugmentationLoss`` (eq. 7-9): the ISDA upper bound of the expected cross-entropy
+  over Gaussian perturbations N(0, lambda Sigma_m), with the M encoded latent features
+  K = FC(f') as the classifier over latent categories.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+class ReconstructionLoss(nn.Module):
+    def forward(self, recon: torch.Tensor, features: torch.Tensor) -> torch.Tensor:
+        """recon f_hat (B, D, N) and features f (B, D, N) or (B, D, H, W)."""
+        f = features.flatten(2).float()
+        corr = torch.einsum("bdn,bdk->bnk", recon.float(), f)  # C_f, row j: f_hat_j . f_k
+        b, n, _ = corr.shape
+        target = torch.arange(n, device=corr.device).repeat(b)
+        return F.cross_entropy(corr.reshape(b * n, n), target)
+
+
+def latent_samples(weights: torch.Tensor, features: torch.Tensor, sim: torch.Tensor, mode: str = "pooled"):
+    """Per-sample features for the latent statistics and their pseudo-labels.
+
+    ``pooled`` (default): one sample per image and category, the features pooled with that
+    category's softmax weights, x_im = sum_n S_hat[m, n] f[:, n] / sum_n S_hat[m, n];
+    returns (B, M, D) with pseudo-label m implied by position (labels None).
+    ``positions``: every position's feature f[:, n] with the hard pseudo-label
+    argmax_m S[m, n]; returns (B * N, D) and labels (B * N,).
+    """
+    f = features.flatten(2).float()  # (B, D, N)
+    if mode == "pooled":
+        w = weights.float()
+        pooled = torch.einsum("bmn,bdn->bmd", w, f) / w.sum(-1, keepdim=True)
+        return pooled, None
+    if mode == "positions":
+        samples = f.transpose(1, 2).reshape(-1, f.shape[1])
+        return samples, sim.argmax(dim=1).reshape(-1)
+    raise ValueError(f"unknown latent sample mode {mode!r} (pooled, positions)")
+
+
+class CovarianceEstimator(nn.Module):
+    """Streaming per-category statistics, ``full`` (M x D x D) or ``diagonal`` (M x D).
+
+    For a batch with n' samples of category m, batch mean mu' and biased batch covariance
+    Sigma', and n samples seen before (eq. 5-6):
+
+        mu    <- (n mu + n' mu') / (n + n')
+        Sigma <- (n Sigma + n' Sigma') / (n + n') + n n' (mu - mu')(mu - mu')^T / (n + n')^2
+
+    Categories absent from a batch keep their statistics. No Python loop over categories;
+    the update never materialises an N x M x D x D tensor.
+    """
+
+    def __init__(self, num_categories: int, dim: int, mode: str = "full") -> None:
+        super().__init__()
+        if mode not in ("full", "diagonal"):
+            raise ValueError(f"mode must be 'full' or 'diagonal', got {mode!r}")
+        self.mode = mode
+        self.register_buffer("count", torch.zeros(num_categories, dtype=torch.float64))
+        self.register_buffer("mean", torch.zeros(num_categories, dim))
+        shape = (num_categories, dim, dim) if mode == "full" else (num_categories, dim)
+        self.register_buffer("cov", torch.zeros(shape))
+
+    @torch.no_grad()
+    def batch_statistics(self, samples: torch.Tensor, labels: Optional[torch.Tensor]):
+        """(n', mu', Sigma') of one batch. ``samples`` is (B, M, D) with labels None (sample
+        [b, m] belongs to category m), or (N, D) with integer labels (N,)."""
+        m_total = self.count.shape[0]
+        x = samples.detach().float()
+        if labels is None:  # structured: every category has exactly B samples
+            b = x.shape[0]
+            n_batch = torch.full((m_total,), float(b), device=x.device)
+            mu = x.mean(0)  # (M, D)
+            xc = x - mu
+            if self.mode == "full":
+                cov = torch.einsum("bmd,bme->mde", xc, xc) / b
+            else:
+                cov = (xc * xc).mean(0)
+            return n_batch, mu, cov
+        n_batch = torch.bincount(labels, minlength=m_total).to(x.dtype)
+        mu = torch.zeros(m_total, x.shape[1], device=x.device).index_add_(0, labels, x)
+        mu = mu / n_batch.clamp(min=1)[:, None]
+        xc = x - mu[labels]
+        if self.mode == "diagonal":
+            cov = torch.zeros_like(mu).index_add_(0, labels, xc * xc) / n_batch.clamp(min=1)[:, None]
+            return n_batch, mu, cov
+        # full, arbitrary labels: group samples per category into a zero-padded
+        # (M, L, D) tensor (L = largest group) and take one batched product
+        order = torch.argsort(labels, stable=True)
+        sorted_labels = labels[order]
+        starts = torch.cumsum(n_batch, 0) - n_batch
+        slot = torch.arange(len(labels), device=x.device) - starts[sorted_labels].long()
+        grouped = x.new_zeros(m_total, int(n_batch.max().item()), x.shape[1])
+        grouped[sorted_labels, slot] = xc[order]
+        cov = torch.bmm(grouped.transpose(1, 2), grouped) / n_batch.clamp(min=1)[:, None, None]
+        return n_batch, mu, cov
+
+    @torch.no_grad()
+    def update(self, samples: torch.Tensor, labels: Optional[torch.Tensor] = None) -> None:
+        n_batch, mu_b, cov_b = self.batch_statistics(samples, labels)
+        n_old = self.count
+        n_new = n_old + n_batch.double()
+        w_new = (n_batch.double() / n_new.clamp(min=1)).float()  # n' / (n + n')
+        w_old = (n_old / n_new.clamp(min=1)).float()  # n / (n + n')
+        delta = self.mean - mu_b
+        if self.mode == "full":
+            cross = delta[:, :, None] * delta[:, None, :]
+            shape = (-1, 1, 1)
+        else:
+            cross = delta * delta
+            shape = (-1, 1)
+        self.cov.mul_(w_old.view(shape)).add_(w_new.view(shape) * cov_b + (w_old * w_new).view(shape) * cross)
+        self.mean.mul_(w_old[:, None]).add_(w_new[:, None] * mu_b)
+        self.count.copy_(n_new)
+
+    def quadratic(self, keys: torch.Tensor) -> torch.Tensor:
+        """Q[m, j] = (w_j - w_m)^T Sigma_m (w_j - w_m) for keys K = [w_1 .. w_M] (D, M),
+        computed once per category per step (never per sample)."""
+        k = keys.float()
+        cov = self.cov.detach()
+        if self.mode == "full":
+            sk = torch.matmul(cov, k)  # (M, D, M): Sigma_m w_j
+            jj = torch.einsum("dj,mdj->mj", k, sk)  # w_j^T Sigma_m w_j
+            mj = torch.einsum("dm,mdj->mj", k, sk)  # w_m^T Sigma_m w_j
+            return jj - 2 * mj + mj.diagonal()[:, None]
+        var = cov  # (M, D)
+        jj = var @ (k * k)  # sum_d s_md w_dj^2
+        mj = (var * k.t()) @ k  # sum_d s_md w_dm w_dj
+        mm = (var * k.t() * k.t()).sum(1)  # sum_d s_md w_dm^2
+        return jj - 2 * mj + mm[:, None]
+
+
+class LatentAugmentationLoss(nn.Module):
+    """ISDA surrogate (eq. 8-9) over M latent categories.
+
+    z_j = w_j^T x + b_j + (lambda / 2) (w_j - w_m)^T Sigma_m (w_j - w_m) for a sample x of
+    pseudo-category m; the loss is the cross-entropy of z with target m, averaged over
+    samples. ``forward`` first adds the batch to the statistics, as ISDA does.
+    """
+
+    def __init__(self, num_latents: int, dim: int, covariance: str = "full", lambda0: float = 0.5,
+                 samples: str = "pooled") -> None:
+        super().__init__()
+        self.estimator = CovarianceEstimator(num_latents, dim, covariance)
+        self.lambda0, self.sample_mode = lambda0, samples
+
+    def augmented_logits(self, x: torch.Tensor, labels: torch.Tensor, keys: torch.Tensor,
+                         bias: Optional[torch.Tensor], lam: float) -> torch.Tensor:
+        logits = x.float() @ keys.float()
+        if bias is not None:
+            logits = logits + bias.float()
+        return logits + 0.5 * lam * self.estimator.quadratic(keys)[labels]
+
+    def forward(self, weights: torch.Tensor, features: torch.Tensor, sim: torch.Tensor, keys: torch.Tensor,
+                bias: Optional[torch.Tensor] = None, progress: float = 1.0, update: bool = True) -> torch.Tensor:
+        """progress = t / T in [0, 1] sets lambda = lambda0 * t / T."""
+        samples, labels = latent_samples(weights, features, sim, self.sample_mode)
+        if update and self.training:
+            self.estimator.update(samples, labels)
+        if labels is None:
+            b, m, d = samples.shape
+            labels = torch.arange(m, device=samples.device).repeat(b)
+            samples = samples.reshape(b * m, d)
+        logits = self.augmented_logits(samples, labels, keys, bias, self.lambda0 * progress)
+        return F.cross_entropy(logits, labels)

@@ -1,0 +1,11 @@
+"""Backbones, the latent category head and the network that joins them."""
+
+from lcreg.models.backbones import CifarResNet, TorchvisionResNet, create_backbone
+from lcreg.models.classifiers import LearnableLogitScale, LinearHead
+from lcreg.models.latent import HeadOutput, LatentCategoryHead
+from lcreg.models.network import LongTailNet, create_model
+
+__all__ = [
+    "CifarResNet", "TorchvisionResNet", "create_backbone", "LearnableLogitScale", "LinearHead",
+    "HeadOutput", "LatentCategoryHead", "LongTailNet", "create_model",
+]

@@ -1,0 +1,89 @@
+"""The latent category head of LCReg (paper §3.1-3.2, eq. 1-3, and the decoder of Fig. 3).
+
+Shapes: f (B, D, H, W) from the backbone; M latent categories; N = H * W positions.
+
+    K     = FC(f')                 (D, M)   FC is a 1x1 convolution over the M latent features
+    S     = sigmoid(K^T f)         (B, M, N) eq. 1, one similarity map per latent category
+    S_hat = softmax_M(S)           (B, M, N) eq. 2, weights over categories at each position
+    f_hat = K S_hat                (B, D, N) eq. 3, the reconstruction of f
+
+The decoder turns (f, S) or (f, f_hat) into class logits; the paper does not pin it down,
+so three readings are offered (``decoder=``):
+
+- ``concat_sim`` (default): [f; S] -> 1x1 conv + BN + ReLU back to D -> GAP -> linear.
+  Fig. 3 feeds the similarity maps and the image features to the decoder.
+- ``sum_recon``: f + f_hat -> GAP -> linear.
+- ``concat_recon``: [f; f_hat] -> 1x1 conv + BN + ReLU -> GAP -> linear.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple, Optional
+
+import torch
+import torch.nn as nn
+
+DECODERS = ("concat_sim", "sum_recon", "concat_recon")
+
+
+class HeadOutput(NamedTuple):
+    """What a head returns: logits, plus the latent tensors the losses and analysis need
+    (None for a plain linear head)."""
+
+    logits: torch.Tensor
+    sim: Optional[torch.Tensor] = None  # S      (B, M, N)
+    weights: Optional[torch.Tensor] = None  # S_hat  (B, M, N)
+    recon: Optional[torch.Tensor] = None  # f_hat  (B, D, N)
+    keys: Optional[torch.Tensor] = None  # K      (D, M)
+
+
+class LatentCategoryHead(nn.Module):
+    def __init__(self, in_features: int, num_classes: int, num_latents: int = 40, decoder: str = "concat_sim") -> None:
+        super().__init__()
+        if decoder not in DECODERS:
+            raise ValueError(f"decoder must be one of {DECODERS}, got {decoder!r}")
+        self.in_features, self.num_latents, self.decoder_kind = in_features, num_latents, decoder
+        self.latents = nn.Parameter(torch.randn(in_features, num_latents) * in_features**-0.5)
+        self.encoder = nn.Conv1d(in_features, in_features, kernel_size=1)  # FC of eq. 1
+        self.latent_bias = nn.Parameter(torch.zeros(num_latents))  # b of eq. 9 (used by the loss)
+        if decoder == "sum_recon":
+            self.decoder = nn.Identity()
+        else:
+            extra = num_latents if decoder == "concat_sim" else in_features
+            self.decoder = nn.Sequential(
+                nn.Conv2d(in_features + extra, in_features, 1, bias=False),
+                nn.BatchNorm2d(in_features),
+                nn.ReLU(inplace=True),
+            )
+        self.fc = nn.Linear(in_features, num_classes)
+
+    def encoded_latents(self) -> torch.Tensor:
+        """K = FC(f'), shape (D, M)."""
+        return self.encoder(self.latents.unsqueeze(0)).squeeze(0)
+
+    def latent_maps(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Eq. 1-3 on a feature map: returns K, S, S_hat, f_hat (flattened positions)."""
+        x = features.flatten(2)  # (B, D, N)
+        keys = self.encoded_latents().to(x.dtype)
+        sim = torch.sigmoid(torch.einsum("dm,bdn->bmn", keys, x))
+        weights = torch.softmax(sim, dim=1)
+        recon = torch.einsum("dm,bmn->bdn", keys, weights)
+        return keys, sim, weights, recon
+
+    def decode(self, features: torch.Tensor, sim: torch.Tensor, recon: torch.Tensor) -> torch.Tensor:
+        """The decoder up to the pooled D-dim vector that the classifier sees."""
+        b, d, h, w = features.shape
+        if self.decoder_kind == "sum_recon":
+            return (features + recon.view(b, d, h, w)).mean((2, 3))
+        extra = sim if self.decoder_kind == "concat_sim" else recon
+        decoded = self.decoder(torch.cat([features, extra.reshape(b, -1, h, w)], dim=1))
+        return decoded.mean((2, 3))
+
+    def pre_logits(self, features: torch.Tensor) -> torch.Tensor:
+        _, sim, _, recon = self.latent_maps(features)
+        return self.decode(features, sim, recon)
+
+    def forward(self, features: torch.Tensor) -> HeadOutput:
+        keys, sim, weights, recon = self.latent_maps(features)
+        logits = self.fc(self.decode(features, sim, recon))
+        return HeadOutput(logits, sim, weights, recon, keys)

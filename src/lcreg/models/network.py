@@ -1,0 +1,56 @@
+"""``LongTailNet`` = backbone + head, with timm's forward_features / forward_head split,
+and ``create_model`` that builds one from a config."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import torch
+import torch.nn as nn
+
+from lcreg.config import ModelConfig
+from lcreg.models.backbones import create_backbone
+from lcreg.models.classifiers import LearnableLogitScale, LinearHead
+from lcreg.models.latent import HeadOutput, LatentCategoryHead
+
+
+class LongTailNet(nn.Module):
+    def __init__(self, backbone: nn.Module, head: nn.Module, num_classes: int) -> None:
+        super().__init__()
+        self.backbone, self.head = backbone, head
+        self.num_classes = num_classes
+        self.logit_scale: Optional[LearnableLogitScale] = None  # added for stage 2
+
+    @property
+    def classifier(self) -> nn.Linear:
+        return self.head.fc
+
+    @property
+    def has_latent_head(self) -> bool:
+        return isinstance(self.head, LatentCategoryHead)
+
+    def add_logit_scale(self) -> None:
+        if self.logit_scale is None:
+            self.logit_scale = LearnableLogitScale(self.num_classes).to(self.classifier.weight.device)
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.backbone(x)
+
+    def forward_head(self, features: torch.Tensor) -> HeadOutput:
+        out = self.head(features)
+        if self.logit_scale is not None:
+            out = out._replace(logits=self.logit_scale(out.logits))
+        return out
+
+    def forward(self, x: torch.Tensor) -> HeadOutput:
+        return self.forward_head(self.forward_features(x))
+
+
+def create_model(cfg: ModelConfig, num_classes: int) -> LongTailNet:
+    backbone = create_backbone(cfg.backbone, cfg.pretrained)
+    d = backbone.num_features
+    if cfg.latent.enabled:
+        head: nn.Module = LatentCategoryHead(d, num_classes, cfg.latent.num_latents, cfg.latent.decoder)
+    else:
+        head = LinearHead(d, num_classes)
+    return LongTailNet(backbone, head, num_classes)
