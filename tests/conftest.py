@@ -1,0 +1,63 @@
+"""Shared fixtures: small synthetic datasets written in the exact on-disk layouts."""
+
+from __future__ import annotations
+
+import pickle
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "cifar10-jpeg.tar.gz"
+
+
+def write_cifar10_pickles(root: Path, per_class: int = 5000, seed: int = 0) -> Path:
+    """torchvision's cifar-10-batches-py layout: 5 train batches, test_batch, batches.meta.
+    Labels are shuffled so classes interleave across batches, as in the real files."""
+    rng = np.random.default_rng(seed)
+    folder = root / "cifar-10-batches-py"
+    folder.mkdir(parents=True)
+    labels = rng.permutation(np.repeat(np.arange(10), per_class))
+    # random pixels only for small sets (the folder test compares images); zeros otherwise
+    data = (rng.integers(0, 256, size=(len(labels), 3072), dtype=np.uint8) if per_class <= 100
+            else np.zeros((len(labels), 3072), dtype=np.uint8))
+    for i, chunk in enumerate(np.array_split(np.arange(len(labels)), 5), 1):
+        with open(folder / f"data_batch_{i}", "wb") as f:
+            pickle.dump({"data": data[chunk], "labels": labels[chunk].tolist(), "batch_label": f"batch {i}"}, f)
+    test_labels = np.repeat(np.arange(10), 10)
+    with open(folder / "test_batch", "wb") as f:
+        pickle.dump({"data": rng.integers(0, 256, (100, 3072), dtype=np.uint8), "labels": test_labels.tolist()}, f)
+    names = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
+    with open(folder / "batches.meta", "wb") as f:
+        pickle.dump({"label_names": names, "num_cases_per_batch": 10000}, f)
+    return folder
+
+
+def write_cifar100_pickles(root: Path, per_class: int = 500, seed: int = 0) -> Path:
+    rng = np.random.default_rng(seed)
+    folder = root / "cifar-100-python"
+    folder.mkdir(parents=True)
+    labels = rng.permutation(np.repeat(np.arange(100), per_class))
+    with open(folder / "train", "wb") as f:
+        pickle.dump({"data": np.zeros((len(labels), 3072), dtype=np.uint8), "fine_labels": labels.tolist(),
+                     "coarse_labels": (labels // 5).tolist()}, f)
+    test_labels = np.repeat(np.arange(100), 2)
+    with open(folder / "test", "wb") as f:
+        pickle.dump({"data": np.zeros((len(test_labels), 3072), dtype=np.uint8), "fine_labels": test_labels.tolist(),
+                     "coarse_labels": (test_labels // 5).tolist()}, f)
+    with open(folder / "meta", "wb") as f:
+        pickle.dump({"fine_label_names": [f"class_{i:03d}" for i in range(100)],
+                     "coarse_label_names": [f"super_{i}" for i in range(20)]}, f)
+    return folder
+
+
+def write_image(path: Path, array: np.ndarray) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(array).save(path)
+
+
+@pytest.fixture
+def no_download(monkeypatch, tmp_path):
+    """Keep caches inside the test's tmp folder."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))

@@ -1,0 +1,88 @@
+"""Config presets and overrides; every bad input is one line on stderr and exit code 2."""
+
+import json
+
+import pytest
+
+from lcreg.cli import main
+from lcreg.config import load_config, preset_names
+from lcreg.errors import LcregError
+
+
+def test_every_preset_loads():
+    names = preset_names()
+    for required in ["demo", "cifar10_lt_if100", "cifar10_lt_if50", "cifar10_lt_if10", "cifar100_lt_if100",
+                     "cifar100_lt_if50", "cifar100_lt_if10", "imagenet_lt", "inat2018", "places_lt"]:
+        assert required in names
+    for name in names:
+        cfg = load_config(name)
+        assert cfg.name == name
+
+
+def test_overrides_are_typed():
+    cfg = load_config("cifar10_lt_if100", ["stage1.epochs=3", "loss.alpha=0.5", "stage1.milestones=[1,2]",
+                                           "model.latent.enabled=false"])
+    assert cfg.stage1.epochs == 3 and cfg.loss.alpha == 0.5 and cfg.stage1.milestones == [1, 2]
+    assert cfg.model.latent.enabled is False and cfg.model.latent.num_latents == 40
+
+
+def test_unknown_key_names_the_nearest():
+    with pytest.raises(LcregError, match="stage1.epochs"):
+        load_config("demo", ["stage1.epoch=3"])
+    with pytest.raises(LcregError, match="expects int"):
+        load_config("demo", ["stage1.epochs=many"])
+
+
+def run_cli(capsys, *argv):
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.mark.parametrize("argv,needle", [
+    (["data", "stats", "--dataset", "cifar10-lt", "--data-dir", "/nonexistent/dir"], "does not exist"),
+    (["data", "stats", "--dataset", "imagenet"], "data.dataset"),
+    (["data", "stats", "--imbalance-factor", "0.5"], "imbalance_factor"),
+    (["data", "stats", "demo", "data.imbalanc_factor=3"], "data.imbalance_factor"),
+    (["data", "stats", "no_such_preset"], "no config preset"),
+    (["train", "--stage", "2"], "--from"),
+    (["train", "--resume", "/nonexistent/run"], "not a run folder"),
+])
+def test_bad_input_is_one_line_exit_2(capsys, no_download, argv, needle):
+    code, out, err = run_cli(capsys, *argv)
+    assert code == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("lcreg: error:") and needle in lines[0]
+    assert "Traceback" not in err
+
+
+def test_existing_run_folder_is_not_overwritten(capsys, tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "keep.txt").write_text("precious")
+    code, _, err = run_cli(capsys, "train", "--out", str(run), "stage1.epochs=1")
+    assert code == 2 and "already exists" in err
+    assert (run / "keep.txt").read_text() == "precious"
+
+
+def test_existing_plot_is_not_overwritten(capsys, tmp_path):
+    plot = tmp_path / "p.png"
+    plot.write_bytes(b"old")
+    code, _, err = run_cli(capsys, "data", "stats", "--plot", str(plot))
+    assert code == 2 and plot.read_bytes() == b"old"
+
+
+def test_data_stats_json_and_plot(capsys, tmp_path):
+    plot = tmp_path / "dist.png"
+    code, out, _ = run_cli(capsys, "data", "stats", "demo", "--json", "--plot", str(plot))
+    assert code == 0
+    stats = json.loads(out)
+    assert stats["counts"][0] == 120 and stats["total"] == sum(stats["counts"])
+    assert stats["imbalance_factor"] == pytest.approx(10.0)
+    assert set(stats["splits"]) == {"many", "medium", "few"} and stats["class_names"][3] == "3"
+    assert plot.stat().st_size > 1000
+
+
+def test_data_stats_table(capsys):
+    code, out, _ = run_cli(capsys, "data", "stats", "demo")
+    assert code == 0 and "imbalance" in out and "many" in out
