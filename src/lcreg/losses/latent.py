@@ -24,7 +24,8 @@ class ReconstructionLoss(nn.Module):
     def forward(self, recon: torch.Tensor, features: torch.Tensor) -> torch.Tensor:
         """recon f_hat (B, D, N) and features f (B, D, N) or (B, D, H, W)."""
         f = features.flatten(2).float()
-        corr = torch.einsum("bdn,bdk->bnk", recon.float(), f)  # C_f, row j: f_hat_j . f_k
+        with torch.autocast(f.device.type, enabled=False):  # fp32 also under bf16 autocast
+            corr = torch.einsum("bdn,bdk->bnk", recon.float(), f)  # C_f, row j: f_hat_j . f_k
         b, n, _ = corr.shape
         target = torch.arange(n, device=corr.device).repeat(b)
         return F.cross_entropy(corr.reshape(b * n, n), target)
@@ -78,10 +79,10 @@ class CovarianceEstimator(nn.Module):
         """(n', mu', Sigma') of one batch. ``samples`` is (B, M, D) with labels None (sample
         [b, m] belongs to category m), or (N, D) with integer labels (N,)."""
         m_total = self.count.shape[0]
-        x = samples.detach().float()
+        x = samples.detach().to(self.mean.dtype)
         if labels is None:  # structured: every category has exactly B samples
             b = x.shape[0]
-            n_batch = torch.full((m_total,), float(b), device=x.device)
+            n_batch = x.new_full((m_total,), float(b))
             mu = x.mean(0)  # (M, D)
             xc = x - mu
             if self.mode == "full":
@@ -90,7 +91,7 @@ class CovarianceEstimator(nn.Module):
                 cov = (xc * xc).mean(0)
             return n_batch, mu, cov
         n_batch = torch.bincount(labels, minlength=m_total).to(x.dtype)
-        mu = torch.zeros(m_total, x.shape[1], device=x.device).index_add_(0, labels, x)
+        mu = x.new_zeros(m_total, x.shape[1]).index_add_(0, labels, x)
         mu = mu / n_batch.clamp(min=1)[:, None]
         xc = x - mu[labels]
         if self.mode == "diagonal":
@@ -128,8 +129,8 @@ class CovarianceEstimator(nn.Module):
     def quadratic(self, keys: torch.Tensor) -> torch.Tensor:
         """Q[m, j] = (w_j - w_m)^T Sigma_m (w_j - w_m) for keys K = [w_1 .. w_M] (D, M),
         computed once per category per step (never per sample)."""
-        k = keys.float()
         cov = self.cov.detach()
+        k = keys.to(cov.dtype)
         if self.mode == "full":
             sk = torch.matmul(cov, k)  # (M, D, M): Sigma_m w_j
             jj = torch.einsum("dj,mdj->mj", k, sk)  # w_j^T Sigma_m w_j
@@ -158,14 +159,19 @@ class LatentAugmentationLoss(nn.Module):
 
     def augmented_logits(self, x: torch.Tensor, labels: torch.Tensor, keys: torch.Tensor,
                          bias: Optional[torch.Tensor], lam: float) -> torch.Tensor:
-        logits = x.float() @ keys.float()
+        dtype = self.estimator.cov.dtype  # fp32 statistics, also under bf16 autocast
+        logits = x.to(dtype) @ keys.to(dtype)
         if bias is not None:
-            logits = logits + bias.float()
+            logits = logits + bias.to(dtype)
         return logits + 0.5 * lam * self.estimator.quadratic(keys)[labels]
 
     def forward(self, weights: torch.Tensor, features: torch.Tensor, sim: torch.Tensor, keys: torch.Tensor,
                 bias: Optional[torch.Tensor] = None, progress: float = 1.0, update: bool = True) -> torch.Tensor:
         """progress = t / T in [0, 1] sets lambda = lambda0 * t / T."""
+        with torch.autocast(features.device.type, enabled=False):  # statistics and bound in fp32
+            return self._loss(weights, features, sim, keys, bias, progress, update)
+
+    def _loss(self, weights, features, sim, keys, bias, progress, update) -> torch.Tensor:
         samples, labels = latent_samples(weights, features, sim, self.sample_mode)
         if update and self.training:
             self.estimator.update(samples, labels)

@@ -1,0 +1,192 @@
+"""Each LCReg equation against a direct, slow computation on random tensors."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from lcreg.losses import CovarianceEstimator, LatentAugmentationLoss, LCRegObjective, ReconstructionLoss, latent_samples
+from lcreg.models import LatentCategoryHead
+
+torch.set_default_dtype(torch.float64)
+B, D, H, W, M, C = 3, 5, 3, 2, 4, 6
+
+
+@pytest.fixture
+def feats():
+    torch.manual_seed(0)
+    return torch.randn(B, D, H, W)
+
+
+def slow_maps(head, f):
+    """Eq. 1-3 written as loops."""
+    keys = head.encoder.weight[:, :, 0] @ head.latents + head.encoder.bias[:, None]  # FC(f'): 1x1 conv
+    x = f.reshape(B, D, H * W)
+    sim = torch.zeros(B, M, H * W)
+    for b in range(B):
+        for m in range(M):
+            for n in range(H * W):
+                sim[b, m, n] = 1 / (1 + math.exp(-float(sum(keys[d, m] * x[b, d, n] for d in range(D)))))
+    weights = torch.zeros_like(sim)
+    recon = torch.zeros(B, D, H * W)
+    for b in range(B):
+        for n in range(H * W):
+            z = sum(math.exp(sim[b, k, n]) for k in range(M))
+            for m in range(M):
+                weights[b, m, n] = math.exp(sim[b, m, n]) / z
+            for d in range(D):
+                recon[b, d, n] = sum(keys[d, m] * weights[b, m, n] for m in range(M))
+    return keys, sim, weights, recon
+
+
+@pytest.mark.parametrize("decoder", ["concat_sim", "sum_recon", "concat_recon"])
+def test_head_matches_equations_1_to_3(feats, decoder):
+    head = LatentCategoryHead(D, C, M, decoder).eval()
+    with torch.no_grad():
+        head.fc.weight.normal_()
+        out = head(feats)
+        keys, sim, weights, recon = slow_maps(head, feats)
+        assert torch.allclose(out.keys, keys, atol=1e-10)
+        assert torch.allclose(out.sim, sim, atol=1e-10)
+        assert torch.allclose(out.weights, weights, atol=1e-10)
+        assert torch.allclose(out.recon, recon, atol=1e-10)
+        # decoder, written out
+        if decoder == "sum_recon":
+            pooled = (feats + recon.view(B, D, H, W)).mean((2, 3))
+        else:
+            extra = sim if decoder == "concat_sim" else recon
+            z = torch.cat([feats, extra.reshape(B, -1, H, W)], 1)
+            conv, bn = head.decoder[0], head.decoder[1]
+            z = torch.einsum("oi,bihw->bohw", conv.weight[:, :, 0, 0], z)
+            z = (z - bn.running_mean[None, :, None, None]) / torch.sqrt(bn.running_var[None, :, None, None] + bn.eps)
+            z = torch.relu(z * bn.weight[None, :, None, None] + bn.bias[None, :, None, None])
+            pooled = z.mean((2, 3))
+        assert torch.allclose(out.logits, pooled @ head.fc.weight.T + head.fc.bias, atol=1e-10)
+        assert out.logits.shape == (B, C)
+
+
+def test_reconstruction_loss_eq4(feats):
+    torch.manual_seed(1)
+    recon = torch.randn(B, D, H * W)
+    x = feats.reshape(B, D, H * W)
+    total = 0.0
+    for b in range(B):
+        for j in range(H * W):
+            row = [float(recon[b, :, j] @ x[b, :, k]) for k in range(H * W)]
+            total += -(row[j] - math.log(sum(math.exp(r) for r in row)))
+    expected = total / (B * H * W)
+    assert ReconstructionLoss()(recon, feats).item() == pytest.approx(expected, rel=1e-6)  # computed in fp32
+
+
+def stream(seed=0, batches=7, n=9, dim=3, cats=4):
+    rng = np.random.default_rng(seed)
+    out = []
+    for t in range(batches):
+        labels = rng.integers(0, cats - 1 if t % 2 else cats, n)  # odd batches lack the last category
+        if t == 3:
+            labels[:] = 0  # a batch with a single category
+        x = rng.normal(size=(n, dim)) * (1 + labels[:, None]) + labels[:, None]
+        out.append((torch.tensor(x), torch.tensor(labels)))
+    return out
+
+
+@pytest.mark.parametrize("mode", ["full", "diagonal"])
+def test_estimator_equals_numpy_cov_over_the_stream(mode):
+    est = CovarianceEstimator(4, 3, mode)
+    seen_x, seen_y = [], []
+    for x, y in stream():
+        est.update(x, y)
+        seen_x.append(x.numpy())
+        seen_y.append(y.numpy())
+        all_x, all_y = np.concatenate(seen_x), np.concatenate(seen_y)
+        for m in range(4):
+            xm = all_x[all_y == m]
+            assert est.count[m].item() == len(xm)
+            if len(xm) == 0:
+                assert torch.all(est.cov[m] == 0)
+                continue
+            cov = np.atleast_2d(np.cov(xm, rowvar=False, bias=True))
+            expected = cov if mode == "full" else np.diag(cov)
+            assert np.allclose(est.mean[m].double().numpy(), xm.mean(0), atol=1e-5)
+            assert np.allclose(est.cov[m].double().numpy(), expected, atol=1e-5)
+
+
+def test_estimator_structured_input_equals_labelled_input():
+    torch.manual_seed(0)
+    a, b = CovarianceEstimator(4, 3), CovarianceEstimator(4, 3)
+    for _ in range(3):
+        x = torch.randn(5, 4, 3)  # (B, M, D): sample [i, m] belongs to category m
+        a.update(x)
+        b.update(x.reshape(20, 3), torch.arange(4).repeat(5))
+    assert torch.allclose(a.cov, b.cov, atol=1e-6) and torch.allclose(a.mean, b.mean, atol=1e-6)
+
+
+def test_latent_samples_pooled_and_positions(feats):
+    torch.manual_seed(2)
+    weights = torch.softmax(torch.randn(B, M, H * W), 1)
+    pooled, labels = latent_samples(weights, feats, weights, "pooled")
+    x = feats.reshape(B, D, H * W)
+    for b in range(B):
+        for m in range(M):
+            expected = (weights[b, m] * x[b]).sum(1) / weights[b, m].sum()
+            assert torch.allclose(pooled[b, m].double(), expected, atol=1e-6)
+    assert labels is None
+    samples, labels = latent_samples(weights, feats, weights, "positions")
+    assert samples.shape == (B * H * W, D)
+    assert torch.equal(labels.view(B, H * W), weights.argmax(1))
+    assert torch.allclose(samples[H * W + 1].double(), x[1, :, 1], atol=1e-6)
+
+
+@pytest.mark.parametrize("mode", ["full", "diagonal"])
+def test_augmented_logits_match_formula(mode):
+    torch.manual_seed(3)
+    loss = LatentAugmentationLoss(M, D, covariance=mode)
+    for _ in range(2):
+        loss.estimator.update(torch.randn(6, M, D))
+    keys, bias = torch.randn(D, M), torch.randn(M)
+    x, labels = torch.randn(7, D), torch.randint(0, M, (7,))
+    lam = 0.37
+    z = loss.augmented_logits(x, labels, keys, bias, lam)
+    cov = loss.estimator.cov.double()
+    for i in range(7):
+        m = labels[i]
+        sigma = cov[m] if mode == "full" else torch.diag(cov[m])
+        for j in range(M):
+            dw = keys[:, j] - keys[:, m]
+            expected = keys[:, j] @ x[i] + bias[j] + lam / 2 * dw @ sigma @ dw
+            assert z[i, j].item() == pytest.approx(expected.item(), rel=1e-5, abs=1e-5)
+
+
+def test_surrogate_upper_bounds_monte_carlo_cross_entropy():
+    """Eq. 7-8: the loss is an upper bound of the expected CE over f + N(0, lambda Sigma_m)."""
+    torch.manual_seed(4)
+    loss = LatentAugmentationLoss(M, D, covariance="full")
+    loss.estimator.update(torch.randn(50, M, D) * torch.linspace(0.5, 2, D))
+    keys, bias = torch.randn(D, M), torch.randn(M)
+    x, labels = torch.randn(5, D), torch.arange(5) % M
+    lam = 0.8
+    surrogate = F.cross_entropy(loss.augmented_logits(x, labels, keys, bias, lam), labels, reduction="none")
+    plain = F.cross_entropy(loss.augmented_logits(x, labels, keys, bias, 0.0), labels, reduction="none")
+    for i in range(5):
+        sigma = loss.estimator.cov[labels[i]].double()
+        dist = torch.distributions.MultivariateNormal(torch.zeros(D), covariance_matrix=lam * sigma + 1e-9 * torch.eye(D))
+        xs = x[i] + dist.sample((20000,))
+        mc = F.cross_entropy(xs @ keys + bias, labels[i].expand(20000)).item()
+        assert mc <= surrogate[i].item() + 1e-3
+        assert plain[i].item() < surrogate[i].item()
+
+
+def test_objective_switches_give_the_ablation_rows(feats):
+    torch.manual_seed(5)
+    head = LatentCategoryHead(D, C, M)
+    out = head(feats)
+    y = torch.randint(0, C, (B,))
+    aug = LatentAugmentationLoss(M, D)
+    for alpha, beta, expected in [(0.1, 0.1, {"cls", "recon", "latent_aug"}), (0.0, 0.1, {"cls", "recon"}),
+                                  (0.1, 0.0, {"cls", "latent_aug"}), (0.0, 0.0, {"cls"})]:
+        total, terms = LCRegObjective(alpha, beta, 1.0, aug)(out, feats, y, y, 1.0, 0.5, head.latent_bias)
+        assert set(terms) == expected
+        want = terms["cls"] + alpha * terms.get("latent_aug", 0) + beta * terms.get("recon", 0)
+        assert torch.allclose(total, want)
