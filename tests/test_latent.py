@@ -10,8 +10,16 @@ import torch.nn.functional as F
 from lcreg.losses import CovarianceEstimator, LatentAugmentationLoss, LCRegObjective, ReconstructionLoss, latent_samples
 from lcreg.models import LatentCategoryHead
 
-torch.set_default_dtype(torch.float64)
 B, D, H, W, M, C = 3, 5, 3, 2, 4, 6
+
+
+@pytest.fixture(autouse=True)
+def float64():
+    """Exact comparisons in double precision; restored so other test files see float32."""
+    old = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    yield
+    torch.set_default_dtype(old)
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ import pytest
 from lcreg.config import DataConfig
 from lcreg.data import build_dataset
 from lcreg.errors import LcregError
-from conftest import write_image
+from conftest import SHARED_DATA, write_image
 
 RGB = np.full((12, 10, 3), 200, dtype=np.uint8)
 
@@ -140,3 +140,16 @@ def test_class_folders_must_match(tmp_path, no_download):
     write_image(tmp_path / "test" / "c" / "x.png", RGB)
     with pytest.raises(LcregError, match="differ"):
         build_dataset(DataConfig(dataset="folder", data_dir=str(tmp_path), imbalance_factor=None, image_size=8))
+
+
+@pytest.mark.skipif(not SHARED_DATA.exists(), reason="../shared/data/cifar10-jpeg.tar.gz not present")
+def test_data_stats_on_the_real_jpeg_copy(capsys, no_download):
+    import json
+
+    from lcreg.cli import main
+
+    assert main(["data", "stats", "cifar10_lt_if100", "--data-dir", str(SHARED_DATA), "--json"]) == 0
+    stats = json.loads(capsys.readouterr().out)
+    assert stats["total"] == 12406 and stats["counts"][0] == 5000 and stats["counts"][-1] == 50
+    assert stats["class_names"][0] == "airplane" and stats["class_names"][-1] == "truck"
+    assert stats["test_total"] == 10000
