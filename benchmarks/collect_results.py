@@ -1,0 +1,87 @@
+"""Collect every committed run under results/ into one markdown table (and mean +- std
+over seeds of the same preset), from the files each run folder holds.
+
+    python benchmarks/collect_results.py [results] > results/README.md
+
+Numbers are percentages of the FINAL epoch of each stage on the test split.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+import yaml
+
+
+def pct(x) -> str:
+    return "-" if x is None else f"{100 * x:.2f}"
+
+
+def load_runs(root: Path) -> list[dict]:
+    runs = []
+    for final_path in sorted(root.glob("**/final_metrics.json")):
+        run = final_path.parent
+        final = json.loads(final_path.read_text())
+        cfg = yaml.safe_load((run / "config.yaml").read_text())
+        env = json.loads((run / "environment.json").read_text())
+        runs.append({"dir": run, "final": final, "cfg": cfg, "env": env})
+    return runs
+
+
+def method_name(cfg: dict) -> str:
+    latent = cfg["model"]["latent"]
+    if not latent["enabled"]:
+        return "MiSLAS (latent head off)"
+    loss = cfg["loss"]
+    return (f"LCReg (M={latent['num_latents']}, decoder={latent['decoder']}, alpha={loss['alpha']}, "
+            f"beta={loss['beta']}, samples={loss['latent_samples']})")
+
+
+def table(runs: list[dict], root: Path) -> str:
+    lines = [
+        "| run | method | seed | stage-1 top-1 | top-1 | Many | Medium | Few | ECE | epochs | device | commit |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in runs:
+        s1 = r["final"].get("stage1", {}).get("test", {})
+        s2 = r["final"].get("stage2", {}).get("test", {})
+        cfg = r["cfg"]
+        epochs = f"{cfg['stage1']['epochs']}+{cfg['stage2']['epochs']}"
+        lines.append(
+            f"| `{r['dir'].relative_to(root)}` | {method_name(cfg)} | {cfg['seed']} | {pct(s1.get('top1'))} | "
+            f"{pct(s2.get('top1'))} | {pct(s2.get('many'))} | {pct(s2.get('medium'))} | {pct(s2.get('few'))} | "
+            f"{pct(s2.get('ece'))} | {epochs} | {r['env']['device']} | `{(r['env']['commit'] or '?')[:12]}` |")
+    return "\n".join(lines)
+
+
+def seed_summary(runs: list[dict]) -> str:
+    groups: dict[tuple, list[float]] = defaultdict(list)
+    for r in runs:
+        top1 = r["final"].get("stage2", {}).get("test", {}).get("top1")
+        if top1 is not None:
+            groups[(r["cfg"]["name"], method_name(r["cfg"]))].append(100 * top1)
+    lines = ["| preset | method | seeds | top-1 mean | std |", "|---|---|---|---|---|"]
+    for (name, method), vals in sorted(groups.items()):
+        std = f"{statistics.stdev(vals):.2f}" if len(vals) > 1 else "- (one seed)"
+        lines.append(f"| {name} | {method} | {len(vals)} | {statistics.mean(vals):.2f} | {std} |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    root = Path(sys.argv[1] if len(sys.argv) > 1 else "results")
+    runs = load_runs(root)
+    print("# Results\n")
+    print("Written by `python benchmarks/collect_results.py` from the run folders below; each folder holds")
+    print("the resolved config, seed, commit, device, per-epoch log (`metrics.jsonl`) and final metrics.")
+    print("Top-1, Many/Medium/Few and ECE (15 bins) in %, final epoch of stage 2 on the test split.\n")
+    print(table(runs, root))
+    print("\n## Mean and spread over seeds\n")
+    print(seed_summary(runs))
+
+
+if __name__ == "__main__":
+    main()
