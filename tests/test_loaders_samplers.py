@@ -92,3 +92,34 @@ def test_ddp_shards_are_disjoint_and_cover():
     assert sum(len(s) for s in shards) >= len(TARGETS)
     assert set().union(*map(set, shards)) == set(range(len(TARGETS)))
     assert len(set(shards[0]) & set(shards[1])) <= 1
+
+
+def test_worker_loader_reads_paths_and_names_a_corrupt_file(tmp_path):
+    from PIL import Image
+
+    from lcreg.data import worker_loader
+    from lcreg.errors import LcregError
+
+    paths = []
+    for i in range(4):
+        p = tmp_path / f"{i}.png"
+        Image.fromarray(np.full((40, 30), 60 * i, dtype=np.uint8)).save(p)  # grayscale, not square
+        paths.append(str(p))
+    split = ImageSet(np.array([0, 1, 0, 1]), paths=paths)
+    train = worker_loader(split, 2, 24, MEAN, STD, train=True, sampler=create_sampler("instance", split.targets),
+                          num_workers=0, color_jitter=0.4, pin_memory=False)
+    x, y = next(iter(train))
+    assert x.shape == (2, 3, 24, 24) and y.dtype == torch.int64
+    test = worker_loader(split, 3, 24, MEAN, STD, train=False, num_workers=0, pin_memory=False)
+    assert [b[0].shape[0] for b in test] == [3, 1]
+    (tmp_path / "2.png").write_bytes(b"garbage")
+    with pytest.raises(LcregError, match="2.png"):
+        list(test)
+
+
+def test_cli_error_from_a_worker_is_one_line():
+    from lcreg.cli import _one_line
+
+    wrapped = ("Caught LcregError in DataLoader worker process 0.\nOriginal Traceback (most recent call last):\n"
+               '  File "x.py", line 1\nlcreg.errors.LcregError: cannot read image /d/bad.jpg: OSError')
+    assert _one_line(wrapped) == "cannot read image /d/bad.jpg: OSError"

@@ -227,6 +227,14 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _one_line(message: str) -> str:
+    """A DataLoader worker re-raises our error with its whole traceback in the message;
+    keep only our own sentence."""
+    if "Original Traceback" in message:
+        message = message.strip().splitlines()[-1].split("LcregError: ", 1)[-1]
+    return message
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = build_parser()
     # overrides may follow options (lcreg train PRESET --data-dir D key=value): argparse
@@ -240,7 +248,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     try:
         return args.func(args)
     except LcregError as e:
-        print(f"lcreg: error: {e}", file=sys.stderr)
+        print(f"lcreg: error: {_one_line(str(e))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("lcreg: interrupted (resume with: lcreg train --resume RUN_FOLDER)", file=sys.stderr)
