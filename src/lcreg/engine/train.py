@@ -198,7 +198,7 @@ def freeze_for_stage2(model: LongTailNet) -> None:
         p.requires_grad_(True)
 
 
-def model_summary(data: LongTailData, cfg: Config) -> dict:
+def model_summary(data: LongTailData) -> dict:
     """What a checkpoint needs so that eval/predict can rebuild the model on its own."""
     return {"class_names": data.class_names, "counts": data.counts, "splits": data.splits,
             "thresholds": list(data.thresholds), "image_shape": data.image_shape}
@@ -244,7 +244,7 @@ class Trainer:
             "objective": self.objective.state_dict(), "optimizer": optimizer.state_dict(),
             "scheduler": scheduler.state_dict(), "rng": self.rng.bit_generator.state,
             "loader_rng": loader.generator.get_state() if hasattr(loader, "generator") else None,
-            "config": self.cfg, "summary": model_summary(self.data, self.cfg),
+            "config": self.cfg, "summary": model_summary(self.data),
         }, self.run_dir / "checkpoint.pt")
 
     def _restore(self, state: dict, optimizer, scheduler, loader) -> None:
@@ -256,11 +256,11 @@ class Trainer:
         if state.get("loader_rng") is not None and hasattr(loader, "generator"):
             loader.generator.set_state(state["loader_rng"])
 
-    def _finish_stage(self, stage: int, epoch: int, record: dict, evals: dict) -> None:
+    def _finish_stage(self, stage: int, epoch: int, evals: dict) -> None:
         self.final[f"stage{stage}"] = {"epoch": epoch, **evals}
         (self.run_dir / "final_metrics.json").write_text(json.dumps(self.final, indent=2))
         save_checkpoint({"model": self.model.state_dict(), "config": self.cfg, "stage": stage,
-                         "summary": model_summary(self.data, self.cfg)},
+                         "summary": model_summary(self.data)},
                         self.run_dir / f"stage{stage}_model.pt")
 
     def _epoch_loop(self, stage: int, epochs: int, start_epoch: int, run_epoch: Callable[[int], EpochResult],
@@ -281,7 +281,7 @@ class Trainer:
             self.logger.log_epoch(record)
             self._checkpoint(stage, epoch + 1, optimizer, scheduler, loader)
             if last:
-                self._finish_stage(stage, epoch + 1, record, {k: record[k] for k in ("test", "val") if k in record})
+                self._finish_stage(stage, epoch + 1, {k: record[k] for k in ("test", "val") if k in record})
 
     # -- stages -------------------------------------------------------------------------
     def stage1(self, resume: Optional[dict] = None) -> None:
