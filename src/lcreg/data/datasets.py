@@ -1,0 +1,174 @@
+"""``build_dataset``: any accepted source -> a long-tailed train split, a test split, an
+optional held-out validation split, class names, training counts and Many/Medium/Few."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+
+from lcreg.config import DataConfig
+from lcreg.data import sources
+from lcreg.data.cache import default_cache_dir, extract_archive, is_archive
+from lcreg.data.images import ImageSet
+from lcreg.data.longtail import make_longtail_indices, shot_splits, stratified_split
+from lcreg.errors import LcregError
+
+DEMO_N_MAX = 120  # the demo keeps 120 .. 12 training digits per class (IF 10)
+
+
+@dataclass
+class LongTailData:
+    name: str
+    train: ImageSet
+    test: ImageSet
+    class_names: list[str]
+    splits: dict[str, list[int]]
+    thresholds: tuple[int, int]  # (many_threshold, few_threshold)
+    val: Optional[ImageSet] = None
+    source: str = ""
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    @property
+    def counts(self) -> list[int]:
+        return np.bincount(self.train.targets, minlength=self.num_classes).tolist()
+
+    @property
+    def image_shape(self) -> Optional[tuple[int, ...]]:
+        return None if self.train.images is None else tuple(self.train.images.shape[1:])
+
+    def stats(self) -> dict:
+        counts = self.counts
+        nonzero = [n for n in counts if n > 0]
+        return {
+            "dataset": self.name,
+            "source": self.source,
+            "num_classes": self.num_classes,
+            "counts": counts,
+            "total": int(sum(counts)),
+            "imbalance_factor": (max(nonzero) / min(nonzero)) if nonzero else None,
+            "class_names": self.class_names,
+            "splits": self.splits,
+            "split_rule": f"many > {self.thresholds[0]} >= medium >= {self.thresholds[1]} > few (training counts)",
+            "test_total": len(self.test),
+            "test_counts": np.bincount(self.test.targets, minlength=self.num_classes).tolist(),
+            "val_total": 0 if self.val is None else len(self.val),
+        }
+
+
+def _data_root(cfg: DataConfig, cache_dir: Path) -> Optional[Path]:
+    if cfg.data_dir is None:
+        return None
+    root = Path(cfg.data_dir).expanduser()
+    if not root.exists():
+        raise LcregError(f"data dir {root} does not exist (check --data-dir)")
+    if is_archive(root):
+        return extract_archive(root, cache_dir)
+    if root.is_file():
+        raise LcregError(f"data dir {root} is a file, not a folder or an archive (.tar.gz, .tgz, .zip)")
+    return root
+
+
+def _is_empty(root: Path) -> bool:
+    return not any(p for p in root.iterdir() if not p.name.startswith("."))
+
+
+def _read_cifar(which: str, cfg: DataConfig, cache_dir: Path) -> tuple[ImageSet, ImageSet, list[str], str]:
+    root = _data_root(cfg, cache_dir)
+    if root is not None:
+        folder = sources.find_cifar_pickles(root, which)
+        if folder is not None:
+            return (*sources.read_cifar_pickles(folder, which), str(folder))
+        split_dirs = sources.find_split_folders(root)
+        if split_dirs is not None:
+            train, test, names = sources.read_split_folders(*split_dirs, image_size=32, cache_dir=cache_dir)
+            return train, test, names, str(root)
+        if not _is_empty(root) or not cfg.download:
+            what = "is empty" if _is_empty(root) else "matches none of the accepted layouts"
+            raise LcregError(f"data dir {root} {what}; expected {sources.CIFAR_LAYOUTS}")
+    target = root if root is not None else cache_dir / "data"
+    if not cfg.download:
+        raise LcregError(f"no data dir given for {which.upper()}; pass --data-dir with {sources.CIFAR_LAYOUTS}")
+    folder = sources.find_cifar_pickles(target, which) or sources.download_cifar(target, which)
+    return (*sources.read_cifar_pickles(folder, which), str(folder))
+
+
+def _read_folder(cfg: DataConfig, cache_dir: Path, decode_size: Optional[int]) -> tuple[ImageSet, ImageSet, list[str], str]:
+    root = _data_root(cfg, cache_dir)
+    if root is None:
+        raise LcregError("dataset 'folder' needs --data-dir (train/<class>/ and test/<class>/, or one <class>/ folder)")
+    split_dirs = sources.find_split_folders(root)
+    if split_dirs is not None:
+        return (*sources.read_split_folders(*split_dirs, image_size=decode_size, cache_dir=cache_dir), str(root))
+    full, names = sources.read_single_folder(root, decode_size, cache_dir)
+    train_idx, test_idx = stratified_split(full.targets, cfg.test_fraction, seed=cfg.selection_seed)
+    return full.subset(train_idx), full.subset(test_idx), names, f"{root} (stratified test fraction {cfg.test_fraction})"
+
+
+def _read_lists(cfg: DataConfig, cache_dir: Path, decode_size: Optional[int]) -> tuple[ImageSet, ImageSet, list[str], str]:
+    root = _data_root(cfg, cache_dir)
+    if root is None or cfg.train_list is None or cfg.test_list is None:
+        raise LcregError("dataset 'list' needs --data-dir (image root) and data.train_list, data.test_list")
+
+    def resolve(p: str) -> Path:
+        path = Path(p).expanduser()
+        return path if path.is_absolute() or path.exists() else root / path
+
+    train, test, names = sources.read_list_files(
+        root, resolve(cfg.train_list), resolve(cfg.test_list), cfg.reindex_by_frequency, decode_size, cache_dir
+    )
+    return train, test, names, f"{root} ({cfg.train_list}, {cfg.test_list})"
+
+
+def uses_device_loader(cfg: DataConfig) -> bool:
+    """Small images live decoded on the training device; large ones go through workers."""
+    if cfg.loader == "auto":
+        return cfg.dataset in ("cifar10-lt", "cifar100-lt", "demo") or cfg.image_size <= 64
+    return cfg.loader == "device"
+
+
+def build_dataset(cfg: DataConfig) -> LongTailData:
+    cache_dir = default_cache_dir(cfg.cache_dir)
+    decode_size = cfg.image_size if uses_device_loader(cfg) else None
+    if cfg.dataset in ("cifar10-lt", "cifar100-lt"):
+        train, test, names, source = _read_cifar(cfg.dataset.split("-")[0], cfg, cache_dir)
+        n_max = None
+    elif cfg.dataset == "folder":
+        train, test, names, source = _read_folder(cfg, cache_dir, decode_size)
+        n_max = None
+    elif cfg.dataset == "list":
+        train, test, names, source = _read_lists(cfg, cache_dir, decode_size)
+        n_max = None
+    elif cfg.dataset == "demo":
+        train, test, names = sources.read_digits(seed=0)
+        source, n_max = "scikit-learn load_digits (8x8 handwritten digits)", DEMO_N_MAX
+    else:
+        raise LcregError(f"unknown dataset '{cfg.dataset}' (cifar10-lt, cifar100-lt, folder, list, demo)")
+
+    if cfg.imbalance_factor is not None:
+        keep = make_longtail_indices(
+            train.targets, len(names), cfg.imbalance_factor, cfg.profile, cfg.selection_seed, n_max=n_max
+        )
+        train = train.subset(keep)
+    val = None
+    if cfg.val_fraction > 0:
+        train_idx, val_idx = stratified_split(train.targets, cfg.val_fraction, seed=cfg.selection_seed)
+        train, val = train.subset(train_idx), train.subset(val_idx)
+    counts = np.bincount(train.targets, minlength=len(names)).tolist()
+    if len(train) == 0:
+        raise LcregError(f"the training split of {source} is empty")
+    return LongTailData(
+        name=cfg.dataset,
+        train=train,
+        test=test,
+        val=val,
+        class_names=list(names),
+        splits=shot_splits(counts, cfg.many_threshold, cfg.few_threshold),
+        thresholds=(cfg.many_threshold, cfg.few_threshold),
+        source=source,
+    )
