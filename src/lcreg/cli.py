@@ -1,6 +1,11 @@
 """``lcreg`` command line: parse, call, print.
 
     lcreg train [PRESET] [key=value ...]      stage 1 + stage 2 into a new run folder
+    lcreg eval RUN_OR_CHECKPOINT              metrics.json, summary.md, reliability / per-class / confusion plots
+    lcreg analyze RUN_OR_CHECKPOINT           latent histograms, montages, KL table
+    lcreg predict CHECKPOINT PATH...          top-k classes per image (table, --json, --csv)
+    lcreg report RUN                          markdown + HTML report of a run
+    lcreg export CHECKPOINT --format F        TorchScript or ONNX, checked against the model
     lcreg data stats [PRESET] [--json]        class counts, Many/Medium/Few, plot
     lcreg data prepare [PRESET]               decode images once into the cache
     lcreg configs                             list the presets
@@ -114,6 +119,121 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 # --------------------------------------------------------------------------------------
+# after training: eval, analyze, predict, report, export
+
+
+def _load(args: argparse.Namespace):
+    from lcreg.engine.environment import select_device
+    from lcreg.engine.inference import load_trained_model
+
+    device = select_device(args.device or "auto")
+    return load_trained_model(args.model, device), device
+
+
+def _default_out(trained, folder: str) -> Path:
+    """Next to the model: RUN/<folder> for a run folder's model, else <stem>_<folder>."""
+    if trained.run_dir is not None:
+        return trained.run_dir / folder
+    return trained.path.with_name(f"{trained.path.stem}_{folder}")
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from lcreg.engine.evaluation import EVAL_FILES, evaluate_checkpoint, pct
+
+    trained, device = _load(args)
+    out = Path(args.out) if args.out else _default_out(trained, "eval" if args.split == "test" else f"eval_{args.split}")
+    result = evaluate_checkpoint(trained, out, device, args.data_dir, args.split, args.batch_size)
+    m = result["metrics"]
+    print(f"{result['checkpoint']} on {result['split']} ({m['num_samples']} images)")
+    print(f"  top-1 {pct(m['top1'])}  top-5 {pct(m['top5'])}  many {pct(m['many'])}  medium {pct(m['medium'])}  "
+          f"few {pct(m['few'])}  ece {pct(m['ece'])}  mce {pct(m['mce'])}  nll {m['nll']:.4f}")
+    print(f"  splits: {result['split_rule']} ({result['split_classes']['many']} / "
+          f"{result['split_classes']['medium']} / {result['split_classes']['few']} classes)")
+    print(f"  wrote {out}/: {', '.join(EVAL_FILES)}")
+    return 0
+
+
+def _int_list(text: Optional[str]) -> Optional[list[int]]:
+    if not text:
+        return None
+    try:
+        return [int(t) for t in text.split(",") if t.strip()]
+    except ValueError:
+        raise LcregError(f"--latents takes comma-separated integers, got '{text}'") from None
+
+
+def cmd_analyze(args: argparse.Namespace) -> int:
+    from lcreg.engine.analysis import ANALYSIS_FILES, analyze_checkpoint
+
+    trained, device = _load(args)
+    out = Path(args.out) if args.out else _default_out(trained, "analysis")
+    result = analyze_checkpoint(trained, out, device, args.data_dir, per_split=args.per_split,
+                                num_latents_shown=args.num_latents, images_per_latent=args.images_per_latent,
+                                latents=_int_list(args.latents), seed=args.seed)
+    s = result["sharing"]
+    print(f"{result['checkpoint']}: {result['num_latents']} latent categories over {result['num_images']} images")
+    print(f"  tail classes' top-{s['top_k']} latents shared with the head: {s['mean_shared_with_head']}")
+    print(f"  mean KL tail -> nearest head class {s['mean_kl_tail_to_nearest_head']}, "
+          f"between head classes {s['mean_kl_between_head_classes']}")
+    print(f"  wrote {out}/: {', '.join(ANALYSIS_FILES)}")
+    return 0
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    import csv
+
+    from lcreg.engine.prediction import gather_files, predict_files
+
+    files = gather_files(args.paths)
+    trained, device = _load(args)
+    results, skipped = predict_files(trained, files, device, args.top_k, args.batch_size)
+    for path, reason in skipped:
+        print(f"lcreg: skipped {path}: {_one_line(reason)}", file=sys.stderr)
+    if not results:
+        raise LcregError(f"none of the {len(files)} files could be read")
+    if args.json:
+        print(json.dumps([{"path": r.path, "top": [{"class": c, "index": i, "probability": p}
+                                                  for c, i, p in zip(r.classes, r.indices, r.probabilities)]}
+                          for r in results]))
+    elif args.csv:
+        w = csv.writer(sys.stdout)
+        w.writerow(["path", "rank", "class", "index", "probability"])
+        for r in results:
+            for rank, (c, i, p) in enumerate(zip(r.classes, r.indices, r.probabilities), 1):
+                w.writerow([r.path, rank, c, i, f"{p:.6f}"])
+    else:
+        width = max(len(r.path) for r in results)
+        for r in results:
+            top = "  ".join(f"{c} {100 * p:5.1f}%" for c, p in zip(r.classes, r.probabilities))
+            print(f"{r.path:<{width}}  {top}")
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from lcreg.engine.environment import select_device
+    from lcreg.engine.run_report import build_run_report
+
+    run_dir = Path(args.run)
+    out = Path(args.out) if args.out else run_dir / "report"
+    result = build_run_report(run_dir, out, select_device(args.device or "auto"), args.data_dir)
+    print(f"wrote {result['markdown']} and {result['html']}")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from lcreg.engine.export import export_model
+
+    trained, _ = _load(args)
+    suffix = {"torchscript": ".ts", "onnx": ".onnx"}.get(args.format, "")
+    out = Path(args.out) if args.out else trained.path.with_suffix(suffix)
+    info = export_model(trained, args.format, out)
+    print(f"wrote {info['path']} ({info['format']}: images (B, {', '.join(map(str, info['input']))}) -> logits "
+          f"(B, {info['num_classes']}); max |logit difference| on {info['check_batch']} images: "
+          f"{info['max_abs_diff']:.2e})")
+    return 0
+
+
+# --------------------------------------------------------------------------------------
 # data
 
 
@@ -209,6 +329,48 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--deterministic", action="store_true", help="repeatable bit for bit on CPU")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_train)
+
+    def model_command(name: str, func, help: str, model_help: str = "a run folder or a model .pt file"):
+        p = sub.add_parser(name, help=help, description=help)
+        p.add_argument("model", help=model_help)
+        p.add_argument("--device", help="auto, cpu, cuda, cuda:N")
+        p.set_defaults(func=func)
+        return p
+
+    p = model_command("eval", cmd_eval, "metrics and plots of a trained model on its test split")
+    p.add_argument("--data-dir", help="evaluate on this data instead (same classes, same layouts as training)")
+    p.add_argument("--split", choices=["test", "val"], default="test")
+    p.add_argument("--out", help="output folder (default: RUN/eval)")
+    p.add_argument("--batch-size", type=int, default=512)
+
+    p = model_command("analyze", cmd_analyze, "latent-category histograms, montages and KL table (LCReg models)")
+    p.add_argument("--data-dir", help="analyze on this data instead (same classes)")
+    p.add_argument("--out", help="output folder (default: RUN/analysis)")
+    p.add_argument("--per-split", type=int, default=3, help="images per Many / Medium / Few in the histograms")
+    p.add_argument("--num-latents", type=int, default=8, help="latent categories in the montage (most used)")
+    p.add_argument("--latents", help="comma-separated latent categories for the montage instead")
+    p.add_argument("--images-per-latent", type=int, default=6)
+    p.add_argument("--seed", type=int, default=0, help="which images are sampled for the histograms")
+
+    p = model_command("predict", cmd_predict, "top-k classes for images or folders of images")
+    p.add_argument("paths", nargs="+", help="image files or folders (searched recursively)")
+    p.add_argument("--top-k", type=int, default=5)
+    p.add_argument("--batch-size", type=int, default=256)
+    fmt = p.add_mutually_exclusive_group()
+    fmt.add_argument("--json", action="store_true", help="one JSON list on stdout")
+    fmt.add_argument("--csv", action="store_true", help="CSV on stdout (path, rank, class, index, probability)")
+
+    p = sub.add_parser("report", help="markdown + HTML report of a run folder",
+                       description="config, data, training curves, final metrics, eval and analysis figures")
+    p.add_argument("run", help="a run folder")
+    p.add_argument("--data-dir", help="data for the evaluation, if not where training found it")
+    p.add_argument("--out", help="output folder (default: RUN/report)")
+    p.add_argument("--device", help="auto, cpu, cuda, cuda:N")
+    p.set_defaults(func=cmd_report)
+
+    p = model_command("export", cmd_export, "export to TorchScript or ONNX, checked against the model")
+    p.add_argument("--format", choices=["torchscript", "onnx"], default="torchscript")
+    p.add_argument("--out", help="output file (default: next to the model, .ts or .onnx)")
 
     pd = sub.add_parser("data", help="dataset statistics and preparation")
     dsub = pd.add_subparsers(dest="data_command", required=True)

@@ -76,3 +76,17 @@ def classification_metrics(logits: torch.Tensor, targets: torch.Tensor, splits: 
         "per_class": [None if np.isnan(a) else float(a) for a in class_acc],
         "num_samples": int(len(tgt_np)),
     }
+
+
+def confusion_matrix(pred: np.ndarray, targets: np.ndarray, num_classes: int) -> np.ndarray:
+    """Counts, (C, C): entry [t, p] = images of class t predicted as p."""
+    return np.bincount(targets * num_classes + pred, minlength=num_classes * num_classes).reshape(num_classes, num_classes)
+
+
+def group_confusion(matrix: np.ndarray, splits: dict[str, Sequence[int]]) -> tuple[np.ndarray, list[str]]:
+    """The confusion matrix summed over Many / Medium / Few groups (non-empty groups only):
+    where the images of each group end up."""
+    names = [n for n in ("many", "medium", "few") if len(splits.get(n, []))]
+    idx = [list(splits[n]) for n in names]
+    out = np.array([[matrix[np.ix_(r, c)].sum() for c in idx] for r in idx], dtype=np.int64)
+    return out, names

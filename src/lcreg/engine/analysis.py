@@ -1,0 +1,132 @@
+"""``lcreg analyze``: what the latent categories of a trained LCReg model learned.
+
+Writes image_histograms.png (Fig. 4-5: images of Many / Medium / Few classes beside their
+latent histograms), latent_montage.png (per latent category, the images that weigh most
+on it with its similarity map overlaid), kl_table.csv + kl_heatmap.png (Table 8),
+class_histograms.csv, sharing.json and analysis.md.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+from typing import Optional, Sequence
+
+import numpy as np
+import torch
+
+from lcreg.engine.inference import (
+    TrainedModel,
+    collect_outputs,
+    eval_loader,
+    evaluation_data,
+    normalized_batch,
+    similarity_maps,
+    split_images,
+)
+from lcreg.errors import LcregError
+from lcreg.eval.analysis import class_histograms, kl_table, sample_per_split, sharing_summary, top_images_per_latent
+from lcreg.eval.latent_plots import plot_image_histograms, plot_kl_heatmap, plot_latent_montage
+
+ANALYSIS_FILES = ("image_histograms.png", "latent_montage.png", "kl_table.csv", "kl_heatmap.png",
+                  "class_histograms.csv", "sharing.json", "analysis.md")
+
+
+def _write_matrix(path: Path, matrix: np.ndarray, rows: Sequence[str], cols: Sequence[str], corner: str) -> None:
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow([corner, *cols])
+        for name, row in zip(rows, matrix):
+            w.writerow([name, *[f"{v:.6g}" for v in row]])
+
+
+def analysis_markdown(sharing: dict, usage: np.ndarray, names: Sequence[str], kl: np.ndarray, order: list[int]) -> str:
+    def f(x):
+        return "n/a" if x is None else f"{x:.3f}"
+
+    active = int((usage > 1.0 / len(usage) / 4).sum())
+    lines = [
+        "# Latent-category analysis",
+        "",
+        f"{len(usage)} latent categories; {active} carry more than a quarter of the uniform share "
+        f"(1/{len(usage)}) of the weight over the split.",
+        "",
+        f"Tail classes (Medium + Few): {sharing['tail_classes']}; head classes (Many): {sharing['head_classes']}.",
+        f"Share of a tail class's top-{sharing['top_k']} latent categories that are also among some head class's "
+        f"top-{sharing['top_k']}: **{f(sharing['mean_shared_with_head'])}**.",
+        f"Mean KL from a tail class to its nearest head class: {f(sharing['mean_kl_tail_to_nearest_head'])}; "
+        f"mean KL between two head classes: {f(sharing['mean_kl_between_head_classes'])}.",
+        "",
+        "| tail class | split | nearest head class | KL | top latents | shared with head |",
+        "|---|---|---|---|---|---|",
+    ]
+    for t in sharing["tail"]:
+        lines.append(f"| {t['class']} | {t['split']} | {t['nearest_head_class']} | {f(t['kl_to_nearest_head'])} "
+                     f"| {', '.join(map(str, t['top_latents']))} | {t['shared_with_head']:.2f} |")
+    if len(order) <= 12:
+        lines += ["", "KL(row || column) of the classes' mean latent histograms (Table 8 of the paper):", "",
+                  "| | " + " | ".join(names[c] for c in order) + " |", "|---" * (len(order) + 1) + "|"]
+        for i in order:
+            lines.append(f"| {names[i]} | " + " | ".join(f"{kl[i, j]:.2f}" for j in order) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def analyze_checkpoint(trained: TrainedModel, out_dir: Path, device: torch.device, data_dir: Optional[str] = None,
+                       per_split: int = 3, num_latents_shown: int = 8, images_per_latent: int = 6,
+                       latents: Optional[Sequence[int]] = None, seed: int = 0, batch_size: int = 512) -> dict:
+    if not trained.model.has_latent_head:
+        raise LcregError(f"{trained.path} has no latent head (latent.enabled = false): nothing to analyze")
+    data = evaluation_data(trained, data_dir)
+    split = data.test
+    cfg, names, m = trained.cfg, trained.class_names, trained.model.head.num_latents
+    out_dir.mkdir(parents=True, exist_ok=True)
+    outputs = collect_outputs(trained.model, eval_loader(cfg, split, device, batch_size), device, cfg.amp,
+                              histograms=True)
+    hist, targets = outputs.histograms, outputs.targets.numpy()
+    preds = outputs.logits.argmax(dim=1).numpy()
+
+    # Fig. 4-5: sampled images of each split beside their histograms
+    picked = sample_per_split(targets, data.splits, per_split, seed)
+    idx = [i for s in ("many", "medium", "few") for i in picked.get(s, [])]
+    split_of = {c: s for s, cs in data.splits.items() for c in cs}
+    captions = [f"{names[targets[i]]}\n({split_of.get(int(targets[i]), '?')})" for i in idx]
+    plot_image_histograms(split_images(cfg, split, idx), hist[idx], captions, out_dir / "image_histograms.png")
+
+    # montage: the most used (or the chosen) latent categories, their top images, S overlaid
+    usage = hist.mean(axis=0)
+    if latents:
+        bad = [j for j in latents if not 0 <= j < m]
+        if bad:
+            raise LcregError(f"latent categories {bad} out of range 0..{m - 1}")
+        shown = list(latents)
+    else:
+        shown = np.argsort(-usage)[: min(num_latents_shown, m)].tolist()
+    top = top_images_per_latent(hist, images_per_latent)[shown]  # (L, k)
+    flat = top.ravel().tolist()
+    pics = split_images(cfg, split, flat)
+    maps = similarity_maps(trained.model, normalized_batch(cfg, pics), device)
+    sel = maps[np.arange(len(flat)), np.repeat(shown, top.shape[1])]
+    k = top.shape[1]
+    montage_captions = [[f"{names[targets[i]]} {hist[i, j]:.2f}" for i in row] for row, j in zip(top, shown)]
+    plot_latent_montage(pics.reshape(len(shown), k, *pics.shape[1:]), sel.reshape(len(shown), k, *sel.shape[1:]),
+                        shown, montage_captions, out_dir / "latent_montage.png")
+
+    # Table 8: KL between class histograms, classes head to tail
+    chist = class_histograms(hist, targets, len(names))
+    kl = kl_table(np.nan_to_num(chist))
+    counts = trained.summary["counts"]
+    order = sorted(range(len(names)), key=lambda c: -counts[c])
+    _write_matrix(out_dir / "kl_table.csv", kl[np.ix_(order, order)], [names[c] for c in order],
+                  [names[c] for c in order], "KL(row || column)")
+    _write_matrix(out_dir / "class_histograms.csv", chist, names, [f"latent_{j}" for j in range(m)], "class")
+    plot_kl_heatmap(kl[np.ix_(order, order)], [names[c] for c in order], out_dir / "kl_heatmap.png")
+    sharing = sharing_summary(chist, data.splits, names)
+    result = {
+        "checkpoint": str(trained.path), "num_latents": m, "num_images": int(len(targets)),
+        "accuracy_on_split": float((preds == targets).mean()), "latent_usage": usage.tolist(),
+        "montage_latents": shown, "histogram_images": picked, "sharing": sharing,
+    }
+    (out_dir / "sharing.json").write_text(json.dumps(result, indent=2))
+    (out_dir / "analysis.md").write_text(analysis_markdown(sharing, usage, names, kl, order))
+    return result
