@@ -27,6 +27,7 @@ from lcreg.data import DeviceLoader, LongTailData, build_dataset, create_sampler
 from lcreg.data.images import ImageSet
 from lcreg.engine.checkpoint import load_checkpoint, save_checkpoint
 from lcreg.engine.environment import autocast, environment_info, seed_everything, select_device
+from lcreg.engine.inference import collect_outputs
 from lcreg.engine.runlog import RunLogger
 from lcreg.engine.schedule import lr_factor
 from lcreg.eval.metrics import classification_metrics
@@ -60,22 +61,9 @@ def set_loader_epoch(loader, epoch: int) -> None:
 # evaluation
 
 
-@torch.no_grad()
-def predict_logits(model: nn.Module, loader: Iterable, device: torch.device, amp: str = "auto"):
-    """Logits and labels of a whole split, model in eval mode."""
-    model.eval()
-    logits, targets = [], []
-    for images, labels in loader:
-        images = images.to(device, non_blocking=True)
-        with autocast(device, amp):
-            logits.append(model(images).logits.float())
-        targets.append(labels.to(device))
-    return torch.cat(logits), torch.cat(targets)
-
-
 def evaluate(model: nn.Module, loader: Iterable, device: torch.device, splits: dict, amp: str = "auto") -> dict:
-    logits, targets = predict_logits(model, loader, device, amp)
-    return classification_metrics(logits, targets, splits)
+    out = collect_outputs(model, loader, device, amp)
+    return classification_metrics(out.logits, out.targets, splits)
 
 
 # --------------------------------------------------------------------------------------
