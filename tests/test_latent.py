@@ -28,34 +28,38 @@ def feats():
     return torch.randn(B, D, H, W)
 
 
-def slow_maps(head, f):
-    """Eq. 1-3 written as loops."""
+def slow_maps(head, f, weights_from="sigmoid"):
+    """Eq. 1-3 written as loops (``weights_from="logits"``: eq. 2 over K^T f instead of S)."""
     keys = head.encoder.weight[:, :, 0] @ head.latents + head.encoder.bias[:, None]  # FC(f'): 1x1 conv
     x = f.reshape(B, D, H * W)
     sim = torch.zeros(B, M, H * W)
+    raw = torch.zeros(B, M, H * W)
     for b in range(B):
         for m in range(M):
             for n in range(H * W):
-                sim[b, m, n] = 1 / (1 + math.exp(-float(sum(keys[d, m] * x[b, d, n] for d in range(D)))))
+                raw[b, m, n] = float(sum(keys[d, m] * x[b, d, n] for d in range(D)))
+                sim[b, m, n] = 1 / (1 + math.exp(-raw[b, m, n]))
+    src = sim if weights_from == "sigmoid" else raw
     weights = torch.zeros_like(sim)
     recon = torch.zeros(B, D, H * W)
     for b in range(B):
         for n in range(H * W):
-            z = sum(math.exp(sim[b, k, n]) for k in range(M))
+            z = sum(math.exp(src[b, k, n]) for k in range(M))
             for m in range(M):
-                weights[b, m, n] = math.exp(sim[b, m, n]) / z
+                weights[b, m, n] = math.exp(src[b, m, n]) / z
             for d in range(D):
                 recon[b, d, n] = sum(keys[d, m] * weights[b, m, n] for m in range(M))
     return keys, sim, weights, recon
 
 
-@pytest.mark.parametrize("decoder", ["concat_sim", "sum_recon", "concat_recon"])
-def test_head_matches_equations_1_to_3(feats, decoder):
-    head = LatentCategoryHead(D, C, M, decoder).eval()
+@pytest.mark.parametrize("decoder,weights_from", [("concat_sim", "sigmoid"), ("sum_recon", "sigmoid"),
+                                                  ("concat_recon", "sigmoid"), ("concat_sim", "logits")])
+def test_head_matches_equations_1_to_3(feats, decoder, weights_from):
+    head = LatentCategoryHead(D, C, M, decoder, weights_from).eval()
     with torch.no_grad():
         head.fc.weight.normal_()
         out = head(feats)
-        keys, sim, weights, recon = slow_maps(head, feats)
+        keys, sim, weights, recon = slow_maps(head, feats, weights_from)
         assert torch.allclose(out.keys, keys, atol=1e-10)
         assert torch.allclose(out.sim, sim, atol=1e-10)
         assert torch.allclose(out.weights, weights, atol=1e-10)
@@ -198,3 +202,15 @@ def test_objective_switches_give_the_ablation_rows(feats):
         assert set(terms) == expected
         want = terms["cls"] + alpha * terms.get("latent_aug", 0) + beta * terms.get("recon", 0)
         assert torch.allclose(total, want)
+
+
+def test_sigmoid_weights_differ_by_at_most_e_and_logit_weights_can_peak():
+    head = LatentCategoryHead(D, C, M).eval()
+    with torch.no_grad():
+        head.latents.mul_(100.0)  # large K: saturated similarity maps
+        f = torch.randn(B, D, H, W)
+        w = head(f).weights
+        ratio = w.max(dim=1).values / w.min(dim=1).values
+        assert (ratio <= math.e + 1e-9).all() and (ratio > 2.0).any()
+        head.weights_from = "logits"
+        assert head(f).weights.max() > 0.99

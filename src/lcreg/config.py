@@ -53,6 +53,7 @@ class LatentConfig:
     enabled: bool = True  # False: plain GAP + linear head (the MiSLAS baseline)
     num_latents: int = 40  # M
     decoder: str = "concat_sim"  # concat_sim | sum_recon | concat_recon
+    weights: str = "sigmoid"  # eq. 2 softmax over: sigmoid maps S (paper) | logits K^T f (see docs/method.md)
 
 
 @dataclass
@@ -274,6 +275,7 @@ CHOICES = {
     "data.loader": ("auto", "device", "workers"),
     "model.backbone": ("resnet32", "resnet50", "resnet101", "resnet152"),
     "model.latent.decoder": ("concat_sim", "sum_recon", "concat_recon"),
+    "model.latent.weights": ("sigmoid", "logits"),
     "loss.covariance": ("full", "diagonal"),
     "loss.latent_samples": ("pooled", "positions"),
     "stage1.schedule": ("step", "cosine"),

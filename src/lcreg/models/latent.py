@@ -14,6 +14,11 @@ so three readings are offered (``decoder=``):
   Fig. 3 feeds the similarity maps and the image features to the decoder.
 - ``sum_recon``: f + f_hat -> GAP -> linear.
 - ``concat_recon``: [f; f_hat] -> 1x1 conv + BN + ReLU -> GAP -> linear.
+
+Eq. 2 applies the softmax to the sigmoid maps S (``weights="sigmoid"``, as written). Since S
+lies in (0, 1), those weights can differ by at most a factor e at a position: with M = 40
+they stay within [0.009, 0.066]. ``weights="logits"`` takes the softmax of K^T f instead,
+which can concentrate on one category; S (for the decoder) is unchanged.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ import torch
 import torch.nn as nn
 
 DECODERS = ("concat_sim", "sum_recon", "concat_recon")
+WEIGHTS = ("sigmoid", "logits")
 
 
 class HeadOutput(NamedTuple):
@@ -38,11 +44,15 @@ class HeadOutput(NamedTuple):
 
 
 class LatentCategoryHead(nn.Module):
-    def __init__(self, in_features: int, num_classes: int, num_latents: int = 40, decoder: str = "concat_sim") -> None:
+    def __init__(self, in_features: int, num_classes: int, num_latents: int = 40, decoder: str = "concat_sim",
+                 weights: str = "sigmoid") -> None:
         super().__init__()
         if decoder not in DECODERS:
             raise ValueError(f"decoder must be one of {DECODERS}, got {decoder!r}")
+        if weights not in WEIGHTS:
+            raise ValueError(f"weights must be one of {WEIGHTS}, got {weights!r}")
         self.in_features, self.num_latents, self.decoder_kind = in_features, num_latents, decoder
+        self.weights_from = weights
         self.latents = nn.Parameter(torch.randn(in_features, num_latents) * in_features**-0.5)
         self.encoder = nn.Conv1d(in_features, in_features, kernel_size=1)  # FC of eq. 1
         self.latent_bias = nn.Parameter(torch.zeros(num_latents))  # b of eq. 9 (used by the loss)
@@ -65,8 +75,9 @@ class LatentCategoryHead(nn.Module):
         """Eq. 1-3 on a feature map: returns K, S, S_hat, f_hat (flattened positions)."""
         x = features.flatten(2)  # (B, D, N)
         keys = self.encoded_latents().to(x.dtype)
-        sim = torch.sigmoid(torch.einsum("dm,bdn->bmn", keys, x))
-        weights = torch.softmax(sim, dim=1)
+        logits = torch.einsum("dm,bdn->bmn", keys, x)
+        sim = torch.sigmoid(logits)
+        weights = torch.softmax(sim if self.weights_from == "sigmoid" else logits, dim=1)
         recon = torch.einsum("dm,bmn->bdn", keys, weights)
         return keys, sim, weights, recon
 
