@@ -125,9 +125,10 @@ def test_estimator_equals_numpy_cov_over_the_stream(mode):
             assert np.allclose(est.cov[m].double().numpy(), expected, atol=1e-5)
 
 
-def test_estimator_structured_input_equals_labelled_input():
+@pytest.mark.parametrize("mode", ["full", "diagonal"])
+def test_estimator_structured_input_equals_labelled_input(mode):
     torch.manual_seed(0)
-    a, b = CovarianceEstimator(4, 3), CovarianceEstimator(4, 3)
+    a, b = CovarianceEstimator(4, 3, mode), CovarianceEstimator(4, 3, mode)
     for _ in range(3):
         x = torch.randn(5, 4, 3)  # (B, M, D): sample [i, m] belongs to category m
         a.update(x)

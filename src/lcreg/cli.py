@@ -47,6 +47,8 @@ def _data_overrides(args: argparse.Namespace) -> list[str]:
             out.append(f"{key}={value}")
     if getattr(args, "deterministic", False):
         out.append("deterministic=true")
+    if getattr(args, "compile", None):
+        out.append(f"compile={args.compile}")
     return out
 
 
@@ -108,7 +110,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         else:
             cfg = _resolve(args)
         run_dir = _new_run_dir(args.out, cfg)
-    trainer = Trainer(cfg, run_dir, show_progress=not args.no_progress)
+    trainer = Trainer(cfg, run_dir, show_progress=not args.no_progress, profile_steps=args.profile)
     if resume is None:
         trainer.write_run_files()
     print(f"run folder: {run_dir}", file=sys.stderr)
@@ -328,6 +330,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", help="auto, cpu, cuda, cuda:N")
     p.add_argument("--deterministic", action="store_true", help="repeatable bit for bit on CPU")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument("--compile", choices=["auto", "on", "off"], help="torch.compile (auto: on CUDA only)")
+    p.add_argument("--profile", type=int, nargs="?", const=10, default=0, metavar="STEPS",
+                   help="write a profiler trace of STEPS (default 10) stage-1 steps to RUN/profile/")
     p.set_defaults(func=cmd_train)
 
     def model_command(name: str, func, help: str, model_help: str = "a run folder or a model .pt file"):

@@ -108,6 +108,8 @@ class Config:
     seed: int = 0
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     amp: str = "auto"  # auto (bf16 on GPU, off on CPU) | bf16 | off
+    compile: str = "auto"  # auto (on for CUDA) | on | off: torch.compile of backbone and head
+    compile_mode: str = "auto"  # auto | default | reduce-overhead (CUDA graphs) | max-autotune | ...
     deterministic: bool = False
     eval_every: int = 10  # test-set pass every N epochs (logged, never used to select)
     log_every: int = 50  # steps between host syncs for the progress bar
@@ -164,7 +166,9 @@ def _coerce(value: Any, typ: Any, key: str) -> Any:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             return float(value)
     elif typ is str:
-        if isinstance(value, (str, int, float)) and not isinstance(value, bool):
+        if isinstance(value, bool):  # YAML 1.1 reads on / off / yes / no as booleans
+            return "on" if value else "off"
+        if isinstance(value, (str, int, float)):
             return str(value)
     elif typ is list:
         if isinstance(value, (list, tuple)):
@@ -282,6 +286,8 @@ CHOICES = {
     "stage1.sampler": ("instance", "class_balanced", "sqrt", "progressive"),
     "stage2.sampler": ("instance", "class_balanced", "sqrt", "progressive"),
     "amp": ("auto", "bf16", "off"),
+    "compile": ("auto", "on", "off"),
+    "compile_mode": ("auto", "default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs"),
 }
 
 

@@ -26,8 +26,10 @@ from lcreg.config import Config, save_config
 from lcreg.data import DeviceLoader, LongTailData, build_dataset, create_sampler, uses_device_loader, worker_loader
 from lcreg.data.images import ImageSet
 from lcreg.engine.checkpoint import load_checkpoint, save_checkpoint
+from lcreg.engine.compilation import compile_or_fall_back, is_compiled, resolve_mode, should_compile
 from lcreg.engine.environment import autocast, environment_info, seed_everything, select_device
 from lcreg.engine.inference import collect_outputs
+from lcreg.engine.profiling import step_profiler
 from lcreg.engine.runlog import RunLogger
 from lcreg.engine.schedule import lr_factor
 from lcreg.eval.metrics import classification_metrics
@@ -81,9 +83,10 @@ class EpochResult:
 
 
 def _run_steps(loader, step_fn: Callable[[torch.Tensor, torch.Tensor], dict], device: torch.device,
-               log_every: int, desc: str, show: bool) -> EpochResult:
+               log_every: int, desc: str, show: bool, after_step: Optional[Callable[[], None]] = None) -> EpochResult:
     """Drive ``step_fn`` over a loader; sums loss terms on the device and syncs with the
-    host only every ``log_every`` steps (progress bar) and at the end."""
+    host only every ``log_every`` steps (progress bar) and at the end. ``after_step``: the
+    profiler's step."""
     sums: dict[str, torch.Tensor] = {}
     n_steps, n_images = 0, 0
     start = time.perf_counter()
@@ -96,6 +99,8 @@ def _run_steps(loader, step_fn: Callable[[torch.Tensor, torch.Tensor], dict], de
             sums[k] = sums.get(k, 0) + v.detach().float()
         n_steps += 1
         n_images += images.shape[0]
+        if after_step is not None:
+            after_step()
         if show and n_steps % log_every == 0:
             bar.set_postfix({k: f"{(v / n_steps).item():.3f}" for k, v in sums.items()})
     if device.type == "cuda":
@@ -110,7 +115,7 @@ def _run_steps(loader, step_fn: Callable[[torch.Tensor, torch.Tensor], dict], de
 def train_one_epoch_stage1(model: LongTailNet, objective: LCRegObjective, optimizer: torch.optim.Optimizer,
                            scheduler, loader, device: torch.device, cfg: Config, step0: int, total_steps: int,
                            rng: np.random.Generator, generator: Optional[torch.Generator], desc: str,
-                           show: bool = True) -> EpochResult:
+                           show: bool = True, after_step: Optional[Callable[[], None]] = None) -> EpochResult:
     model.train()
     objective.train()
     state = {"step": step0}
@@ -130,7 +135,7 @@ def train_one_epoch_stage1(model: LongTailNet, objective: LCRegObjective, optimi
         state["step"] += 1
         return {"total": loss, **terms}
 
-    return _run_steps(loader, step, device, cfg.log_every, desc, show)
+    return _run_steps(loader, step, device, cfg.log_every, desc, show, after_step)
 
 
 def train_one_epoch_stage2(model: LongTailNet, criterion: nn.Module, optimizer: torch.optim.Optimizer, scheduler,
@@ -164,9 +169,15 @@ def build_objective(cfg: Config, model: LongTailNet) -> LCRegObjective:
     return LCRegObjective(cfg.loss.alpha, cfg.loss.beta, cfg.loss.gamma, latent_aug)
 
 
+def _fused(model: nn.Module) -> dict:
+    """Fused SGD (one kernel for all parameters) on CUDA; the foreach default elsewhere."""
+    return {"fused": True} if next(model.parameters()).is_cuda else {}
+
+
 def stage1_optimizer(cfg: Config, model: nn.Module) -> torch.optim.Optimizer:
     s = cfg.stage1
-    return torch.optim.SGD(model.parameters(), lr=s.lr, momentum=s.momentum, weight_decay=s.weight_decay)
+    return torch.optim.SGD(model.parameters(), lr=s.lr, momentum=s.momentum, weight_decay=s.weight_decay,
+                           **_fused(model))
 
 
 def stage2_optimizer(cfg: Config, model: LongTailNet) -> torch.optim.Optimizer:
@@ -174,8 +185,25 @@ def stage2_optimizer(cfg: Config, model: LongTailNet) -> torch.optim.Optimizer:
     return torch.optim.SGD(
         [{"params": model.classifier.parameters(), "lr": s.lr * s.lr_factor},
          {"params": model.logit_scale.parameters(), "lr": s.lr}],
-        lr=s.lr, momentum=s.momentum, weight_decay=s.weight_decay,
+        lr=s.lr, momentum=s.momentum, weight_decay=s.weight_decay, **_fused(model),
     )
+
+
+def compile_for_training(model: LongTailNet, cfg: Config, device: torch.device, batch_size: int) -> bool:
+    """torch.compile per ``cfg.compile`` (see engine/compilation.py), triggered on a random
+    batch of the training shape so that no data RNG is consumed. Returns whether compiled."""
+    if not should_compile(cfg.compile, device) or is_compiled(model):
+        return is_compiled(model)
+    size = cfg.data.image_size
+    gen = torch.Generator(device=device).manual_seed(0)
+
+    def probe() -> torch.Tensor:
+        model.train()
+        x = torch.randn(batch_size, 3, size, size, device=device, generator=gen)
+        with autocast(device, cfg.amp):
+            return model(x.contiguous(memory_format=torch.channels_last)).logits.float().sum()
+
+    return compile_or_fall_back(model, resolve_mode(cfg.compile_mode), probe)
 
 
 def freeze_for_stage2(model: LongTailNet) -> None:
@@ -195,8 +223,9 @@ def model_summary(data: LongTailData) -> dict:
 class Trainer:
     """Owns one run folder: data, model, logs, checkpoints, both stages."""
 
-    def __init__(self, cfg: Config, run_dir: Path, show_progress: bool = True) -> None:
+    def __init__(self, cfg: Config, run_dir: Path, show_progress: bool = True, profile_steps: int = 0) -> None:
         self.cfg, self.run_dir, self.show = cfg, Path(run_dir), show_progress
+        self.profile_steps = profile_steps
         self.device = select_device(cfg.device)
         seed_everything(cfg.seed, cfg.deterministic)
         self.data = build_dataset(cfg.data)
@@ -285,11 +314,14 @@ class Trainer:
             self._restore(resume, optimizer, scheduler, loader)
             start = resume["epoch"]
         generator = getattr(loader, "generator", None)
+        compile_for_training(self.model, self.cfg, self.device, s.batch_size)
 
         def run_epoch(epoch: int) -> EpochResult:
-            return train_one_epoch_stage1(self.model, self.objective, optimizer, scheduler, loader, self.device,
-                                          self.cfg, epoch * steps, s.epochs * steps, self.rng, generator,
-                                          f"stage 1 epoch {epoch + 1}/{s.epochs}", self.show)
+            profile = self.profile_steps if epoch == start else 0
+            with step_profiler(self.run_dir / "profile", profile, self.device) as after_step:
+                return train_one_epoch_stage1(self.model, self.objective, optimizer, scheduler, loader, self.device,
+                                              self.cfg, epoch * steps, s.epochs * steps, self.rng, generator,
+                                              f"stage 1 epoch {epoch + 1}/{s.epochs}", self.show, after_step)
 
         self._epoch_loop(1, s.epochs, start, run_epoch, optimizer, scheduler, loader)
 

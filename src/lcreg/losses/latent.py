@@ -75,54 +75,62 @@ class CovarianceEstimator(nn.Module):
         self.register_buffer("cov", torch.zeros(shape))
 
     @torch.no_grad()
-    def batch_statistics(self, samples: torch.Tensor, labels: Optional[torch.Tensor]):
-        """(n', mu', Sigma') of one batch. ``samples`` is (B, M, D) with labels None (sample
-        [b, m] belongs to category m), or (N, D) with integer labels (N,)."""
+    def batch_groups(self, samples: torch.Tensor, labels: Optional[torch.Tensor]):
+        """One batch as (n', mu', G): per category its sample count, mean and centred samples
+        G (M, L, D), zero-padded to the largest group L, so that Sigma' = G^T G / n'.
+        ``samples`` is (B, M, D) with labels None (sample [b, m] belongs to category m), or
+        (N, D) with integer labels (N,)."""
         m_total = self.count.shape[0]
         x = samples.detach().to(self.mean.dtype)
         if labels is None:  # structured: every category has exactly B samples
-            b = x.shape[0]
-            n_batch = x.new_full((m_total,), float(b))
             mu = x.mean(0)  # (M, D)
-            xc = x - mu
-            if self.mode == "full":
-                cov = torch.einsum("bmd,bme->mde", xc, xc) / b
-            else:
-                cov = (xc * xc).mean(0)
-            return n_batch, mu, cov
+            return x.new_full((m_total,), float(x.shape[0])), mu, (x - mu).transpose(0, 1)
         n_batch = torch.bincount(labels, minlength=m_total).to(x.dtype)
-        mu = x.new_zeros(m_total, x.shape[1]).index_add_(0, labels, x)
-        mu = mu / n_batch.clamp(min=1)[:, None]
-        xc = x - mu[labels]
-        if self.mode == "diagonal":
-            cov = torch.zeros_like(mu).index_add_(0, labels, xc * xc) / n_batch.clamp(min=1)[:, None]
-            return n_batch, mu, cov
-        # full, arbitrary labels: group samples per category into a zero-padded
-        # (M, L, D) tensor (L = largest group) and take one batched product
+        mu = x.new_zeros(m_total, x.shape[1]).index_add_(0, labels, x) / n_batch.clamp(min=1)[:, None]
+        # group the samples per category: sort by label, slot = rank within the category
         order = torch.argsort(labels, stable=True)
         sorted_labels = labels[order]
         starts = torch.cumsum(n_batch, 0) - n_batch
         slot = torch.arange(len(labels), device=x.device) - starts[sorted_labels].long()
-        grouped = x.new_zeros(m_total, int(n_batch.max().item()), x.shape[1])
-        grouped[sorted_labels, slot] = xc[order]
-        cov = torch.bmm(grouped.transpose(1, 2), grouped) / n_batch.clamp(min=1)[:, None, None]
-        return n_batch, mu, cov
+        groups = x.new_zeros(m_total, int(n_batch.max().item()), x.shape[1])
+        groups[sorted_labels, slot] = (x - mu[labels])[order]
+        return n_batch, mu, groups
+
+    @torch.no_grad()
+    def batch_statistics(self, samples: torch.Tensor, labels: Optional[torch.Tensor] = None):
+        """(n', mu', Sigma') of one batch: biased covariance per category (M x D x D or M x D)."""
+        if self.mode == "diagonal" and labels is None:  # one fused reduction, no B x M x D temporary
+            x = samples.detach().to(self.mean.dtype)
+            var, mu = torch.var_mean(x, dim=0, correction=0)
+            return x.new_full((x.shape[1],), float(x.shape[0])), mu, var
+        n_batch, mu, groups = self.batch_groups(samples, labels)
+        n = n_batch.clamp(min=1)
+        if self.mode == "full":
+            return n_batch, mu, torch.bmm(groups.transpose(1, 2), groups) / n[:, None, None]
+        return n_batch, mu, (groups * groups).sum(1) / n[:, None]
 
     @torch.no_grad()
     def update(self, samples: torch.Tensor, labels: Optional[torch.Tensor] = None) -> None:
-        n_batch, mu_b, cov_b = self.batch_statistics(samples, labels)
+        """Eq. 5-6. Full mode writes the update into Sigma in place as batched low-rank
+        products, Sigma <- w_old Sigma + (w_new / n') G^T G + w_old w_new (mu - mu')(mu - mu')^T,
+        so the only temporary is G (M x L x D), never M x D x D: at M = 200, D = 2048 the
+        estimator needs the 3.2 GB of Sigma plus one batch of samples."""
+        if self.mode == "full":
+            n_batch, mu_b, groups = self.batch_groups(samples, labels)
+        else:
+            n_batch, mu_b, cov_b = self.batch_statistics(samples, labels)
         n_old = self.count
         n_new = n_old + n_batch.double()
         w_new = (n_batch.double() / n_new.clamp(min=1)).float()  # n' / (n + n')
         w_old = (n_old / n_new.clamp(min=1)).float()  # n / (n + n')
         delta = self.mean - mu_b
         if self.mode == "full":
-            cross = delta[:, :, None] * delta[:, None, :]
-            shape = (-1, 1, 1)
+            groups.mul_((w_new / n_batch.clamp(min=1)).sqrt()[:, None, None])  # G is our own temporary
+            d = (delta * (w_old * w_new).sqrt()[:, None]).unsqueeze(1)  # (M, 1, D)
+            self.cov.mul_(w_old[:, None, None]).baddbmm_(groups.transpose(1, 2), groups)
+            self.cov.baddbmm_(d.transpose(1, 2), d)
         else:
-            cross = delta * delta
-            shape = (-1, 1)
-        self.cov.mul_(w_old.view(shape)).add_(w_new.view(shape) * cov_b + (w_old * w_new).view(shape) * cross)
+            self.cov.mul_(w_old[:, None]).add_(w_new[:, None] * cov_b + (w_old * w_new)[:, None] * delta * delta)
         self.mean.mul_(w_old[:, None]).add_(w_new[:, None] * mu_b)
         self.count.copy_(n_new)
 
