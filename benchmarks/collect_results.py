@@ -37,7 +37,8 @@ def method_name(cfg: dict) -> str:
     if not latent["enabled"]:
         return "MiSLAS (latent head off)"
     loss = cfg["loss"]
-    return (f"LCReg (M={latent['num_latents']}, decoder={latent['decoder']}, alpha={loss['alpha']}, "
+    return (f"LCReg (M={latent['num_latents']}, decoder={latent['decoder']}, "
+            f"weights={latent.get('weights', 'sigmoid')}, alpha={loss['alpha']}, "
             f"beta={loss['beta']}, samples={loss['latent_samples']})")
 
 

@@ -52,6 +52,10 @@ def test_analyze_writes_every_file(demo_run, capsys):
     assert kl.shape == (10, 10) and np.allclose(np.diag(kl), 0, atol=1e-6) and (kl >= -1e-6).all()
     assert main(["analyze", str(demo_run), "--latents", "99"]) == 2
     assert "out of range" in capsys.readouterr().err
+    assert main(["analyze", str(demo_run), "--images", "0,7,499", "--out", str(demo_run / "an2")]) == 0
+    chosen = json.loads((demo_run / "an2" / "sharing.json").read_text())["histogram_images"]
+    assert chosen == {"chosen": [0, 7, 499]}
+    assert main(["analyze", str(demo_run), "--images", "5,x"]) == 2
 
 
 def test_predict_skips_a_corrupt_image_and_predicts_the_rest(demo_run, tmp_path, capsys):

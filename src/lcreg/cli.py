@@ -155,13 +155,13 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
-def _int_list(text: Optional[str]) -> Optional[list[int]]:
+def _int_list(text: Optional[str], flag: str) -> Optional[list[int]]:
     if not text:
         return None
     try:
         return [int(t) for t in text.split(",") if t.strip()]
     except ValueError:
-        raise LcregError(f"--latents takes comma-separated integers, got '{text}'") from None
+        raise LcregError(f"{flag} takes comma-separated integers, got '{text}'") from None
 
 
 def cmd_analyze(args: argparse.Namespace) -> int:
@@ -171,7 +171,8 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else _default_out(trained, "analysis")
     result = analyze_checkpoint(trained, out, device, args.data_dir, per_split=args.per_split,
                                 num_latents_shown=args.num_latents, images_per_latent=args.images_per_latent,
-                                latents=_int_list(args.latents), seed=args.seed)
+                                latents=_int_list(args.latents, "--latents"), images=_int_list(args.images, "--images"),
+                                seed=args.seed)
     s = result["sharing"]
     print(f"{result['checkpoint']}: {result['num_latents']} latent categories over {result['num_images']} images")
     print(f"  tail classes' top-{s['top_k']} latents shared with the head: {s['mean_shared_with_head']}")
@@ -354,6 +355,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--per-split", type=int, default=3, help="images per Many / Medium / Few in the histograms")
     p.add_argument("--num-latents", type=int, default=8, help="latent categories in the montage (most used)")
     p.add_argument("--latents", help="comma-separated latent categories for the montage instead")
+    p.add_argument("--images", help="comma-separated test-split indices for the histograms instead of sampling")
     p.add_argument("--images-per-latent", type=int, default=6)
     p.add_argument("--seed", type=int, default=0, help="which images are sampled for the histograms")
 

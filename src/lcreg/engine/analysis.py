@@ -74,7 +74,11 @@ def analysis_markdown(sharing: dict, usage: np.ndarray, names: Sequence[str], kl
 
 def analyze_checkpoint(trained: TrainedModel, out_dir: Path, device: torch.device, data_dir: Optional[str] = None,
                        per_split: int = 3, num_latents_shown: int = 8, images_per_latent: int = 6,
-                       latents: Optional[Sequence[int]] = None, seed: int = 0, batch_size: int = 512) -> dict:
+                       latents: Optional[Sequence[int]] = None, images: Optional[Sequence[int]] = None,
+                       seed: int = 0, batch_size: int = 512) -> dict:
+    """``images``: test-split indices for the histogram figure (default: ``per_split``
+    sampled images of each of Many / Medium / Few); ``latents``: the categories of the
+    montage (default: the ``num_latents_shown`` most used)."""
     if not trained.model.has_latent_head:
         raise LcregError(f"{trained.path} has no latent head (latent.enabled = false): nothing to analyze")
     data = evaluation_data(trained, data_dir)
@@ -86,10 +90,16 @@ def analyze_checkpoint(trained: TrainedModel, out_dir: Path, device: torch.devic
     hist, targets = outputs.histograms, outputs.targets.numpy()
     preds = outputs.logits.argmax(dim=1).numpy()
 
-    # Fig. 4-5: sampled images of each split beside their histograms
-    picked = sample_per_split(targets, data.splits, per_split, seed)
-    idx = [i for s in ("many", "medium", "few") for i in picked.get(s, [])]
+    # Fig. 4-5: chosen or sampled images of each split beside their histograms
     split_of = {c: s for s, cs in data.splits.items() for c in cs}
+    if images:
+        bad = [i for i in images if not 0 <= i < len(targets)]
+        if bad:
+            raise LcregError(f"image indices {bad} out of range 0..{len(targets) - 1} (test split)")
+        picked: dict[str, list[int]] = {"chosen": list(images)}
+    else:
+        picked = sample_per_split(targets, data.splits, per_split, seed)
+    idx = [i for s in ("many", "medium", "few", "chosen") for i in picked.get(s, [])]
     captions = [f"{names[targets[i]]}\n({split_of.get(int(targets[i]), '?')})" for i in idx]
     plot_image_histograms(split_images(cfg, split, idx), hist[idx], captions, out_dir / "image_histograms.png")
 

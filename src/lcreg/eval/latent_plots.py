@@ -9,7 +9,7 @@ from typing import Sequence
 
 import numpy as np
 
-from lcreg.eval.plots import pyplot, save_figure
+from lcreg.eval.plots import plot_matrix, pyplot, save_figure
 
 
 def _show(ax, image: np.ndarray) -> None:
@@ -77,20 +77,5 @@ def plot_latent_montage(images: np.ndarray, maps: np.ndarray, latents: Sequence[
 
 def plot_kl_heatmap(kl: np.ndarray, labels: Sequence[str], path: Path) -> None:
     """KL(row || column) of the classes' mean latent histograms, classes head to tail."""
-    plt = pyplot()
-    n = len(labels)
-    size = min(max(4.0, 0.45 * n + 1.5), 14)
-    fig, ax = plt.subplots(figsize=(size + 0.8, size))
-    im = ax.imshow(kl, cmap="viridis")
-    if n <= 40:
-        ax.set_xticks(range(n))
-        ax.set_yticks(range(n))
-        ax.set_xticklabels(labels, rotation=60, ha="right", fontsize=8)
-        ax.set_yticklabels(labels, fontsize=8)
-    if n <= 12:
-        for i in range(n):
-            for j in range(n):
-                ax.text(j, i, f"{kl[i, j]:.2f}", ha="center", va="center", fontsize=7, color="white")
-    fig.colorbar(im, ax=ax, fraction=0.046, label="KL(row || column)")
-    ax.set_title("KL divergence of class latent histograms (classes head to tail)")
-    save_figure(fig, path)
+    plot_matrix(kl, labels, path, "KL divergence of class latent histograms (classes head to tail)", "viridis",
+                annotate_up_to=12, colorbar_label="KL(row || column)")

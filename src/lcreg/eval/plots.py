@@ -100,33 +100,43 @@ def plot_per_class_accuracy(per_class: Sequence, counts: Sequence[int], class_na
     save_figure(fig, path)
 
 
-def plot_confusion(matrix, labels: Sequence[str], path: Path, title: str = "") -> None:
-    """Row-normalised confusion matrix (rows: true, columns: predicted), values printed
-    when there are at most 20 rows."""
+def plot_matrix(values, labels: Sequence[str], path: Path, title: str, cmap: str = "Blues", vmin=None, vmax=None,
+                annotate_up_to: int = 20, colorbar_label: str = "", axis_labels: tuple[str, str] = ("", "")) -> None:
+    """A labelled class-by-class heat map, values printed when there are few rows."""
     import numpy as np
 
     plt = pyplot()
-    m = np.asarray(matrix, dtype=float)
-    rows = m / np.maximum(m.sum(axis=1, keepdims=True), 1)
+    v = np.asarray(values, dtype=float)
     n = len(labels)
     size = min(max(3.5, 0.5 * n + 1.5), 14)
     fig, ax = plt.subplots(figsize=(size + 0.8, size))
-    im = ax.imshow(rows, cmap="Blues", vmin=0, vmax=1)
+    im = ax.imshow(v, cmap=cmap, vmin=vmin, vmax=vmax)
     if n <= 40:
         ax.set_xticks(range(n))
         ax.set_yticks(range(n))
         ax.set_xticklabels(labels, rotation=60, ha="right", fontsize=8)
         ax.set_yticklabels(labels, fontsize=8)
-    if n <= 20:
+    if n <= annotate_up_to:
+        mid = (np.nanmin(v) + np.nanmax(v)) / 2 if vmin is None else (vmin + vmax) / 2
         for i in range(n):
             for j in range(n):
-                ax.text(j, i, f"{rows[i, j]:.2f}", ha="center", va="center", fontsize=7,
-                        color="white" if rows[i, j] > 0.5 else "black")
-    ax.set_xlabel("predicted")
-    ax.set_ylabel("true")
-    fig.colorbar(im, ax=ax, fraction=0.046)
-    ax.set_title(title or "confusion matrix (rows sum to 1)")
+                ax.text(j, i, f"{v[i, j]:.2f}", ha="center", va="center", fontsize=7,
+                        color="white" if (v[i, j] > mid) == (cmap == "Blues") else "black")
+    ax.set_ylabel(axis_labels[0])
+    ax.set_xlabel(axis_labels[1])
+    fig.colorbar(im, ax=ax, fraction=0.046, label=colorbar_label)
+    ax.set_title(title)
     save_figure(fig, path)
+
+
+def plot_confusion(matrix, labels: Sequence[str], path: Path, title: str = "") -> None:
+    """Row-normalised confusion matrix (rows: true, columns: predicted)."""
+    import numpy as np
+
+    m = np.asarray(matrix, dtype=float)
+    rows = m / np.maximum(m.sum(axis=1, keepdims=True), 1)
+    plot_matrix(rows, labels, path, title or "confusion matrix (rows sum to 1)", "Blues", 0, 1,
+                axis_labels=("true", "predicted"))
 
 
 def plot_training_curves(records: Sequence[dict], path: Path) -> None:
