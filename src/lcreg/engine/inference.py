@@ -15,7 +15,7 @@ from typing import Optional
 import numpy as np
 import torch
 
-from lcreg.config import Config
+from lcreg.config import Config, from_dict, to_dict
 from lcreg.data import LongTailData, build_dataset, uses_device_loader
 from lcreg.data.images import ImageSet
 from lcreg.data.loaders import DeviceLoader, worker_loader
@@ -63,7 +63,8 @@ def load_trained_model(path: str | Path, device: torch.device) -> TrainedModel:
     state = load_checkpoint(ckpt_path)
     if not isinstance(state, dict) or not {"model", "config", "summary"} <= set(state):
         raise LcregError(f"{ckpt_path} is not an lcreg model file (no model / config / summary)")
-    cfg: Config = state["config"]
+    # through a plain dict: a config pickled by an older version gains today's defaults
+    cfg = from_dict(to_dict(state["config"]))
     summary = state["summary"]
     model = create_model(cfg.model, len(summary["class_names"]))
     if any(k.startswith("logit_scale.") for k in state["model"]):
