@@ -28,7 +28,7 @@ from lcreg.data.images import ImageSet
 from lcreg.engine.checkpoint import load_checkpoint, save_checkpoint
 from lcreg.engine.compilation import compile_or_fall_back, is_compiled, resolve_mode, should_compile
 from lcreg.engine.environment import autocast, environment_info, seed_everything, select_device
-from lcreg.engine.inference import collect_outputs
+from lcreg.engine.inference import collect_outputs, eval_loader
 from lcreg.engine.profiling import step_profiler
 from lcreg.engine.runlog import RunLogger
 from lcreg.engine.schedule import lr_factor
@@ -246,9 +246,9 @@ class Trainer:
         (self.run_dir / "data_stats.json").write_text(json.dumps(self.data.stats(), indent=2))
 
     def _eval_loaders(self) -> dict:
-        loaders = {"test": make_loader(self.cfg, self.data.test, self.device, False, 512)}
+        loaders = {"test": eval_loader(self.cfg, self.data.test, self.device)}
         if self.data.val is not None:
-            loaders["val"] = make_loader(self.cfg, self.data.val, self.device, False, 512)
+            loaders["val"] = eval_loader(self.cfg, self.data.val, self.device)
         return loaders
 
     def _evaluate_all(self) -> dict:
