@@ -94,8 +94,10 @@ def _sync(device: torch.device) -> None:
 # training step
 
 
-def bench_step(variant: str, compiled: bool, device: torch.device, batch_size: int, steps: int, repeats: int) -> dict:
-    overrides = VARIANTS[variant] + [f"compile={'on' if compiled else 'off'}", f"stage1.batch_size={batch_size}"]
+def bench_step(variant: str, compiled: bool, device: torch.device, batch_size: int, steps: int, repeats: int,
+               amp: str = "auto") -> dict:
+    overrides = VARIANTS[variant] + [f"compile={'on' if compiled else 'off'}", f"stage1.batch_size={batch_size}",
+                                     f"amp={amp}"]
     cfg = load_config("cifar10_lt_if100", overrides)
     torch.manual_seed(0)
     rng = np.random.default_rng(0)
@@ -116,7 +118,7 @@ def bench_step(variant: str, compiled: bool, device: torch.device, batch_size: i
                                      (repeats + 1) * steps, rng, loader.generator, variant, show=False)
         if r > 0:
             rates.append(res.images / res.seconds)
-    return {"variant": variant, "compiled": is_compiled, "compile_requested": compiled,
+    return {"variant": variant, "compiled": is_compiled, "compile_requested": compiled, "amp": amp,
             "images_per_s": statistics.median(rates), "images_per_s_all": rates, "compile_s": compile_s,
             "peak_mb": _peak_mb(device), "steps": steps, "repeats": repeats}
 
@@ -155,7 +157,7 @@ def bench_covariance(m: int, d: int, mode: str, device: torch.device, batch_size
 
 
 def print_table(result: dict) -> None:
-    print(f"\n{result['device']} | torch {result['torch']} | batch {result['batch_size']}")
+    print(f"\n{result['device']} | torch {result['torch']} | batch {result['batch_size']} | amp {result.get('amp', 'auto')}")
     if result["steps"]:
         print(f"{'variant':<8} {'compiled':>8} {'images/s':>10} {'compile s':>10} {'peak MB':>9}")
         for r in result["steps"]:
@@ -179,6 +181,8 @@ def main(argv=None) -> int:
     p.add_argument("--compile", choices=["both", "on", "off"], default="both")
     p.add_argument("--only", choices=["steps", "covariance"], help="run one part only")
     p.add_argument("--variants", default="plain,mislas,lcreg")
+    p.add_argument("--amp", choices=["auto", "bf16", "off"], default="auto",
+                   help="auto: bf16 on GPU, fp32 on CPU; bf16 on CPU uses AMX/AVX512-BF16 where present")
     p.add_argument("--cov-updates", type=int, default=3)
     p.add_argument("--out", help="also write the JSON object here")
     args = p.parse_args(argv)
@@ -186,13 +190,14 @@ def main(argv=None) -> int:
     device = select_device(args.device)
     steps = args.steps or (200 if device.type == "cuda" else 20)
     result = {"device": device_name(device), "device_type": device.type, "torch": torch.__version__,
-              "python": platform.python_version(), "batch_size": args.batch_size, "command": " ".join(sys.argv),
+              "python": platform.python_version(), "batch_size": args.batch_size, "amp": args.amp,
+              "command": " ".join(sys.argv),
               "threads": torch.get_num_threads(), "steps": [], "ratios": {}, "covariance": []}
     if args.only != "covariance":
         modes = {"both": [False, True], "on": [True], "off": [False]}[args.compile]
         for compiled in modes:
             for variant in args.variants.split(","):
-                r = bench_step(variant, compiled, device, args.batch_size, steps, args.repeats)
+                r = bench_step(variant, compiled, device, args.batch_size, steps, args.repeats, args.amp)
                 result["steps"].append(r)
                 print(json.dumps(r), file=sys.stderr)
         by = {(r["variant"], r["compile_requested"]): r["images_per_s"] for r in result["steps"]}

@@ -76,47 +76,73 @@ def _new_run_dir(out: Optional[str], cfg) -> Path:
     return run_dir
 
 
-def cmd_train(args: argparse.Namespace) -> int:
+def _train_inputs(args: argparse.Namespace):
+    """(config, stages, resume checkpoint, stage-1 model) of a train command, checked; the
+    run folder is not created here."""
     from lcreg.config import load_config, load_saved_config
     from lcreg.engine.checkpoint import load_checkpoint
-    from lcreg.engine.train import Trainer
 
     stages = {"1": (1,), "2": (2,), "all": (1, 2)}[args.stage]
-    resume, stage1_model = None, None
     if args.resume:
         run_dir = Path(args.resume)
         if args.config or args.out or args.from_run:
             raise LcregError("--resume continues a run as it was configured; give no preset, overrides, --out or --from")
-        cfg = load_saved_config(run_dir / "config.yaml") if (run_dir / "config.yaml").exists() else None
-        if cfg is None:
+        if not (run_dir / "config.yaml").exists():
             raise LcregError(f"{run_dir} is not a run folder (no config.yaml)")
         ckpt = run_dir / "checkpoint.pt"
-        resume = load_checkpoint(ckpt) if ckpt.exists() else None
-    else:
-        if args.stage == "2":
-            if not args.from_run:
-                raise LcregError("--stage 2 needs --from RUN (a run folder with stage1_model.pt)")
-            src = Path(args.from_run)
-            stage1_model = src / "stage1_model.pt" if src.is_dir() else src
-            if not stage1_model.is_file():
-                raise LcregError(f"{stage1_model} does not exist; run stage 1 first")
-            preset, overrides = _split_config_args(args.config)
-            if preset:
-                raise LcregError("with --from, give only key=value overrides (the config comes from the run)")
-            if not (stage1_model.parent / "config.yaml").is_file():
-                raise LcregError(f"{stage1_model.parent} holds no config.yaml next to the stage-1 model")
-            base = load_saved_config(stage1_model.parent / "config.yaml")
-            cfg = load_config(None, overrides + _data_overrides(args), base=base)
-        else:
-            cfg = _resolve(args)
-        run_dir = _new_run_dir(args.out, cfg)
-    trainer = Trainer(cfg, run_dir, show_progress=not args.no_progress, profile_steps=args.profile)
-    if resume is None:
-        trainer.write_run_files()
-    print(f"run folder: {run_dir}", file=sys.stderr)
-    final = trainer.run(stages, resume=resume, stage1_model=stage1_model)
-    summary = {stage: {k: v for k, v in m.get("test", {}).items() if k != "per_class"} for stage, m in final.items()}
-    print(json.dumps({"run_dir": str(run_dir), "final": summary}, indent=2))
+        return load_saved_config(run_dir / "config.yaml"), stages, load_checkpoint(ckpt) if ckpt.exists() else None, None
+    if args.stage != "2":
+        return _resolve(args), stages, None, None
+    if not args.from_run:
+        raise LcregError("--stage 2 needs --from RUN (a run folder with stage1_model.pt)")
+    src = Path(args.from_run)
+    stage1_model = src / "stage1_model.pt" if src.is_dir() else src
+    if not stage1_model.is_file():
+        raise LcregError(f"{stage1_model} does not exist; run stage 1 first")
+    preset, overrides = _split_config_args(args.config)
+    if preset:
+        raise LcregError("with --from, give only key=value overrides (the config comes from the run)")
+    if not (stage1_model.parent / "config.yaml").is_file():
+        raise LcregError(f"{stage1_model.parent} holds no config.yaml next to the stage-1 model")
+    base = load_saved_config(stage1_model.parent / "config.yaml")
+    return load_config(None, overrides + _data_overrides(args), base=base), stages, None, stage1_model
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    """Single process, or one rank of ``torchrun --nproc_per_node N -m lcreg train ...``."""
+    from lcreg.engine.distributed import broadcast_object, destroy, init_distributed
+    from lcreg.engine.train import Trainer
+
+    cfg, stages, resume, stage1_model = _train_inputs(args)
+    info = init_distributed(cfg.device)
+    try:
+        if args.resume:
+            run_dir = Path(args.resume)
+        else:  # rank 0 picks (and checks) the folder; every rank gets its name, or its error
+            chosen: tuple = (None, None)
+            if info.is_main:
+                try:
+                    chosen = (str(_new_run_dir(args.out, cfg)), None)
+                except LcregError as e:
+                    chosen = (None, str(e))
+            path, error = broadcast_object(chosen, info)
+            if error:
+                raise LcregError(error)
+            run_dir = Path(path)
+        trainer = Trainer(cfg, run_dir, show_progress=not args.no_progress, profile_steps=args.profile,
+                          dist_info=info)
+        if info.is_main and resume is None:
+            trainer.write_run_files()
+        if info.is_main:
+            where = f" ({info.world_size} processes)" if info.enabled else ""
+            print(f"run folder: {run_dir}{where}", file=sys.stderr)
+        final = trainer.run(stages, resume=resume, stage1_model=stage1_model)
+    finally:
+        destroy(info)
+    if info.is_main:
+        summary = {stage: {k: v for k, v in m.get("test", {}).items() if k != "per_class"}
+                   for stage, m in final.items()}
+        print(json.dumps({"run_dir": str(run_dir), "final": summary}, indent=2))
     return 0
 
 

@@ -6,6 +6,10 @@ class-balanced batches, label-aware smoothing, a learnable per-class logit scale
 classifier at ``lr_factor * lr``, optional shift-BN. The test split is evaluated every
 ``eval_every`` epochs for the log and at the final epoch for the report; it never selects
 anything.
+
+Under ``torchrun`` (engine/distributed.py) each rank trains on its shard of every epoch
+with the global batch split over the ranks, DDP averages the gradients, and rank 0 alone
+evaluates and writes the run folder.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from lcreg.data import DeviceLoader, LongTailData, build_dataset, create_sampler
 from lcreg.data.images import ImageSet
 from lcreg.engine.checkpoint import load_checkpoint, save_checkpoint
 from lcreg.engine.compilation import compile_or_fall_back, is_compiled, resolve_mode, should_compile
+from lcreg.engine.distributed import DistInfo, average_, average_buffers_, rank_device, split_batch, world_size, wrap_ddp
 from lcreg.engine.environment import autocast, environment_info, seed_everything, select_device
 from lcreg.engine.inference import collect_outputs, eval_loader
 from lcreg.engine.profiling import step_profiler
@@ -42,12 +47,15 @@ from lcreg.models import LongTailNet, create_model
 
 
 def make_loader(cfg: Config, split: ImageSet, device: torch.device, train: bool, batch_size: int,
-                sampler_name: str = "instance", total_epochs: int = 1, seed: int = 0):
+                sampler_name: str = "instance", total_epochs: int = 1, seed: int = 0, dist_info: DistInfo = DistInfo()):
+    """Training loader of this rank: its stride of each epoch's global sampler order, its
+    own augmentation stream (rank 0 keeps ``seed``, so a single process is unchanged)."""
     d = cfg.data
-    sampler = create_sampler(sampler_name, split.targets, seed=seed, total_epochs=total_epochs) if train else None
+    sampler = create_sampler(sampler_name, split.targets, seed=seed, total_epochs=total_epochs,
+                             num_replicas=dist_info.world_size, rank=dist_info.rank) if train else None
     if uses_device_loader(d):
         return DeviceLoader(split, batch_size, device, d.mean, d.std, train=train, sampler=sampler,
-                            padding=d.crop_padding, seed=seed)
+                            padding=d.crop_padding, seed=seed + 7919 * dist_info.rank)
     return worker_loader(split, batch_size, d.image_size, d.mean, d.std, train=train, sampler=sampler,
                          num_workers=d.num_workers, color_jitter=d.color_jitter, pin_memory=device.type == "cuda")
 
@@ -106,26 +114,53 @@ def _run_steps(loader, step_fn: Callable[[torch.Tensor, torch.Tensor], dict], de
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     seconds = time.perf_counter() - start
-    losses = {k: (v / max(n_steps, 1)).item() for k, v in sums.items()}
+    losses = {k: (v / max(n_steps, 1)).item() for k, v in average_(sums).items()}
+    n_images *= world_size()
     if any(not math.isfinite(v) for v in losses.values()):
         raise FloatingPointError(f"non-finite loss in {desc}: {losses}")
     return EpochResult(losses, n_images, seconds)
 
 
+class FeaturesAndHead(nn.Module):
+    """Backbone and head in one forward that also returns the feature map (the LCReg losses
+    need it), so that DistributedDataParallel wraps the whole stage-1 step."""
+
+    def __init__(self, model: LongTailNet) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor):
+        features = self.model.forward_features(x)
+        return features, self.model.forward_head(features)
+
+
+class ScaledClassifier(nn.Module):
+    """The part of the model that stage 2 trains: classifier + per-class logit scale."""
+
+    def __init__(self, model: LongTailNet) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, pooled: torch.Tensor) -> torch.Tensor:
+        return self.model.logit_scale(self.model.classifier(pooled))
+
+
 def train_one_epoch_stage1(model: LongTailNet, objective: LCRegObjective, optimizer: torch.optim.Optimizer,
                            scheduler, loader, device: torch.device, cfg: Config, step0: int, total_steps: int,
                            rng: np.random.Generator, generator: Optional[torch.Generator], desc: str,
-                           show: bool = True, after_step: Optional[Callable[[], None]] = None) -> EpochResult:
+                           show: bool = True, after_step: Optional[Callable[[], None]] = None,
+                           forward: Optional[nn.Module] = None) -> EpochResult:
+    """``forward``: ``FeaturesAndHead(model)``, DDP-wrapped under torchrun."""
     model.train()
     objective.train()
     state = {"step": step0}
     latent_bias = getattr(model.head, "latent_bias", None) if cfg.loss.latent_bias else None
+    forward = forward if forward is not None else FeaturesAndHead(model)
 
     def step(images: torch.Tensor, targets: torch.Tensor) -> dict:
         mixed, y_a, y_b, lam = mixup(images, targets, cfg.stage1.mixup_alpha, rng, generator)
         with autocast(device, cfg.amp):
-            features = model.forward_features(mixed)
-            out = model.forward_head(features)
+            features, out = forward(mixed)
         progress = state["step"] / max(total_steps, 1)
         loss, terms = objective(out, features, y_a, y_b, lam, progress, latent_bias)
         optimizer.zero_grad(set_to_none=True)
@@ -139,14 +174,17 @@ def train_one_epoch_stage1(model: LongTailNet, objective: LCRegObjective, optimi
 
 
 def train_one_epoch_stage2(model: LongTailNet, criterion: nn.Module, optimizer: torch.optim.Optimizer, scheduler,
-                           loader, device: torch.device, cfg: Config, desc: str, show: bool = True) -> EpochResult:
+                           loader, device: torch.device, cfg: Config, desc: str, show: bool = True,
+                           classifier: Optional[nn.Module] = None) -> EpochResult:
+    """``classifier``: ``ScaledClassifier(model)``, DDP-wrapped under torchrun."""
     # frozen trunk: train mode only re-estimates BN statistics (shift-BN), eval mode keeps them
     model.train(cfg.stage2.shift_bn)
+    classifier = classifier if classifier is not None else ScaledClassifier(model)
 
     def step(images: torch.Tensor, targets: torch.Tensor) -> dict:
         with torch.no_grad(), autocast(device, cfg.amp):
             pooled = model.head.pre_logits(model.forward_features(images))
-        logits = model.logit_scale(model.classifier(pooled.float()))
+        logits = classifier(pooled.float())
         loss = criterion(logits, targets)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -223,16 +261,19 @@ def model_summary(data: LongTailData) -> dict:
 class Trainer:
     """Owns one run folder: data, model, logs, checkpoints, both stages."""
 
-    def __init__(self, cfg: Config, run_dir: Path, show_progress: bool = True, profile_steps: int = 0) -> None:
-        self.cfg, self.run_dir, self.show = cfg, Path(run_dir), show_progress
-        self.profile_steps = profile_steps
-        self.device = select_device(cfg.device)
+    def __init__(self, cfg: Config, run_dir: Path, show_progress: bool = True, profile_steps: int = 0,
+                 dist_info: DistInfo = DistInfo()) -> None:
+        self.cfg, self.run_dir, self.dist = cfg, Path(run_dir), dist_info
+        self.main = dist_info.is_main  # rank 0 evaluates, logs and writes the run folder
+        self.show = show_progress and self.main
+        self.profile_steps = profile_steps if self.main else 0
+        self.device = rank_device(dist_info, select_device(cfg.device))
         seed_everything(cfg.seed, cfg.deterministic)
         self.data = build_dataset(cfg.data)
         # channels_last: measured 352 vs 302 img/s for the ResNet-32 step on the 2-core CPU
         self.model = create_model(cfg.model, self.data.num_classes).to(self.device, memory_format=torch.channels_last)
         self.objective = build_objective(cfg, self.model).to(self.device)
-        self.logger = RunLogger(self.run_dir)
+        self.logger = RunLogger(self.run_dir) if self.main else None
         self.rng = np.random.default_rng(cfg.seed)
         self.final: dict = {}
         final_path = self.run_dir / "final_metrics.json"
@@ -256,6 +297,8 @@ class Trainer:
                 for name, loader in self._eval_loaders().items()}
 
     def _checkpoint(self, stage: int, epoch: int, optimizer, scheduler, loader) -> None:
+        if not self.main:
+            return
         save_checkpoint({
             "stage": stage, "epoch": epoch, "model": self.model.state_dict(),
             "objective": self.objective.state_dict(), "optimizer": optimizer.state_dict(),
@@ -275,6 +318,8 @@ class Trainer:
 
     def _finish_stage(self, stage: int, epoch: int, evals: dict) -> None:
         self.final[f"stage{stage}"] = {"epoch": epoch, **evals}
+        if not self.main:
+            return
         (self.run_dir / "final_metrics.json").write_text(json.dumps(self.final, indent=2))
         save_checkpoint({"model": self.model.state_dict(), "config": self.cfg, "stage": stage,
                          "summary": model_summary(self.data)},
@@ -285,9 +330,11 @@ class Trainer:
         for epoch in range(start_epoch, epochs):
             set_loader_epoch(loader, epoch)
             result = run_epoch(epoch)
+            average_buffers_(self.model)
             record = {"stage": stage, "epoch": epoch + 1, "lr": optimizer.param_groups[0]["lr"], **result.record()}
             last = epoch + 1 == epochs
-            if last or (self.cfg.eval_every > 0 and (epoch + 1) % self.cfg.eval_every == 0):
+            evaluate_now = last or (self.cfg.eval_every > 0 and (epoch + 1) % self.cfg.eval_every == 0)
+            if evaluate_now and self.main:
                 evals = self._evaluate_all()
                 record.update(evals)
                 if self.show:
@@ -295,7 +342,8 @@ class Trainer:
                     tqdm.write(f"stage {stage} epoch {epoch + 1}/{epochs}: loss {result.losses['total']:.4f} "
                                f"test top1 {t['top1']:.4f} many {t['many']} medium {t['medium']} few {t['few']} "
                                f"ece {t['ece']:.4f} ({record['images_per_s']:.0f} img/s)")
-            self.logger.log_epoch(record)
+            if self.logger is not None:
+                self.logger.log_epoch(record)
             self._checkpoint(stage, epoch + 1, optimizer, scheduler, loader)
             if last:
                 self._finish_stage(stage, epoch + 1, {k: record[k] for k in ("test", "val") if k in record})
@@ -303,8 +351,8 @@ class Trainer:
     # -- stages -------------------------------------------------------------------------
     def stage1(self, resume: Optional[dict] = None) -> None:
         s = self.cfg.stage1
-        loader = make_loader(self.cfg, self.data.train, self.device, True, s.batch_size, s.sampler, s.epochs,
-                             seed=self.cfg.seed)
+        loader = make_loader(self.cfg, self.data.train, self.device, True, split_batch(s.batch_size, self.dist),
+                             s.sampler, s.epochs, seed=self.cfg.seed, dist_info=self.dist)
         steps = len(loader)
         optimizer = stage1_optimizer(self.cfg, self.model)
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda i: lr_factor(
@@ -314,22 +362,24 @@ class Trainer:
             self._restore(resume, optimizer, scheduler, loader)
             start = resume["epoch"]
         generator = getattr(loader, "generator", None)
-        compile_for_training(self.model, self.cfg, self.device, s.batch_size)
+        compile_for_training(self.model, self.cfg, self.device, split_batch(s.batch_size, self.dist))
+        forward = wrap_ddp(FeaturesAndHead(self.model), self.dist, self.device)
 
         def run_epoch(epoch: int) -> EpochResult:
             profile = self.profile_steps if epoch == start else 0
             with step_profiler(self.run_dir / "profile", profile, self.device) as after_step:
                 return train_one_epoch_stage1(self.model, self.objective, optimizer, scheduler, loader, self.device,
                                               self.cfg, epoch * steps, s.epochs * steps, self.rng, generator,
-                                              f"stage 1 epoch {epoch + 1}/{s.epochs}", self.show, after_step)
+                                              f"stage 1 epoch {epoch + 1}/{s.epochs}", self.show, after_step,
+                                              forward)
 
         self._epoch_loop(1, s.epochs, start, run_epoch, optimizer, scheduler, loader)
 
     def stage2(self, resume: Optional[dict] = None) -> None:
         s = self.cfg.stage2
         freeze_for_stage2(self.model)
-        loader = make_loader(self.cfg, self.data.train, self.device, True, s.batch_size, s.sampler, s.epochs,
-                             seed=self.cfg.seed + 1)
+        loader = make_loader(self.cfg, self.data.train, self.device, True, split_batch(s.batch_size, self.dist),
+                             s.sampler, s.epochs, seed=self.cfg.seed + 1, dist_info=self.dist)
         steps = len(loader)
         optimizer = stage2_optimizer(self.cfg, self.model)
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda i: lr_factor(
@@ -340,9 +390,11 @@ class Trainer:
             self._restore(resume, optimizer, scheduler, loader)
             start = resume["epoch"]
 
+        classifier = wrap_ddp(ScaledClassifier(self.model), self.dist, self.device)
+
         def run_epoch(epoch: int) -> EpochResult:
             return train_one_epoch_stage2(self.model, criterion, optimizer, scheduler, loader, self.device, self.cfg,
-                                          f"stage 2 epoch {epoch + 1}/{s.epochs}", self.show)
+                                          f"stage 2 epoch {epoch + 1}/{s.epochs}", self.show, classifier)
 
         self._epoch_loop(2, s.epochs, start, run_epoch, optimizer, scheduler, loader)
 
@@ -363,5 +415,6 @@ class Trainer:
                     self.load_stage1_model(stage1_model or self.run_dir / "stage1_model.pt")
                 self.stage2(resume if resume_stage == 2 else None)
         finally:
-            self.logger.close()
+            if self.logger is not None:
+                self.logger.close()
         return self.final

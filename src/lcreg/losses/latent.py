@@ -16,6 +16,7 @@ from __future__ import annotations
 from typing import Optional
 
 import torch
+import torch.distributed as dist
 import torch.nn as nn
 import torch.nn.functional as F
 
@@ -51,6 +52,22 @@ def latent_samples(weights: torch.Tensor, features: torch.Tensor, sim: torch.Ten
     raise ValueError(f"unknown latent sample mode {mode!r} (pooled, positions)")
 
 
+def gather_from_ranks(samples: torch.Tensor, labels: Optional[torch.Tensor] = None):
+    """Every rank's (detached) samples and labels, concatenated in rank order, when a
+    process group of more than one rank is running (torchrun); the inputs otherwise. The
+    ranks must hold equally many samples (equal local batches, as the engine's samplers
+    give). Keeps the estimator's statistics those of the global batch on every rank."""
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return samples, labels
+
+    def gather(t: torch.Tensor) -> torch.Tensor:
+        parts = [torch.empty_like(t) for _ in range(dist.get_world_size())]
+        dist.all_gather(parts, t.contiguous())
+        return torch.cat(parts)
+
+    return gather(samples.detach()), (gather(labels) if labels is not None else None)
+
+
 class CovarianceEstimator(nn.Module):
     """Streaming per-category statistics, ``full`` (M x D x D) or ``diagonal`` (M x D).
 
@@ -61,7 +78,8 @@ class CovarianceEstimator(nn.Module):
         Sigma <- (n Sigma + n' Sigma') / (n + n') + n n' (mu - mu')(mu - mu')^T / (n + n')^2
 
     Categories absent from a batch keep their statistics. No Python loop over categories;
-    the update never materialises an N x M x D x D tensor.
+    the update never materialises an N x M x D x D tensor. Under torchrun, ``update`` first
+    gathers the samples of every rank, so all ranks hold the same statistics.
     """
 
     def __init__(self, num_categories: int, dim: int, mode: str = "full") -> None:
@@ -115,6 +133,7 @@ class CovarianceEstimator(nn.Module):
         products, Sigma <- w_old Sigma + (w_new / n') G^T G + w_old w_new (mu - mu')(mu - mu')^T,
         so the only temporary is G (M x L x D), never M x D x D: at M = 200, D = 2048 the
         estimator needs the 3.2 GB of Sigma plus one batch of samples."""
+        samples, labels = gather_from_ranks(samples, labels)
         if self.mode == "full":
             n_batch, mu_b, groups = self.batch_groups(samples, labels)
         else:
