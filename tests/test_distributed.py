@@ -9,7 +9,6 @@ import os
 import subprocess
 import sys
 
-import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
@@ -92,10 +91,9 @@ def test_ddp_ranks_stay_identical_and_rank0_writes(tmp_path):
     assert json.loads(lines[0])["images_per_s"] > 0
 
 
-@pytest.mark.slow
 def test_torchrun_launches_lcreg_train(tmp_path):
     run = tmp_path / "run"
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(WORLD), "--master_port", "29533",
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(WORLD),
            "-m", "lcreg", "train", "demo", "device=cpu", "stage1.epochs=2", "stage1.warmup_epochs=1",
            "stage1.milestones=[1]", "stage2.epochs=1", "eval_every=0", "--out", str(run), "--no-progress"]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=600,

@@ -48,7 +48,7 @@ def cached_arrays(
     arrays = build()
     try:
         cache_dir.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp.npz")
+        tmp = path.with_suffix(f".{os.getpid()}.tmp.npz")  # own name per process
         np.savez(tmp, **arrays)
         os.replace(tmp, path)
     except OSError:

@@ -14,6 +14,7 @@ the global batch; rank 0 alone writes the run folder. Tested with 2 gloo process
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import os
 from dataclasses import dataclass
@@ -95,6 +96,17 @@ def world_size() -> int:
     return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
 
 
+@contextlib.contextmanager
+def main_process_first(info: DistInfo):
+    """Rank 0 runs the block first (extracting an archive, decoding images into the cache),
+    the other ranks after it, so they read the finished cache instead of racing to write it."""
+    if not info.is_main:
+        barrier(info)
+    yield
+    if info.is_main:
+        barrier(info)
+
+
 def average_(values: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """Mean over ranks, in place (loss sums for the log)."""
     n = world_size()
@@ -118,16 +130,18 @@ def average_buffers_(model: nn.Module) -> None:
             buf.div_(n)
 
 
-def wrap_ddp(module: nn.Module, info: DistInfo, device: torch.device) -> nn.Module:
+def wrap_ddp(module: nn.Module, info: DistInfo, device: torch.device, broadcast_buffers: bool = True) -> nn.Module:
     """DistributedDataParallel over ``module`` (itself when single-process). static_graph:
     the same parameters take part in every step (a latent bias unused when alpha = 0 is
-    fine), which also lets DDP skip the search for unused parameters."""
+    fine), which also lets DDP skip the search for unused parameters.
+    ``broadcast_buffers=False`` lets each rank keep its own BN statistics until
+    ``average_buffers_`` (stage 2's shift-BN: an average over all ranks' batches)."""
     if not info.enabled:
         return module
     from torch.nn.parallel import DistributedDataParallel
 
     ids = [device.index] if device.type == "cuda" else None
-    return DistributedDataParallel(module, device_ids=ids, static_graph=True)
+    return DistributedDataParallel(module, device_ids=ids, static_graph=True, broadcast_buffers=broadcast_buffers)
 
 
 def destroy(info: DistInfo) -> None:
