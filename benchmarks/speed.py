@@ -94,8 +94,10 @@ def _sync(device: torch.device) -> None:
 # training step
 
 
-def bench_step(variant: str, compiled: bool, device: torch.device, batch_size: int, steps: int, repeats: int,
-               amp: str = "auto") -> dict:
+def prepare_step(variant: str, compiled: bool, device: torch.device, batch_size: int, steps: int,
+                 total_epochs: int, amp: str = "auto") -> dict:
+    """Model, objective, optimizer and loader of one variant, compiled if asked, after one
+    warm-up epoch (allocator, autotuning, graphs). ``run(epoch)`` times one more epoch."""
     overrides = VARIANTS[variant] + [f"compile={'on' if compiled else 'off'}", f"stage1.batch_size={batch_size}",
                                      f"amp={amp}"]
     cfg = load_config("cifar10_lt_if100", overrides)
@@ -108,19 +110,36 @@ def bench_step(variant: str, compiled: bool, device: torch.device, batch_size: i
     optimizer = stage1_optimizer(cfg, model)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda i: 1.0)
     loader = make_loader(cfg, split, device, True, batch_size, "instance", 1, seed=0)
-    _reset_peak(device)
     start = time.perf_counter()
     is_compiled = compile_for_training(model, cfg, device, batch_size)
     compile_s = time.perf_counter() - start if compiled else 0.0
-    rates = []
-    for r in range(repeats + 1):  # the first epoch warms up (allocator, autotuning, graphs)
-        res = train_one_epoch_stage1(model, objective, optimizer, scheduler, loader, device, cfg, r * steps,
-                                     (repeats + 1) * steps, rng, loader.generator, variant, show=False)
-        if r > 0:
-            rates.append(res.images / res.seconds)
+
+    def run(epoch: int) -> float:
+        res = train_one_epoch_stage1(model, objective, optimizer, scheduler, loader, device, cfg, epoch * steps,
+                                     total_epochs * steps, rng, loader.generator, variant, show=False)
+        return res.images / res.seconds
+
+    run(0)
     return {"variant": variant, "compiled": is_compiled, "compile_requested": compiled, "amp": amp,
-            "images_per_s": statistics.median(rates), "images_per_s_all": rates, "compile_s": compile_s,
-            "peak_mb": _peak_mb(device), "steps": steps, "repeats": repeats}
+            "compile_s": compile_s, "run": run}
+
+
+def bench_steps(variants: list[str], compiled: bool, device: torch.device, batch_size: int, steps: int,
+                repeats: int, amp: str = "auto") -> list[dict]:
+    """Images/s of each variant, median of ``repeats`` timed epochs. The variants take turns
+    epoch by epoch, so a slow drift of a shared machine hits all of them alike (measured on
+    the 2-core CPU: the same step, timed in separate blocks minutes apart, varied by 15%)."""
+    benches = [prepare_step(v, compiled, device, batch_size, steps, repeats + 1, amp) for v in variants]
+    rates: dict[str, list[float]] = {v: [] for v in variants}
+    peaks = {v: 0.0 for v in variants}
+    for r in range(1, repeats + 1):
+        for b in benches:
+            _reset_peak(device)
+            rates[b["variant"]].append(b["run"](r))
+            peaks[b["variant"]] = max(peaks[b["variant"]], _peak_mb(device))
+    return [{**{k: v for k, v in b.items() if k != "run"}, "images_per_s": statistics.median(rates[b["variant"]]),
+             "images_per_s_all": rates[b["variant"]], "peak_mb": peaks[b["variant"]], "steps": steps,
+             "repeats": repeats} for b in benches]
 
 
 # --------------------------------------------------------------------------------------
@@ -196,8 +215,8 @@ def main(argv=None) -> int:
     if args.only != "covariance":
         modes = {"both": [False, True], "on": [True], "off": [False]}[args.compile]
         for compiled in modes:
-            for variant in args.variants.split(","):
-                r = bench_step(variant, compiled, device, args.batch_size, steps, args.repeats, args.amp)
+            for r in bench_steps(args.variants.split(","), compiled, device, args.batch_size, steps, args.repeats,
+                                 args.amp):
                 result["steps"].append(r)
                 print(json.dumps(r), file=sys.stderr)
         by = {(r["variant"], r["compile_requested"]): r["images_per_s"] for r in result["steps"]}
