@@ -42,10 +42,20 @@ def method_name(cfg: dict) -> str:
             f"beta={loss['beta']}, samples={loss['latent_samples']})")
 
 
+def precision(r: dict) -> str:
+    """Numerics of a run: bf16 or fp32, compiled or eager (``auto`` resolved as the engine
+    does: bf16 and compiled on CUDA, fp32 and eager elsewhere)."""
+    cuda = not r["env"]["device"].startswith("CPU")
+    amp, comp = r["cfg"].get("amp", "auto"), r["cfg"].get("compile", "auto")
+    bf16 = amp == "bf16" or (amp == "auto" and cuda)
+    compiled = comp == "on" or (comp == "auto" and cuda)
+    return f"{'bf16' if bf16 else 'fp32'} {'compiled' if compiled else 'eager'}"
+
+
 def table(runs: list[dict], root: Path) -> str:
     lines = [
-        "| run | method | seed | stage-1 top-1 | top-1 | Many | Medium | Few | ECE | epochs | device | commit |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| run | method | seed | stage-1 top-1 | top-1 | Many | Medium | Few | ECE | epochs | precision | device | commit |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in runs:
         s1 = r["final"].get("stage1", {}).get("test", {})
@@ -55,20 +65,23 @@ def table(runs: list[dict], root: Path) -> str:
         lines.append(
             f"| `{r['dir'].relative_to(root)}` | {method_name(cfg)} | {cfg['seed']} | {pct(s1.get('top1'))} | "
             f"{pct(s2.get('top1'))} | {pct(s2.get('many'))} | {pct(s2.get('medium'))} | {pct(s2.get('few'))} | "
-            f"{pct(s2.get('ece'))} | {epochs} | {r['env']['device']} | `{(r['env']['commit'] or '?')[:12]}` |")
+            f"{pct(s2.get('ece'))} | {epochs} | {precision(r)} | {r['env']['device']} | `{(r['env']['commit'] or '?')[:12]}` |")
     return "\n".join(lines)
 
 
 def seed_summary(runs: list[dict]) -> str:
-    groups: dict[tuple, list[float]] = defaultdict(list)
+    """Runs that differ only in the seed (same preset, method and precision); one value per
+    seed, so a repeat of a seed is not counted as spread."""
+    groups: dict[tuple, dict[int, float]] = defaultdict(dict)
     for r in runs:
         top1 = r["final"].get("stage2", {}).get("test", {}).get("top1")
         if top1 is not None:
-            groups[(r["cfg"]["name"], method_name(r["cfg"]))].append(100 * top1)
-    lines = ["| preset | method | seeds | top-1 mean | std |", "|---|---|---|---|---|"]
-    for (name, method), vals in sorted(groups.items()):
+            groups[(r["cfg"]["name"], method_name(r["cfg"]), precision(r))][r["cfg"]["seed"]] = 100 * top1
+    lines = ["| preset | method | precision | seeds | top-1 mean | std |", "|---|---|---|---|---|---|"]
+    for (name, method, prec), by_seed in sorted(groups.items()):
+        vals = list(by_seed.values())
         std = f"{statistics.stdev(vals):.2f}" if len(vals) > 1 else "- (one seed)"
-        lines.append(f"| {name} | {method} | {len(vals)} | {statistics.mean(vals):.2f} | {std} |")
+        lines.append(f"| {name} | {method} | {prec} | {len(vals)} | {statistics.mean(vals):.2f} | {std} |")
     return "\n".join(lines)
 
 

@@ -16,10 +16,12 @@ the same run (same machine).
 Prints one JSON object (device, torch version, batch size, each figure) and a table.
 Measured figures are committed under results/speed/ and quoted in the README.
 
-Measured (results/speed/cpu_eager.json, the project's 2-core CPU, eager fp32): plain 372,
-MiSLAS 342, LCReg 295 images/s (LCReg step 1.26 x plain, 1.16 x MiSLAS; repeats vary by
-about 10%); full covariance at 200 x 2048: 3.2 GB state, 3.5 GB peak, 1.5 s per update;
-diagonal: 3.1 MB state. Not yet measured on a GPU.
+Measured on the project's 2-core CPU, variants interleaved (results/speed/cpu_fp32.json,
+cpu_bf16.json): LCReg 261 / 307 / 450 / 685 images/s in fp32 eager / fp32 compiled / bf16
+eager / bf16 compiled, 1.13 / 1.14 / 1.13 / 1.06 x the plain ResNet-32 step time.
+Full covariance at 200 x 2048 (results/speed/cpu_eager.json): 3.2 GB state, 3.5 GB peak,
+1.5 s per update; diagonal: 3.1 MB state. Not yet measured on a GPU. CPU peak memory is the
+process's resident set with every variant of a mode loaded.
 """
 
 from __future__ import annotations
@@ -210,7 +212,7 @@ def main(argv=None) -> int:
     steps = args.steps or (200 if device.type == "cuda" else 20)
     result = {"device": device_name(device), "device_type": device.type, "torch": torch.__version__,
               "python": platform.python_version(), "batch_size": args.batch_size, "amp": args.amp,
-              "command": " ".join(sys.argv),
+              "command": " ".join(sys.argv), "timing": "variants interleaved epoch by epoch",
               "threads": torch.get_num_threads(), "steps": [], "ratios": {}, "covariance": []}
     if args.only != "covariance":
         modes = {"both": [False, True], "on": [True], "off": [False]}[args.compile]
