@@ -40,7 +40,7 @@ import torch
 from lcreg.config import load_config
 from lcreg.data.images import ImageSet
 from lcreg.engine.environment import device_name, select_device
-from lcreg.engine.train import build_objective, compile_for_training, make_loader, stage1_optimizer, train_one_epoch_stage1
+from lcreg.engine.train import build_objective, compile_for_training, stage1_optimizer, train_loader, train_one_epoch_stage1
 from lcreg.losses import CovarianceEstimator
 from lcreg.models import create_model
 
@@ -111,7 +111,7 @@ def prepare_step(variant: str, compiled: bool, device: torch.device, batch_size:
     objective = build_objective(cfg, model).to(device)
     optimizer = stage1_optimizer(cfg, model)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda i: 1.0)
-    loader = make_loader(cfg, split, device, True, batch_size, "instance", 1, seed=0)
+    loader = train_loader(cfg, split, device, batch_size, "instance", 1, seed=0)
     start = time.perf_counter()
     is_compiled = compile_for_training(model, cfg, device, batch_size)
     compile_s = time.perf_counter() - start if compiled else 0.0

@@ -47,17 +47,18 @@ from lcreg.models import LongTailNet, create_model
 # loaders
 
 
-def make_loader(cfg: Config, split: ImageSet, device: torch.device, train: bool, batch_size: int,
-                sampler_name: str = "instance", total_epochs: int = 1, seed: int = 0, dist_info: DistInfo = DistInfo()):
+def train_loader(cfg: Config, split: ImageSet, device: torch.device, batch_size: int, sampler_name: str = "instance",
+                 total_epochs: int = 1, seed: int = 0, dist_info: DistInfo = DistInfo()):
     """Training loader of this rank: its stride of each epoch's global sampler order, its
-    own augmentation stream (rank 0 keeps ``seed``, so a single process is unchanged)."""
+    own augmentation stream (rank 0 keeps ``seed``, so a single process is unchanged).
+    Evaluation loaders come from ``engine.inference.eval_loader``."""
     d = cfg.data
     sampler = create_sampler(sampler_name, split.targets, seed=seed, total_epochs=total_epochs,
-                             num_replicas=dist_info.world_size, rank=dist_info.rank) if train else None
+                             num_replicas=dist_info.world_size, rank=dist_info.rank)
     if uses_device_loader(d):
-        return DeviceLoader(split, batch_size, device, d.mean, d.std, train=train, sampler=sampler,
+        return DeviceLoader(split, batch_size, device, d.mean, d.std, train=True, sampler=sampler,
                             padding=d.crop_padding, seed=seed + 7919 * dist_info.rank)
-    return worker_loader(split, batch_size, d.image_size, d.mean, d.std, train=train, sampler=sampler,
+    return worker_loader(split, batch_size, d.image_size, d.mean, d.std, train=True, sampler=sampler,
                          num_workers=d.num_workers, color_jitter=d.color_jitter, pin_memory=device.type == "cuda")
 
 
@@ -355,8 +356,8 @@ class Trainer:
     # -- stages -------------------------------------------------------------------------
     def stage1(self, resume: Optional[dict] = None) -> None:
         s = self.cfg.stage1
-        loader = make_loader(self.cfg, self.data.train, self.device, True, split_batch(s.batch_size, self.dist),
-                             s.sampler, s.epochs, seed=self.cfg.seed, dist_info=self.dist)
+        loader = train_loader(self.cfg, self.data.train, self.device, split_batch(s.batch_size, self.dist),
+                               s.sampler, s.epochs, seed=self.cfg.seed, dist_info=self.dist)
         steps = len(loader)
         optimizer = stage1_optimizer(self.cfg, self.model)
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda i: lr_factor(
@@ -382,8 +383,8 @@ class Trainer:
     def stage2(self, resume: Optional[dict] = None) -> None:
         s = self.cfg.stage2
         freeze_for_stage2(self.model)
-        loader = make_loader(self.cfg, self.data.train, self.device, True, split_batch(s.batch_size, self.dist),
-                             s.sampler, s.epochs, seed=self.cfg.seed + 1, dist_info=self.dist)
+        loader = train_loader(self.cfg, self.data.train, self.device, split_batch(s.batch_size, self.dist),
+                               s.sampler, s.epochs, seed=self.cfg.seed + 1, dist_info=self.dist)
         steps = len(loader)
         optimizer = stage2_optimizer(self.cfg, self.model)
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda i: lr_factor(
