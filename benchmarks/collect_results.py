@@ -70,18 +70,19 @@ def table(runs: list[dict], root: Path) -> str:
 
 
 def seed_summary(runs: list[dict]) -> str:
-    """Runs that differ only in the seed (same preset, method and precision); one value per
-    seed, so a repeat of a seed is not counted as spread."""
-    groups: dict[tuple, dict[int, float]] = defaultdict(dict)
+    """Runs that differ only in the seed (same preset, method and precision). Repeated runs
+    of one seed are averaged first, so the spread is over seeds, not over repeats."""
+    groups: dict[tuple, dict[int, list[float]]] = defaultdict(lambda: defaultdict(list))
     for r in runs:
         top1 = r["final"].get("stage2", {}).get("test", {}).get("top1")
         if top1 is not None:
-            groups[(r["cfg"]["name"], method_name(r["cfg"]), precision(r))][r["cfg"]["seed"]] = 100 * top1
-    lines = ["| preset | method | precision | seeds | top-1 mean | std |", "|---|---|---|---|---|---|"]
+            groups[(r["cfg"]["name"], method_name(r["cfg"]), precision(r))][r["cfg"]["seed"]].append(100 * top1)
+    lines = ["| preset | method | precision | seeds | runs | top-1 mean | std over seeds |", "|---|---|---|---|---|---|---|"]
     for (name, method, prec), by_seed in sorted(groups.items()):
-        vals = list(by_seed.values())
+        vals = [statistics.mean(v) for v in by_seed.values()]
+        n_runs = sum(len(v) for v in by_seed.values())
         std = f"{statistics.stdev(vals):.2f}" if len(vals) > 1 else "- (one seed)"
-        lines.append(f"| {name} | {method} | {prec} | {len(vals)} | {statistics.mean(vals):.2f} | {std} |")
+        lines.append(f"| {name} | {method} | {prec} | {len(vals)} | {n_runs} | {statistics.mean(vals):.2f} | {std} |")
     return "\n".join(lines)
 
 
