@@ -348,7 +348,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("train", help="train a model (stage 1 then stage 2)",
                        description="Train into a run folder: config.yaml, metrics.jsonl/.csv, tensorboard/, "
-                                   "checkpoint.pt, final_metrics.json. With no arguments: the offline demo.")
+                                   "checkpoint.pt, final_metrics.json. With no arguments: the offline demo.",
+                       epilog="Several GPUs: torchrun --nproc_per_node N -m lcreg train PRESET ... (the configured "
+                              "batch size is the global batch). Fast CPU path where the CPU has native bf16 "
+                              "(AMX / AVX512-BF16): --compile on amp=bf16.")
     _add_data_flags(p)
     p.add_argument("--stage", choices=["1", "2", "all"], default="all", help="which stage(s) to run")
     p.add_argument("--from", dest="from_run", help="stage 2: the stage-1 run folder (or stage1_model.pt)")
