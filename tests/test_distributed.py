@@ -9,6 +9,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
@@ -41,6 +43,7 @@ def _estimator_worker(rank: int, store_file: str, out_dir: str) -> None:
         states[mode] = (est.state_dict(), est_labelled.state_dict())
     torch.save({"states": states, "batches": batches, "flat": flat, "labels": labels},
                os.path.join(out_dir, f"estimator{rank}.pt"))
+    dist.barrier()
     dist.destroy_process_group()
 
 
@@ -70,6 +73,7 @@ def _trainer_worker(rank: int, store_file: str, run_dir: str, out_dir: str) -> N
     trainer.run()
     torch.save({"model": trainer.model.state_dict(), "objective": trainer.objective.state_dict()},
                os.path.join(out_dir, f"trained{rank}.pt"))
+    dist.barrier()
     dist.destroy_process_group()
 
 
@@ -95,6 +99,7 @@ def test_ddp_ranks_stay_identical_and_rank0_writes(tmp_path):
     assert round(first["images_per_s"] * first["seconds"]) == WORLD * per_rank
 
 
+@pytest.mark.slow  # 15 s; failed once in ~12 runs (inside a full suite, output not kept), not reproduced since
 def test_torchrun_launches_lcreg_train(tmp_path):
     run = tmp_path / "run"
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(WORLD),
@@ -102,8 +107,8 @@ def test_torchrun_launches_lcreg_train(tmp_path):
            "stage1.milestones=[1]", "stage2.epochs=1", "eval_every=0", "--out", str(run), "--no-progress"]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=600,
                           env={**os.environ, "OMP_NUM_THREADS": "1"})
-    assert done.returncode == 0, done.stderr[-2000:]
-    summary = json.loads(done.stdout[done.stdout.index("{"):])  # printed once, by rank 0
-    assert done.stdout.count('"run_dir"') == 1
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.count('"run_dir"') == 1, done.stdout[-3000:]  # printed once, by rank 0
+    summary = json.loads(done.stdout[done.stdout.index('{\n  "run_dir"'):])
     assert summary["final"]["stage2"]["top1"] > 0
     assert (run / "stage2_model.pt").is_file() and (run / "checkpoint.pt").is_file()

@@ -145,5 +145,8 @@ def wrap_ddp(module: nn.Module, info: DistInfo, device: torch.device, broadcast_
 
 
 def destroy(info: DistInfo) -> None:
+    """Leave together: rank 0 ends later than the others (it evaluates and writes), and a
+    rank that tears down its connections while a peer still holds them can fail the peer."""
     if info.enabled and dist.is_initialized():
+        dist.barrier()
         dist.destroy_process_group()
