@@ -131,9 +131,9 @@ def cmd_train(args: argparse.Namespace) -> int:
             run_dir = Path(path)
         trainer = Trainer(cfg, run_dir, show_progress=not args.no_progress, profile_steps=args.profile,
                           dist_info=info)
-        if info.is_main and resume is None:
-            trainer.write_run_files()
         if info.is_main:
+            if resume is None:
+                trainer.write_run_files()
             where = f" ({info.world_size} processes)" if info.enabled else ""
             print(f"run folder: {run_dir}{where}", file=sys.stderr)
         final = trainer.run(stages, resume=resume, stage1_model=stage1_model)

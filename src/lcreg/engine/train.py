@@ -317,8 +317,9 @@ class Trainer:
         scheduler.load_state_dict(state["scheduler"])
         self.rng.bit_generator.state = state["rng"]
         if state.get("loader_rng") is not None and hasattr(loader, "generator"):
-            loader.generator.set_state(state["loader_rng"])
-            if self.dist.rank > 0:  # the checkpoint holds rank 0's stream; keep the ranks' streams apart
+            if self.dist.rank == 0:
+                loader.generator.set_state(state["loader_rng"])
+            else:  # the checkpoint holds rank 0's stream; keep the ranks' streams apart
                 loader.generator.manual_seed(self.cfg.seed + 7919 * self.dist.rank + 104729 * state["epoch"])
 
     def _finish_stage(self, stage: int, epoch: int, evals: dict) -> None:
