@@ -1,12 +1,16 @@
 """User folders, list files, archives, the demo, and the offline download message."""
 
+import os
+import shutil
 import tarfile
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from lcreg.config import DataConfig
 from lcreg.data import build_dataset
+from lcreg.data.cache import extract_archive
 from lcreg.errors import LcregError
 from conftest import SHARED_DATA, write_image
 
@@ -94,6 +98,41 @@ def test_archive_is_extracted_once(tmp_path, no_download):
     cfg = DataConfig(dataset="folder", data_dir=str(archive), imbalance_factor=None, image_size=8)
     assert build_dataset(cfg).counts == [4, 2]
     assert build_dataset(cfg).counts == [4, 2]
+
+
+def _tar(tmp_path):
+    make_folder(tmp_path / "src" / "mydata", ["a", "b"], [4, 2])
+    archive = tmp_path / "mydata.tar.gz"
+    with tarfile.open(archive, "w:gz") as t:
+        t.add(tmp_path / "src" / "mydata", arcname="mydata")
+    return archive
+
+
+def test_extraction_renamed_into_place_and_stale_folder_replaced(tmp_path):
+    archive, cache = _tar(tmp_path), tmp_path / "cache"
+    root = extract_archive(archive, cache)
+    assert sorted(p.name for p in root.iterdir()) == ["test", "train"]
+    (dest,) = list((cache / "extracted").iterdir())  # no temporary folder left beside it
+    assert (dest / ".complete").exists()
+    # an interrupted extraction of an older version (no marker, files missing) is redone
+    shutil.rmtree(root / "test")
+    (dest / ".complete").unlink()
+    assert sorted(p.name for p in extract_archive(archive, cache).iterdir()) == ["test", "train"]
+
+
+def test_extraction_yields_to_a_process_that_finished_first(tmp_path, monkeypatch):
+    archive, cache = _tar(tmp_path), tmp_path / "cache"
+    real_rename = os.rename
+
+    def other_process_wins(src, dst):  # the other process renames its copy in just before us
+        shutil.copytree(src, dst)
+        (Path(dst) / "mydata" / "from_other").touch()
+        real_rename(src, dst)  # fails: the destination exists and is not empty
+
+    monkeypatch.setattr("lcreg.data.cache.os.rename", other_process_wins)
+    root = extract_archive(archive, cache)
+    assert len(os.listdir(cache / "extracted")) == 1  # our temporary copy removed
+    assert sorted(p.name for p in root.iterdir()) == ["from_other", "test", "train"]
 
 
 def test_demo_is_long_tailed_real_digits():

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import tarfile
 import zipfile
 from pathlib import Path
@@ -64,22 +65,37 @@ def is_archive(path: Path) -> bool:
 
 
 def extract_archive(archive: Path, cache_dir: Path) -> Path:
-    """Extract an archive once into the cache and return the folder holding its data."""
+    """Extract an archive once into the cache and return the folder holding its data.
+
+    Extraction goes to a folder of this process's own, renamed into place when complete, so
+    two runs started at once on a fresh archive never write the same files and an
+    interrupted extraction leaves nothing that looks finished."""
     st = archive.stat()
     dest = cache_dir / "extracted" / f"{archive.name.split('.')[0]}-{fingerprint(str(archive.resolve()), st.st_size)}"
     marker = dest / ".complete"
-    if not marker.exists():
-        dest.mkdir(parents=True, exist_ok=True)
+    if dest.is_dir() and not marker.exists():  # left by an interrupted extraction of an older version
+        shutil.rmtree(dest, ignore_errors=True)
+    if not dest.is_dir():
+        tmp = dest.with_name(f"{dest.name}.{os.getpid()}.tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
         try:
             if archive.name.lower().endswith(".zip"):
                 with zipfile.ZipFile(archive) as z:
-                    z.extractall(dest)
+                    z.extractall(tmp)
             else:
                 with tarfile.open(archive) as t:
-                    t.extractall(dest, filter="data") if hasattr(tarfile, "data_filter") else t.extractall(dest)
+                    t.extractall(tmp, filter="data") if hasattr(tarfile, "data_filter") else t.extractall(tmp)
         except (tarfile.TarError, zipfile.BadZipFile, OSError, EOFError) as e:
+            shutil.rmtree(tmp, ignore_errors=True)
             raise LcregError(f"cannot extract {archive}: {e}") from None
-        marker.touch()
+        (tmp / ".complete").touch()
+        try:
+            os.rename(tmp, dest)
+        except OSError:  # another process finished first: use its copy
+            shutil.rmtree(tmp, ignore_errors=True)
+            if not dest.is_dir():
+                raise
     entries = [p for p in dest.iterdir() if not p.name.startswith(".")]
     # an archive that wraps everything in one top folder: descend into it
     if len(entries) == 1 and entries[0].is_dir() and not (entries[0].name in ("train", "test")):
