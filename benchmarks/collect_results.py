@@ -28,7 +28,10 @@ def load_runs(root: Path) -> list[dict]:
         final = json.loads(final_path.read_text())
         cfg = yaml.safe_load((run / "config.yaml").read_text())
         env = json.loads((run / "environment.json").read_text())
-        runs.append({"dir": run, "final": final, "cfg": cfg, "env": env})
+        log = run / "metrics.jsonl"
+        epochs = [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
+        runs.append({"dir": run, "final": final, "cfg": cfg, "env": env,
+                     "epoch_seconds": sum(e.get("seconds", 0.0) for e in epochs)})
     return runs
 
 
@@ -52,10 +55,20 @@ def precision(r: dict) -> str:
     return f"{'bf16' if bf16 else 'fp32'} {'compiled' if compiled else 'eager'}"
 
 
+def minutes(r: dict) -> str:
+    """Wall minutes of the whole run (start-up, compilation, evaluation included; summed over
+    resumed processes) where the run recorded it, else the logged epochs alone, marked so."""
+    stages = [r["final"][k] for k in ("stage1", "stage2") if k in r["final"]]
+    wall = stages[-1].get("wall_seconds") if stages else None
+    if wall is not None:
+        return f"{wall / 60:.1f}"
+    return f"{r['epoch_seconds'] / 60:.1f} (epochs only)" if r["epoch_seconds"] else "-"
+
+
 def table(runs: list[dict], root: Path) -> str:
     lines = [
-        "| run | method | seed | stage-1 top-1 | top-1 | Many | Medium | Few | ECE | epochs | precision | device | commit |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| run | method | seed | stage-1 top-1 | top-1 | Many | Medium | Few | ECE | epochs | precision | device | minutes | commit |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in runs:
         s1 = r["final"].get("stage1", {}).get("test", {})
@@ -65,7 +78,7 @@ def table(runs: list[dict], root: Path) -> str:
         lines.append(
             f"| `{r['dir'].relative_to(root)}` | {method_name(cfg)} | {cfg['seed']} | {pct(s1.get('top1'))} | "
             f"{pct(s2.get('top1'))} | {pct(s2.get('many'))} | {pct(s2.get('medium'))} | {pct(s2.get('few'))} | "
-            f"{pct(s2.get('ece'))} | {epochs} | {precision(r)} | {r['env']['device']} | `{(r['env']['commit'] or '?')[:12]}` |")
+            f"{pct(s2.get('ece'))} | {epochs} | {precision(r)} | {r['env']['device']} | {minutes(r)} | `{(r['env']['commit'] or '?')[:12]}` |")
     return "\n".join(lines)
 
 

@@ -70,6 +70,12 @@ def test_resume_after_a_crash_repeats_the_uninterrupted_run(tmp_path, monkeypatc
         assert torch.equal(reference[k], resumed[k]), k
     lines = (run_b / "metrics.jsonl").read_text().splitlines()
     assert [json.loads(x)["epoch"] for x in lines] == [1, 2, 3, 4, 1, 2]
+    # wall time carries over the resume: it covers the epochs of both processes
+    records = [json.loads(x) for x in lines]
+    elapsed = [r["elapsed_s"] for r in records]
+    assert elapsed == sorted(elapsed)
+    wall = json.loads((run_b / "final_metrics.json").read_text())["stage2"]["wall_seconds"]
+    assert wall >= elapsed[-1] >= sum(r["seconds"] for r in records)
 
 
 def test_baseline_has_no_latent_terms(tmp_path):

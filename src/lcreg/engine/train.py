@@ -278,6 +278,9 @@ class Trainer:
         self.objective = build_objective(cfg, self.model).to(self.device)
         self.logger = RunLogger(self.run_dir) if self.main else None
         self.rng = np.random.default_rng(cfg.seed)
+        # wall time of the run: this process's, plus what earlier processes logged before a resume
+        self._started, self._elapsed_before = time.perf_counter(), 0.0
+        self._eval_loader_cache: Optional[dict] = None
         self.final: dict = {}
         final_path = self.run_dir / "final_metrics.json"
         if final_path.exists():
@@ -289,11 +292,17 @@ class Trainer:
         (self.run_dir / "environment.json").write_text(json.dumps(environment_info(self.device), indent=2))
         (self.run_dir / "data_stats.json").write_text(json.dumps(self.data.stats(), indent=2))
 
+    def elapsed(self) -> float:
+        """Seconds of wall time the run has taken so far, summed over resumed processes
+        (data loading, compilation, training, evaluation; not the time between them)."""
+        return self._elapsed_before + time.perf_counter() - self._started
+
     def _eval_loaders(self) -> dict:
-        loaders = {"test": eval_loader(self.cfg, self.data.test, self.device)}
-        if self.data.val is not None:
-            loaders["val"] = eval_loader(self.cfg, self.data.val, self.device)
-        return loaders
+        if self._eval_loader_cache is None:  # built once: a device copy of each split
+            self._eval_loader_cache = {"test": eval_loader(self.cfg, self.data.test, self.device)}
+            if self.data.val is not None:
+                self._eval_loader_cache["val"] = eval_loader(self.cfg, self.data.val, self.device)
+        return self._eval_loader_cache
 
     def _evaluate_all(self) -> dict:
         return {name: evaluate(self.model, loader, self.device, self.data.splits, self.cfg.amp)
@@ -307,7 +316,7 @@ class Trainer:
             "objective": self.objective.state_dict(), "optimizer": optimizer.state_dict(),
             "scheduler": scheduler.state_dict(), "rng": self.rng.bit_generator.state,
             "loader_rng": loader.generator.get_state() if hasattr(loader, "generator") else None,
-            "config": self.cfg, "summary": model_summary(self.data),
+            "config": self.cfg, "summary": model_summary(self.data), "elapsed_s": self.elapsed(),
         }, self.run_dir / "checkpoint.pt")
 
     def _restore(self, state: dict, optimizer, scheduler, loader) -> None:
@@ -316,6 +325,7 @@ class Trainer:
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         self.rng.bit_generator.state = state["rng"]
+        self._elapsed_before = state.get("elapsed_s", 0.0)  # this process's start-up counts on top
         if state.get("loader_rng") is not None and hasattr(loader, "generator"):
             if self.dist.rank == 0:
                 loader.generator.set_state(state["loader_rng"])
@@ -323,7 +333,8 @@ class Trainer:
                 loader.generator.manual_seed(self.cfg.seed + 7919 * self.dist.rank + 104729 * state["epoch"])
 
     def _finish_stage(self, stage: int, epoch: int, evals: dict) -> None:
-        self.final[f"stage{stage}"] = {"epoch": epoch, **evals}
+        # wall_seconds: the run's wall time up to the end of this stage
+        self.final[f"stage{stage}"] = {"epoch": epoch, "wall_seconds": self.elapsed(), **evals}
         if not self.main:
             return
         (self.run_dir / "final_metrics.json").write_text(json.dumps(self.final, indent=2))
@@ -348,6 +359,7 @@ class Trainer:
                     tqdm.write(f"stage {stage} epoch {epoch + 1}/{epochs}: loss {result.losses['total']:.4f} "
                                f"test top1 {t['top1']:.4f} many {t['many']} medium {t['medium']} few {t['few']} "
                                f"ece {t['ece']:.4f} ({record['images_per_s']:.0f} img/s)")
+            record["elapsed_s"] = self.elapsed()
             if self.logger is not None:
                 self.logger.log_epoch(record)
             self._checkpoint(stage, epoch + 1, optimizer, scheduler, loader)
