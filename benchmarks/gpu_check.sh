@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# The speed issue's GPU check, prepared for a session that is lent a GPU for a few minutes.
+#
+#   bash benchmarks/gpu_check.sh speed   # benchmarks/speed.py on the GPU (steps + covariance)
+#   bash benchmarks/gpu_check.sh train   # one full CIFAR-10-LT IF 100 LCReg run, GPU defaults
+#   bash benchmarks/gpu_check.sh all     # both, speed first
+#
+# Needs the CIFAR-10 JPEG archive at $DATA (default data/cifar10-jpeg.tar.gz, git-ignored:
+# copy it there and carry it). Uses the machine's own torch and packages, the sources from
+# src/ (no install). Everything it writes goes to $OUT (default /tmp/lcreg_gpu) as at most
+# six plain files: speed_<gpu>.json, speed.log, train.log, run_<gpu>.tar.gz (the whole run
+# folder: config, environment, per-epoch log, final metrics, checkpoints), nvidia-smi.txt.
+# A dry run on a CPU: SPEED_ARGS="--compile off --steps 2 --repeats 1 --only steps"
+# TRAIN_ARGS="stage1.epochs=1 stage2.epochs=1" bash benchmarks/gpu_check.sh all
+set -euo pipefail
+what=${1:-all}
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+export PYTHONPATH="$ROOT/src${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
+OUT=${OUT:-/tmp/lcreg_gpu}
+DATA=${DATA:-$ROOT/data/cifar10-jpeg.tar.gz}
+PY=${PY:-python3}
+mkdir -p "$OUT"
+cd "$ROOT"
+(nvidia-smi || echo "no nvidia-smi") > "$OUT/nvidia-smi.txt" 2>&1
+tag=$($PY -c "import torch; print(torch.cuda.get_device_name(0) if torch.cuda.is_available() else 'cpu')" \
+      | tr -c 'A-Za-z0-9_.\n-' '_')
+
+if [[ $what == speed || $what == all ]]; then
+  # shellcheck disable=SC2086  # SPEED_ARGS is a list of options
+  $PY benchmarks/speed.py --out "$OUT/speed_$tag.json" ${SPEED_ARGS:-} 2>&1 | tee "$OUT/speed.log"
+fi
+
+if [[ $what == train || $what == all ]]; then
+  run="$OUT/run_$tag"
+  rm -rf "$run"
+  start=$(date +%s)
+  # shellcheck disable=SC2086  # TRAIN_ARGS is a list of key=value overrides
+  $PY -m lcreg train cifar10_lt_if100 --data-dir "$DATA" --seed 0 --out "$run" --no-progress \
+      ${TRAIN_ARGS:-} 2>&1 | tee "$OUT/train.log"
+  echo "wall seconds of the command (start-up included): $(( $(date +%s) - start ))" | tee -a "$OUT/train.log"
+  tar czf "$OUT/run_$tag.tar.gz" -C "$OUT" "run_$tag"  # one file: the device tool returns at most 8
+  rm -rf "$run"
+fi
+ls -l "$OUT"
