@@ -108,6 +108,7 @@ def test_report_is_self_contained(demo_run, capsys):
     for figure in ["class_distribution.png", "training_curves.png", "eval/reliability.png", "analysis/kl_heatmap.png"]:
         assert f"({figure})" in md
     assert page.count("data:image/png;base64,") >= 8 and "<img src=\"eval/" not in page
+    assert "stage2 done after" in md  # the run's recorded wall time
     assert main(["report", str(demo_run / "eval")]) == 2
 
 

@@ -48,6 +48,11 @@ def build_run_report(run_dir: Path, out_dir: Path, device: torch.device, data_di
                 rows.append([stage, split, m.get("epoch", ""), *[pct(m[split].get(k)) for k in METRIC_COLUMNS]])
     report.add(Table(["stage", "split", "epoch", "top-1", "top-5", "Many", "Medium", "Few", "ECE", "MCE"], rows)
                if rows else Paragraph("No stage has finished yet."))
+    walls = [f"{stage} done after {m['wall_seconds'] / 60:.1f} min" for stage, m in sorted(final.items())
+             if "wall_seconds" in m]
+    if walls:
+        report.add(Paragraph("Wall time (start-up, compilation and evaluation included, summed over resumed "
+                             f"processes): {'; '.join(walls)}."))
 
     if stats:
         plot_class_distribution(stats["counts"], stats["class_names"], stats["splits"], out_dir / "class_distribution.png",
