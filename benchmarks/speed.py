@@ -18,7 +18,9 @@ Measured figures are committed under results/speed/ and quoted in the README.
 
 Measured on the project's 2-core CPU, variants interleaved (results/speed/cpu_fp32.json,
 cpu_bf16.json): LCReg 261 / 307 / 450 / 685 images/s in fp32 eager / fp32 compiled / bf16
-eager / bf16 compiled, 1.13 / 1.14 / 1.13 / 1.06 x the plain ResNet-32 step time.
+eager / bf16 compiled, 1.13 / 1.14 / 1.13 / 1.06 x the plain ResNet-32 step time; a 9-repeat
+rerun of bf16 compiled gave 1.16 (results/speed/cpu_bf16_compiled_r9.json; single interleaved
+pairs ranged 0.76-1.60 on this shared host, so the ratio is known to about +-0.05 here).
 Full covariance at 200 x 2048 (results/speed/cpu_eager.json): 3.2 GB state, 3.5 GB peak,
 1.5 s per update; diagonal: 3.1 MB state. Not yet measured on a GPU. CPU peak memory is the
 process's resident set with every variant of a mode loaded.
@@ -97,11 +99,11 @@ def _sync(device: torch.device) -> None:
 
 
 def prepare_step(variant: str, compiled: bool, device: torch.device, batch_size: int, steps: int,
-                 total_epochs: int, amp: str = "auto") -> dict:
+                 total_epochs: int, amp: str = "auto", compile_mode: str = "auto") -> dict:
     """Model, objective, optimizer and loader of one variant, compiled if asked, after one
     warm-up epoch (allocator, autotuning, graphs). ``run(epoch)`` times one more epoch."""
     overrides = VARIANTS[variant] + [f"compile={'on' if compiled else 'off'}", f"stage1.batch_size={batch_size}",
-                                     f"amp={amp}"]
+                                     f"amp={amp}", f"compile_mode={compile_mode}"]
     cfg = load_config("cifar10_lt_if100", overrides)
     torch.manual_seed(0)
     rng = np.random.default_rng(0)
@@ -127,11 +129,11 @@ def prepare_step(variant: str, compiled: bool, device: torch.device, batch_size:
 
 
 def bench_steps(variants: list[str], compiled: bool, device: torch.device, batch_size: int, steps: int,
-                repeats: int, amp: str = "auto") -> list[dict]:
+                repeats: int, amp: str = "auto", compile_mode: str = "auto") -> list[dict]:
     """Images/s of each variant, median of ``repeats`` timed epochs. The variants take turns
     epoch by epoch, so a slow drift of a shared machine hits all of them alike (measured on
     the 2-core CPU: the same step, timed in separate blocks minutes apart, varied by 15%)."""
-    benches = [prepare_step(v, compiled, device, batch_size, steps, repeats + 1, amp) for v in variants]
+    benches = [prepare_step(v, compiled, device, batch_size, steps, repeats + 1, amp, compile_mode) for v in variants]
     rates: dict[str, list[float]] = {v: [] for v in variants}
     peaks = {v: 0.0 for v in variants}
     for r in range(1, repeats + 1):
@@ -204,6 +206,8 @@ def main(argv=None) -> int:
     p.add_argument("--variants", default="plain,mislas,lcreg")
     p.add_argument("--amp", choices=["auto", "bf16", "off"], default="auto",
                    help="auto: bf16 on GPU, fp32 on CPU; bf16 on CPU uses AMX/AVX512-BF16 where present")
+    p.add_argument("--compile-mode", default="auto", help="torch.compile mode of the compiled variants (config's "
+                   "compile_mode: auto, default, reduce-overhead, max-autotune, ...)")
     p.add_argument("--cov-updates", type=int, default=3)
     p.add_argument("--out", help="also write the JSON object here")
     args = p.parse_args(argv)
@@ -212,13 +216,14 @@ def main(argv=None) -> int:
     steps = args.steps or (200 if device.type == "cuda" else 20)
     result = {"device": device_name(device), "device_type": device.type, "torch": torch.__version__,
               "python": platform.python_version(), "batch_size": args.batch_size, "amp": args.amp,
+              "compile_mode": args.compile_mode,
               "command": " ".join(sys.argv), "timing": "variants interleaved epoch by epoch",
               "threads": torch.get_num_threads(), "steps": [], "ratios": {}, "covariance": []}
     if args.only != "covariance":
         modes = {"both": [False, True], "on": [True], "off": [False]}[args.compile]
         for compiled in modes:
             for r in bench_steps(args.variants.split(","), compiled, device, args.batch_size, steps, args.repeats,
-                                 args.amp):
+                                 args.amp, args.compile_mode):
                 result["steps"].append(r)
                 print(json.dumps(r), file=sys.stderr)
         by = {(r["variant"], r["compile_requested"]): r["images_per_s"] for r in result["steps"]}
