@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import statistics
 import sys
 import time
@@ -41,7 +40,7 @@ import torch
 
 from lcreg.config import load_config
 from lcreg.data.images import ImageSet
-from lcreg.engine.environment import device_name, select_device
+from lcreg.engine.environment import environment_info, select_device
 from lcreg.engine.train import build_objective, compile_for_training, stage1_optimizer, train_loader, train_one_epoch_stage1
 from lcreg.losses import CovarianceEstimator
 from lcreg.models import create_model
@@ -214,10 +213,9 @@ def main(argv=None) -> int:
 
     device = select_device(args.device)
     steps = args.steps or (200 if device.type == "cuda" else 20)
-    result = {"device": device_name(device), "device_type": device.type, "torch": torch.__version__,
-              "python": platform.python_version(), "batch_size": args.batch_size, "amp": args.amp,
-              "compile_mode": args.compile_mode,
-              "command": " ".join(sys.argv), "timing": "variants interleaved epoch by epoch",
+    # commit, device, torch, python, platform, command: the same record a run folder keeps
+    result = {**environment_info(device), "device_type": device.type, "batch_size": args.batch_size,
+              "amp": args.amp, "compile_mode": args.compile_mode, "timing": "variants interleaved epoch by epoch",
               "threads": torch.get_num_threads(), "steps": [], "ratios": {}, "covariance": []}
     if args.only != "covariance":
         modes = {"both": [False, True], "on": [True], "off": [False]}[args.compile]

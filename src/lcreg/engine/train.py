@@ -14,6 +14,7 @@ evaluates and writes the run folder.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import time
@@ -47,6 +48,11 @@ from lcreg.models import LongTailNet, create_model
 # loaders
 
 
+def rank_seed(seed: int, rank: int) -> int:
+    """Seed of a rank's augmentation stream: rank 0 keeps ``seed``, the others stay apart."""
+    return seed + 7919 * rank
+
+
 def train_loader(cfg: Config, split: ImageSet, device: torch.device, batch_size: int, sampler_name: str = "instance",
                  total_epochs: int = 1, seed: int = 0, dist_info: DistInfo = DistInfo()):
     """Training loader of this rank: its stride of each epoch's global sampler order, its
@@ -57,7 +63,7 @@ def train_loader(cfg: Config, split: ImageSet, device: torch.device, batch_size:
                              num_replicas=dist_info.world_size, rank=dist_info.rank)
     if uses_device_loader(d):
         return DeviceLoader(split, batch_size, device, d.mean, d.std, train=True, sampler=sampler,
-                            padding=d.crop_padding, seed=seed + 7919 * dist_info.rank)
+                            padding=d.crop_padding, seed=rank_seed(seed, dist_info.rank))
     return worker_loader(split, batch_size, d.image_size, d.mean, d.std, train=True, sampler=sampler,
                          num_workers=d.num_workers, color_jitter=d.color_jitter, pin_memory=device.type == "cuda")
 
@@ -280,7 +286,6 @@ class Trainer:
         self.rng = np.random.default_rng(cfg.seed)
         # wall time of the run: this process's, plus what earlier processes logged before a resume
         self._started, self._elapsed_before = time.perf_counter(), 0.0
-        self._eval_loader_cache: Optional[dict] = None
         self.final: dict = {}
         final_path = self.run_dir / "final_metrics.json"
         if final_path.exists():
@@ -297,16 +302,17 @@ class Trainer:
         (data loading, compilation, training, evaluation; not the time between them)."""
         return self._elapsed_before + time.perf_counter() - self._started
 
+    @functools.cached_property
     def _eval_loaders(self) -> dict:
-        if self._eval_loader_cache is None:  # built once: a device copy of each split
-            self._eval_loader_cache = {"test": eval_loader(self.cfg, self.data.test, self.device)}
-            if self.data.val is not None:
-                self._eval_loader_cache["val"] = eval_loader(self.cfg, self.data.val, self.device)
-        return self._eval_loader_cache
+        """Built once per run: a device copy of each evaluated split."""
+        loaders = {"test": eval_loader(self.cfg, self.data.test, self.device)}
+        if self.data.val is not None:
+            loaders["val"] = eval_loader(self.cfg, self.data.val, self.device)
+        return loaders
 
     def _evaluate_all(self) -> dict:
         return {name: evaluate(self.model, loader, self.device, self.data.splits, self.cfg.amp)
-                for name, loader in self._eval_loaders().items()}
+                for name, loader in self._eval_loaders.items()}
 
     def _checkpoint(self, stage: int, epoch: int, optimizer, scheduler, loader) -> None:
         if not self.main:
@@ -330,7 +336,7 @@ class Trainer:
             if self.dist.rank == 0:
                 loader.generator.set_state(state["loader_rng"])
             else:  # the checkpoint holds rank 0's stream; keep the ranks' streams apart
-                loader.generator.manual_seed(self.cfg.seed + 7919 * self.dist.rank + 104729 * state["epoch"])
+                loader.generator.manual_seed(rank_seed(self.cfg.seed, self.dist.rank) + 104729 * state["epoch"])
 
     def _finish_stage(self, stage: int, epoch: int, evals: dict) -> None:
         # wall_seconds: the run's wall time up to the end of this stage
