@@ -58,6 +58,30 @@ def test_analyze_writes_every_file(demo_run, capsys):
     assert main(["analyze", str(demo_run), "--images", "5,x"]) == 2
 
 
+DIAGNOSTIC_KEYS = ("positional_share", "feature_positional_share", "effective_rank", "saturation",
+                   "histogram_entropy", "histogram_class_accuracy", "class_kl", "shared_categories")
+
+
+def test_analyze_json_holds_the_content_diagnostics(demo_run, capsys):
+    capsys.readouterr()
+    assert main(["analyze", str(demo_run), "--json", "--out", str(demo_run / "an3")]) == 0
+    d = json.loads(capsys.readouterr().out)["diagnostics"]
+    assert set(DIAGNOSTIC_KEYS) <= set(d)
+    assert d == json.loads((demo_run / "an3" / "diagnostics.json").read_text())
+    assert d["held_out_split"] == "test" and d["held_out_images"] == 500 and d["training_images"] > 0
+    assert 0 <= d["positional_share"] <= 1 and 0 <= d["feature_positional_share"] <= 1
+    assert 1 <= d["effective_rank"] <= 10 and 0 <= d["saturation"] <= 1
+    assert 0 < d["histogram_entropy"] <= d["histogram_entropy_max"] + 1e-6
+    assert 0 <= d["histogram_class_accuracy"] <= 1 and d["histogram_class_accuracy_chance"] == pytest.approx(0.1)
+    kl = np.array(d["class_kl"]["symmetric"])
+    assert kl.shape == (10, 10) and np.allclose(kl, kl.T)
+    assert len(d["shared_categories"]["classes_per_category"]) == 10
+    # the per-epoch log carries the cheap ones for every stage-1 epoch
+    records = [json.loads(line) for line in (demo_run / "metrics.jsonl").read_text().splitlines()]
+    stage1 = [r for r in records if r["stage"] == 1]
+    assert all({"positional_share", "effective_rank", "saturation"} <= set(r["diagnostics"]) for r in stage1)
+
+
 def test_predict_skips_a_corrupt_image_and_predicts_the_rest(demo_run, tmp_path, capsys):
     folder = tmp_path / "imgs"
     (folder / "sub").mkdir(parents=True)
@@ -135,10 +159,13 @@ def test_export_onnx_matches_or_says_what_to_install(demo_run, tmp_path, capsys)
     assert out.stat().st_size > 0
 
 
-def test_baseline_model_cannot_be_analyzed_but_evaluates(tmp_path, capsys):
+def test_baseline_model_gets_backbone_diagnostics_and_evaluates(tmp_path, capsys):
     run = tmp_path / "base"
     assert main(["train", "--out", str(run), "--no-progress", "model.latent.enabled=false", "stage1.epochs=2",
                  "stage1.warmup_epochs=1", "stage1.milestones=[1]", "stage2.epochs=1", "eval_every=0"]) == 0
     assert main(["eval", str(run)]) == 0
-    assert main(["analyze", str(run)]) == 2
-    assert "no latent head" in capsys.readouterr().err
+    assert main(["analyze", str(run)]) == 0
+    assert "no latent head" in capsys.readouterr().out
+    d = json.loads((run / "analysis" / "diagnostics.json").read_text())
+    assert d["latent_head"] is False and 0 <= d["feature_positional_share"] <= 1
+    assert not (run / "analysis" / "kl_table.csv").exists()

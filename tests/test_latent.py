@@ -28,8 +28,10 @@ def feats():
     return torch.randn(B, D, H, W)
 
 
-def slow_maps(head, f, weights_from="sigmoid"):
-    """Eq. 1-3 written as loops (``weights_from="logits"``: eq. 2 over K^T f instead of S)."""
+def slow_maps(head, f, weights_from="sigmoid", similarity="dot", tau=1.0, tau_w=1.0):
+    """Eq. 1-3 written as loops (``weights_from="logits"``: eq. 2 over the logits instead of
+    S; ``similarity="cosine"``: cos(K_m, f_n); ``tau`` divides the similarity of eq. 1,
+    ``tau_w`` the softmax input of eq. 2)."""
     keys = head.encoder.weight[:, :, 0] @ head.latents + head.encoder.bias[:, None]  # FC(f'): 1x1 conv
     x = f.reshape(B, D, H * W)
     sim = torch.zeros(B, M, H * W)
@@ -37,19 +39,23 @@ def slow_maps(head, f, weights_from="sigmoid"):
     for b in range(B):
         for m in range(M):
             for n in range(H * W):
-                raw[b, m, n] = float(sum(keys[d, m] * x[b, d, n] for d in range(D)))
+                dot = float(sum(keys[d, m] * x[b, d, n] for d in range(D)))
+                if similarity == "cosine":
+                    dot /= math.sqrt(float(sum(keys[d, m] ** 2 for d in range(D)))) * math.sqrt(
+                        float(sum(x[b, d, n] ** 2 for d in range(D))))
+                raw[b, m, n] = dot / tau
                 sim[b, m, n] = 1 / (1 + math.exp(-raw[b, m, n]))
     src = sim if weights_from == "sigmoid" else raw
     weights = torch.zeros_like(sim)
     recon = torch.zeros(B, D, H * W)
     for b in range(B):
         for n in range(H * W):
-            z = sum(math.exp(src[b, k, n]) for k in range(M))
+            z = sum(math.exp(src[b, k, n] / tau_w) for k in range(M))
             for m in range(M):
-                weights[b, m, n] = math.exp(src[b, m, n]) / z
+                weights[b, m, n] = math.exp(src[b, m, n] / tau_w) / z
             for d in range(D):
                 recon[b, d, n] = sum(keys[d, m] * weights[b, m, n] for m in range(M))
-    return keys, sim, weights, recon
+    return keys, raw, sim, weights, recon
 
 
 @pytest.mark.parametrize("decoder,weights_from", [("concat_sim", "sigmoid"), ("sum_recon", "sigmoid"),
@@ -59,7 +65,7 @@ def test_head_matches_equations_1_to_3(feats, decoder, weights_from):
     with torch.no_grad():
         head.fc.weight.normal_()
         out = head(feats)
-        keys, sim, weights, recon = slow_maps(head, feats, weights_from)
+        keys, _, sim, weights, recon = slow_maps(head, feats, weights_from)
         assert torch.allclose(out.keys, keys, atol=1e-10)
         assert torch.allclose(out.sim, sim, atol=1e-10)
         assert torch.allclose(out.weights, weights, atol=1e-10)
@@ -79,6 +85,44 @@ def test_head_matches_equations_1_to_3(feats, decoder, weights_from):
         assert out.logits.shape == (B, C)
 
 
+@pytest.mark.parametrize("weights_from,similarity,tau,tau_w", [
+    ("sigmoid", "cosine", 0.1, 1.0), ("logits", "cosine", 0.1, 1.0), ("logits", "dot", 2.0, 0.5),
+    ("sigmoid", "dot", 1.0, 0.1)])
+def test_similarity_and_temperature_readings_match_loops(feats, weights_from, similarity, tau, tau_w):
+    head = LatentCategoryHead(D, C, M, "concat_sim", weights_from, similarity, tau, tau_w).eval()
+    with torch.no_grad():
+        maps = head.latent_maps(feats)
+        keys, raw, sim, weights, recon = slow_maps(head, feats, weights_from, similarity, tau, tau_w)
+        for got, want in zip(maps, (keys, raw, sim, weights, recon)):
+            assert torch.allclose(got, want, atol=1e-10)
+        out = head(feats)
+        assert torch.allclose(out.weights, weights, atol=1e-10) and torch.allclose(out.sim, sim, atol=1e-10)
+    if similarity == "cosine":  # |cos| <= 1, so the logits stay within 1 / tau
+        assert maps.logits.abs().max() <= 1 / tau + 1e-9
+
+
+def test_head_rejects_unknown_readings():
+    with pytest.raises(ValueError):
+        LatentCategoryHead(D, C, M, similarity="euclid")
+    with pytest.raises(ValueError):
+        LatentCategoryHead(D, C, M, temperature=0.0)
+
+
+def slow_recon_loss(recon, feats, cosine=False, tau=1.0, reduction="mean"):
+    x = feats.reshape(B, D, H * W)
+    total = 0.0
+    for b in range(B):
+        for j in range(H * W):
+            row = []
+            for k in range(H * W):
+                v = float(recon[b, :, j] @ x[b, :, k])
+                if cosine:
+                    v /= float(recon[b, :, j].norm() * x[b, :, k].norm())
+                row.append(v / tau)
+            total += -(row[j] - math.log(sum(math.exp(r) for r in row)))
+    return total / B if reduction == "sum" else total / (B * H * W)
+
+
 def test_reconstruction_loss_eq4(feats):
     torch.manual_seed(1)
     recon = torch.randn(B, D, H * W)
@@ -90,6 +134,16 @@ def test_reconstruction_loss_eq4(feats):
             total += -(row[j] - math.log(sum(math.exp(r) for r in row)))
     expected = total / (B * H * W)
     assert ReconstructionLoss()(recon, feats).item() == pytest.approx(expected, rel=1e-6)  # computed in fp32
+    assert expected == pytest.approx(slow_recon_loss(recon, feats), rel=1e-12)
+
+
+@pytest.mark.parametrize("similarity,tau,reduction", [("dot", 1.0, "sum"), ("cosine", 0.1, "mean"),
+                                                      ("cosine", 0.2, "sum"), ("dot", 3.0, "mean")])
+def test_reconstruction_loss_readings(feats, similarity, tau, reduction):
+    torch.manual_seed(1)
+    recon = torch.randn(B, D, H * W)
+    got = ReconstructionLoss(similarity, tau, reduction)(recon, feats).item()
+    assert got == pytest.approx(slow_recon_loss(recon, feats, similarity == "cosine", tau, reduction), rel=1e-6)
 
 
 def stream(seed=0, batches=7, n=9, dim=3, cats=4):
@@ -203,6 +257,33 @@ def test_objective_switches_give_the_ablation_rows(feats):
         assert set(terms) == expected
         want = terms["cls"] + alpha * terms.get("latent_aug", 0) + beta * terms.get("recon", 0)
         assert torch.allclose(total, want)
+
+
+def test_detached_features_keep_latent_loss_gradients_out_of_the_backbone(feats):
+    """loss.detach_features: eq. 4 and eq. 8-9 train the latent head only; the
+    classification loss still reaches the backbone (through the decoder)."""
+    torch.manual_seed(6)
+    y = torch.randint(0, C, (B,))
+    for detach in (False, True):
+        head = LatentCategoryHead(D, C, M, weights="logits")
+        f = feats.clone().requires_grad_(True)
+        out = head(f)
+        objective = LCRegObjective(0.1, 0.1, 1.0, LatentAugmentationLoss(M, D),
+                                   latent_maps=head.latent_maps if detach else None)
+        _, terms = objective(out, f, y, y, 1.0, 0.5, head.latent_bias)
+        aux = terms["recon"] + terms["latent_aug"]
+        g_f, g_k = torch.autograd.grad(aux, [f, head.latents], retain_graph=True, allow_unused=True)
+        assert g_k.abs().max() > 0
+        if detach:
+            assert g_f is None or g_f.abs().max() == 0
+            # the same values as without detaching: only the gradient paths differ
+            plain = LCRegObjective(0.1, 0.1, 1.0, LatentAugmentationLoss(M, D))(out, f, y, y, 1.0, 0.5,
+                                                                                  head.latent_bias)[1]
+            assert torch.allclose(plain["recon"], terms["recon"]) and torch.allclose(plain["latent_aug"],
+                                                                                   terms["latent_aug"])
+        else:
+            assert g_f.abs().max() > 0
+        assert torch.autograd.grad(terms["cls"], f)[0].abs().max() > 0
 
 
 def test_sigmoid_weights_differ_by_at_most_e_and_logit_weights_can_peak():

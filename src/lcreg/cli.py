@@ -190,6 +190,23 @@ def _int_list(text: Optional[str], flag: str) -> Optional[list[int]]:
         raise LcregError(f"{flag} takes comma-separated integers, got '{text}'") from None
 
 
+def _diagnostics_lines(d: dict) -> list[str]:
+    """The content measures of a latent head, one line each (eval/latent_diagnostics.py)."""
+    lines = [f"  held-out split: {d['held_out_split']} ({d['held_out_images']} images)",
+             f"  feature_positional_share {d['feature_positional_share']:.3f}  (backbone features explained by position)"]
+    if not d["latent_head"]:
+        return lines
+    return lines + [
+        f"  positional_share {d['positional_share']:.3f}  (K^T f explained by position; 1 = a pure position code)",
+        f"  effective_rank {d['effective_rank']:.1f} of {d['num_latents']}   saturation {d['saturation']:.3f}",
+        f"  histogram_entropy {d['histogram_entropy']:.3f} (flat: {d['histogram_entropy_max']:.3f})",
+        f"  histogram_class_accuracy {d['histogram_class_accuracy']:.3f} (chance {d['histogram_class_accuracy_chance']:.3f})",
+        f"  class_kl symmetric median {d['class_kl']['median_symmetric']:.3g}, max {d['class_kl']['max_symmetric']:.3g}",
+        f"  shared_categories: {d['shared_categories']['categories_shared_head_tail']} of {d['num_latents']} used by "
+        f"head and tail classes",
+    ]
+
+
 def cmd_analyze(args: argparse.Namespace) -> int:
     from lcreg.engine.analysis import ANALYSIS_FILES, analyze_checkpoint
 
@@ -199,8 +216,18 @@ def cmd_analyze(args: argparse.Namespace) -> int:
                                 num_latents_shown=args.num_latents, images_per_latent=args.images_per_latent,
                                 latents=_int_list(args.latents, "--latents"), images=_int_list(args.images, "--images"),
                                 seed=args.seed)
+    if args.json:
+        print(json.dumps(result))
+        return 0
+    diagnostics = result["diagnostics"]
+    if not diagnostics["latent_head"]:
+        print(f"{result['checkpoint']}: no latent head; backbone diagnostics only")
+        print("\n".join(_diagnostics_lines(diagnostics)))
+        print(f"  wrote {out}/diagnostics.json")
+        return 0
     s = result["sharing"]
     print(f"{result['checkpoint']}: {result['num_latents']} latent categories over {result['num_images']} images")
+    print("\n".join(_diagnostics_lines(diagnostics)))
     print(f"  tail classes' top-{s['top_k']} latents shared with the head: {s['mean_shared_with_head']}")
     print(f"  mean KL tail -> nearest head class {s['mean_kl_tail_to_nearest_head']}, "
           f"between head classes {s['mean_kl_between_head_classes']}")
@@ -387,6 +414,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--images", help="comma-separated test-split indices for the histograms instead of sampling")
     p.add_argument("--images-per-latent", type=int, default=6)
     p.add_argument("--seed", type=int, default=0, help="which images are sampled for the histograms")
+    p.add_argument("--json", action="store_true", help="print the whole result (diagnostics included) as JSON")
 
     p = model_command("predict", cmd_predict, "top-k classes for images or folders of images")
     p.add_argument("paths", nargs="+", help="image files or folders (searched recursively)")

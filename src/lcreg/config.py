@@ -54,6 +54,9 @@ class LatentConfig:
     num_latents: int = 40  # M
     decoder: str = "concat_sim"  # concat_sim | sum_recon | concat_recon
     weights: str = "sigmoid"  # eq. 2 softmax over: sigmoid maps S (paper) | logits K^T f (see docs/method.md)
+    similarity: str = "dot"  # eq. 1: dot (K^T f, as written) | cosine (cos(K_m, f_n))
+    temperature: float = 1.0  # eq. 1: S = sigmoid(similarity / temperature)
+    weight_temperature: float = 1.0  # eq. 2: S_hat = softmax(S / weight_temperature) (or of the logits)
 
 
 @dataclass
@@ -72,6 +75,10 @@ class LossConfig:
     covariance: str = "full"  # full | diagonal
     latent_samples: str = "pooled"  # pooled (weighted pooling per category) | positions
     latent_bias: bool = True  # per-category bias b in eq. 9
+    detach_features: bool = False  # eq. 4 and 8-9 see f.detach(): they train the latent head, not the backbone
+    recon_similarity: str = "dot"  # eq. 4: C_f = f_hat^T f (dot, as written) | cosine / recon_temperature
+    recon_temperature: float = 1.0  # eq. 4: C_f divided by it
+    recon_reduction: str = "mean"  # eq. 4 over positions: mean | sum (as written); always the mean over images
 
 
 @dataclass
@@ -280,6 +287,9 @@ CHOICES = {
     "model.backbone": ("resnet32", "resnet50", "resnet101", "resnet152"),
     "model.latent.decoder": ("concat_sim", "sum_recon", "concat_recon"),
     "model.latent.weights": ("sigmoid", "logits"),
+    "model.latent.similarity": ("dot", "cosine"),
+    "loss.recon_similarity": ("dot", "cosine"),
+    "loss.recon_reduction": ("mean", "sum"),
     "loss.covariance": ("full", "diagonal"),
     "loss.latent_samples": ("pooled", "positions"),
     "stage1.schedule": ("step", "cosine"),
@@ -309,6 +319,9 @@ def validate(cfg: Config) -> None:
         raise LcregError("data.val_fraction must lie in [0, 1) and data.test_fraction in (0, 1)")
     if cfg.model.latent.num_latents < 1:
         raise LcregError("model.latent.num_latents must be >= 1")
+    for key in ("model.latent.temperature", "model.latent.weight_temperature", "loss.recon_temperature"):
+        if not get_key(cfg, key) > 0:
+            raise LcregError(f"{key} must be > 0, got {get_key(cfg, key)}")
     if cfg.data.few_threshold > cfg.data.many_threshold:
         raise LcregError("data.few_threshold must not exceed data.many_threshold")
 

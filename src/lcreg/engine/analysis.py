@@ -1,9 +1,14 @@
 """``lcreg analyze``: what the latent categories of a trained LCReg model learned.
 
-Writes image_histograms.png (Fig. 4-5: images of Many / Medium / Few classes beside their
-latent histograms), latent_montage.png (per latent category, the images that weigh most
-on it with its similarity map overlaid), kl_table.csv + kl_heatmap.png (Table 8),
-class_histograms.csv, sharing.json and analysis.md.
+Writes diagnostics.json (do the latent categories carry image content? see
+eval/latent_diagnostics.py), image_histograms.png (Fig. 4-5: images of Many / Medium / Few
+classes beside their latent histograms), latent_montage.png (per latent category, the
+images that weigh most on it with its similarity map overlaid), kl_table.csv +
+kl_heatmap.png (Table 8), class_histograms.csv, sharing.json and analysis.md. A model
+without a latent head gets diagnostics.json only (the backbone's positional share).
+
+The diagnostics take class means from the training split (unaugmented) and score the
+held-out split: the run's validation split when it has one, else the test split.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ import torch
 
 from lcreg.engine.inference import (
     TrainedModel,
+    collect_latent_stats,
     collect_outputs,
     eval_loader,
     evaluation_data,
@@ -26,10 +32,12 @@ from lcreg.engine.inference import (
     split_images,
 )
 from lcreg.errors import LcregError
+from lcreg.data import LongTailData
 from lcreg.eval.analysis import class_histograms, kl_table, sample_per_split, sharing_summary, top_images_per_latent
+from lcreg.eval.latent_diagnostics import class_kl_summary, nearest_class_mean_accuracy, shared_categories
 from lcreg.eval.latent_plots import plot_image_histograms, plot_kl_heatmap, plot_latent_montage
 
-ANALYSIS_FILES = ("image_histograms.png", "latent_montage.png", "kl_table.csv", "kl_heatmap.png",
+ANALYSIS_FILES = ("diagnostics.json", "image_histograms.png", "latent_montage.png", "kl_table.csv", "kl_heatmap.png",
                   "class_histograms.csv", "sharing.json", "analysis.md")
 
 
@@ -72,6 +80,35 @@ def analysis_markdown(sharing: dict, usage: np.ndarray, names: Sequence[str], kl
     return "\n".join(lines) + "\n"
 
 
+def latent_diagnostics(trained: TrainedModel, data: LongTailData, device: torch.device,
+                       batch_size: int = 512) -> dict:
+    """The measures of eval/latent_diagnostics.py on a trained model: training split for the
+    class means, the held-out split (val, else test) for everything else."""
+    cfg, model = trained.cfg, trained.model
+    held_name, held = ("val", data.val) if data.val is not None else ("test", data.test)
+    held_stats, held_y = collect_latent_stats(model, eval_loader(cfg, held, device, batch_size), device, cfg.amp)
+    out: dict = {"checkpoint": str(trained.path), "held_out_split": held_name, "held_out_images": int(len(held_y)),
+                 "latent_head": model.has_latent_head,
+                 "feature_positional_share": held_stats.feature_var.share()}
+    if not model.has_latent_head:
+        return out
+    train_stats, train_y = collect_latent_stats(model, eval_loader(cfg, data.train, device, batch_size), device,
+                                                cfg.amp)
+    num_classes = len(trained.class_names)
+    keys = model.head.encoded_latents().detach().float().cpu()
+    held_hist = held_stats.histogram_array()
+    class_hist = class_histograms(held_hist, held_y, num_classes)
+    out.update(held_stats.summary(keys))
+    out["training_images"] = int(len(train_y))
+    out["histogram_class_accuracy"] = nearest_class_mean_accuracy(train_stats.histogram_array(), train_y, held_hist,
+                                                                  held_y, num_classes)
+    out["histogram_class_accuracy_chance"] = 1.0 / num_classes
+    out["class_kl"] = class_kl_summary(class_hist)
+    out["shared_categories"] = shared_categories(class_hist, data.splits)
+    out["class_names"] = trained.class_names
+    return out
+
+
 def analyze_checkpoint(trained: TrainedModel, out_dir: Path, device: torch.device, data_dir: Optional[str] = None,
                        per_split: int = 3, num_latents_shown: int = 8, images_per_latent: int = 6,
                        latents: Optional[Sequence[int]] = None, images: Optional[Sequence[int]] = None,
@@ -79,12 +116,14 @@ def analyze_checkpoint(trained: TrainedModel, out_dir: Path, device: torch.devic
     """``images``: test-split indices for the histogram figure (default: ``per_split``
     sampled images of each of Many / Medium / Few); ``latents``: the categories of the
     montage (default: the ``num_latents_shown`` most used)."""
-    if not trained.model.has_latent_head:
-        raise LcregError(f"{trained.path} has no latent head (latent.enabled = false): nothing to analyze")
     data = evaluation_data(trained, data_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    diagnostics = latent_diagnostics(trained, data, device, batch_size)
+    (out_dir / "diagnostics.json").write_text(json.dumps(diagnostics, indent=2))
+    if not trained.model.has_latent_head:
+        return {"checkpoint": str(trained.path), "num_latents": 0, "diagnostics": diagnostics}
     split = data.test
     cfg, names, m = trained.cfg, trained.class_names, trained.model.head.num_latents
-    out_dir.mkdir(parents=True, exist_ok=True)
     outputs = collect_outputs(trained.model, eval_loader(cfg, split, device, batch_size), device, cfg.amp,
                               histograms=True)
     hist, targets = outputs.histograms, outputs.targets.numpy()
@@ -138,5 +177,6 @@ def analyze_checkpoint(trained: TrainedModel, out_dir: Path, device: torch.devic
         "montage_latents": shown, "histogram_images": picked, "sharing": sharing,
     }
     (out_dir / "sharing.json").write_text(json.dumps(result, indent=2))
+    result["diagnostics"] = diagnostics
     (out_dir / "analysis.md").write_text(analysis_markdown(sharing, usage, names, kl, order))
     return result

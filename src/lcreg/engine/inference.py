@@ -22,6 +22,7 @@ from lcreg.data.loaders import DeviceLoader, worker_loader
 from lcreg.engine.checkpoint import load_checkpoint
 from lcreg.engine.environment import autocast
 from lcreg.errors import LcregError
+from lcreg.eval.latent_diagnostics import LatentStats
 from lcreg.models import LongTailNet, create_model
 
 MODEL_FILES = ("stage2_model.pt", "stage1_model.pt", "checkpoint.pt")
@@ -120,11 +121,29 @@ def collect_outputs(model: LongTailNet, loader, device: torch.device, amp: str =
 
 
 @torch.no_grad()
+def collect_latent_stats(model: LongTailNet, loader, device: torch.device, amp: str = "auto"):
+    """Eq. 1-3 over a whole split (model in eval mode) -> (``LatentStats``, targets). Without
+    a latent head only the feature map is measured (``feature_positional_share``)."""
+    model.eval()
+    stats, targets = LatentStats(), []
+    for images, labels in loader:
+        with autocast(device, amp):
+            features = model.forward_features(images.to(device, non_blocking=True))
+            if model.has_latent_head:
+                maps = model.head.latent_maps(features)
+                stats.update(maps.logits, maps.sim, maps.weights, features)
+            else:
+                stats.feature_var.update(features.float())
+        targets.append(labels.cpu())
+    return stats, torch.cat(targets).numpy()
+
+
+@torch.no_grad()
 def similarity_maps(model: LongTailNet, images: torch.Tensor, device: torch.device) -> np.ndarray:
     """S of eq. 1 for a batch of normalised images: (B, M, H, W) on the CPU."""
     model.eval()
     features = model.forward_features(images.to(device))
-    _, sim, _, _ = model.head.latent_maps(features)
+    sim = model.head.latent_maps(features).sim
     b, _, h, w = features.shape
     return sim.float().reshape(b, -1, h, w).cpu().numpy()
 

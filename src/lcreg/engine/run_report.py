@@ -78,10 +78,17 @@ def build_run_report(run_dir: Path, out_dir: Path, device: torch.device, data_di
     result = {"report_dir": str(out_dir), "eval": ev["metrics"]["top1"], "analysis": None}
     if trained.model.has_latent_head:
         an = analyze_checkpoint(trained, out_dir / "analysis", device, data_dir)
-        s = an["sharing"]
+        s, d = an["sharing"], an["diagnostics"]
         report.add(Heading("Latent categories"),
                    Paragraph(f"{an['num_latents']} latent categories. Share of a tail class's top-{s['top_k']} "
                              f"latent categories also among a head class's: {s['mean_shared_with_head']}."),
+                   Paragraph(f"Do they carry image content (on the {d['held_out_split']} split)? Variance of K^T f "
+                             f"explained by position alone {d['positional_share']:.3f} (1 = a position code), of the "
+                             f"backbone features {d['feature_positional_share']:.3f}; effective rank of K "
+                             f"{d['effective_rank']:.1f} of {d['num_latents']}; similarity maps saturated "
+                             f"{d['saturation']:.3f}; histogram entropy {d['histogram_entropy']:.3f} (flat "
+                             f"{d['histogram_entropy_max']:.3f}); nearest-class-histogram accuracy "
+                             f"{d['histogram_class_accuracy']:.3f} (chance {d['histogram_class_accuracy_chance']:.3f})."),
                    Figure(Path("analysis/image_histograms.png"), "latent histograms of Many / Medium / Few images"),
                    Figure(Path("analysis/latent_montage.png"), "images weighing most on each latent category"),
                    Figure(Path("analysis/kl_heatmap.png"), "KL divergence between class latent histograms"))

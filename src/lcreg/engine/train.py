@@ -35,12 +35,12 @@ from lcreg.engine.compilation import compile_or_fall_back, is_compiled, resolve_
 from lcreg.engine.distributed import (DistInfo, average_, average_buffers_, main_process_first, rank_device, split_batch,
                                       world_size, wrap_ddp)
 from lcreg.engine.environment import autocast, environment_info, seed_everything, select_device
-from lcreg.engine.inference import collect_outputs, eval_loader
+from lcreg.engine.inference import collect_latent_stats, collect_outputs, eval_loader
 from lcreg.engine.profiling import step_profiler
 from lcreg.engine.runlog import RunLogger
 from lcreg.engine.schedule import lr_factor
 from lcreg.eval.metrics import classification_metrics
-from lcreg.losses import LabelAwareSmoothing, LatentAugmentationLoss, LCRegObjective, mixup
+from lcreg.losses import LabelAwareSmoothing, LatentAugmentationLoss, LCRegObjective, ReconstructionLoss, mixup
 from lcreg.models import LongTailNet, create_model
 
 
@@ -212,7 +212,10 @@ def build_objective(cfg: Config, model: LongTailNet) -> LCRegObjective:
     if model.has_latent_head:
         latent_aug = LatentAugmentationLoss(model.head.num_latents, model.head.in_features, cfg.loss.covariance,
                                             cfg.loss.lambda0, cfg.loss.latent_samples)
-    return LCRegObjective(cfg.loss.alpha, cfg.loss.beta, cfg.loss.gamma, latent_aug)
+    lo = cfg.loss
+    reconstruction = ReconstructionLoss(lo.recon_similarity, lo.recon_temperature, lo.recon_reduction)
+    latent_maps = model.head.latent_maps if (lo.detach_features and model.has_latent_head) else None
+    return LCRegObjective(lo.alpha, lo.beta, lo.gamma, latent_aug, reconstruction, latent_maps)
 
 
 def _fused(model: nn.Module) -> dict:
@@ -310,6 +313,23 @@ class Trainer:
             loaders["val"] = eval_loader(self.cfg, self.data.val, self.device)
         return loaders
 
+    @functools.cached_property
+    def _probe_loader(self):
+        """512 fixed training images, unaugmented, for the per-epoch latent diagnostics."""
+        n = min(512, len(self.data.train))
+        idx = np.sort(np.random.default_rng(self.cfg.seed).permutation(len(self.data.train))[:n])
+        return eval_loader(self.cfg, self.data.train.subset(idx), self.device, batch_size=n)
+
+    def _diagnostics(self) -> dict:
+        """The cheap content measures of eval/latent_diagnostics.py on the probe images, so a
+        collapse of the latent categories shows in the log (and TensorBoard) as it happens."""
+        stats, _ = collect_latent_stats(self.model, self._probe_loader, self.device, self.cfg.amp)
+        if not self.model.has_latent_head:
+            return {"feature_positional_share": stats.feature_var.share()}
+        summary = stats.summary(self.model.head.encoded_latents().detach().float().cpu())
+        return {k: summary[k] for k in ("positional_share", "feature_positional_share", "effective_rank",
+                                        "saturation", "histogram_entropy")}
+
     def _evaluate_all(self) -> dict:
         return {name: evaluate(self.model, loader, self.device, self.data.splits, self.cfg.amp)
                 for name, loader in self._eval_loaders.items()}
@@ -355,6 +375,8 @@ class Trainer:
             result = run_epoch(epoch)
             average_buffers_(self.model)
             record = {"stage": stage, "epoch": epoch + 1, "lr": optimizer.param_groups[0]["lr"], **result.record()}
+            if stage == 1 and self.main:
+                record["diagnostics"] = self._diagnostics()
             last = epoch + 1 == epochs
             evaluate_now = last or (self.cfg.eval_every > 0 and (epoch + 1) % self.cfg.eval_every == 0)
             if evaluate_now and self.main:

@@ -2,7 +2,8 @@
 
 - ``ReconstructionLoss`` (eq. 4): C_f = f_hat^T f (N x N per image); each row is a
   softmax over positions whose target is its own position, so each reconstructed position
-  must match its own original position best. Mean over positions and images.
+  must match its own original position best. Mean (or, as eq. 4 writes, sum) over
+  positions, mean over images; optionally cosine C_f with a temperature.
 - ``CovarianceEstimator`` (eq. 5-6): per latent category count, mean and covariance of
   detached samples, updated exactly in streaming form (equal to the biased covariance of
   every sample seen so far).
@@ -22,14 +23,30 @@ import torch.nn.functional as F
 
 
 class ReconstructionLoss(nn.Module):
+    """Eq. 4. ``similarity``: C_f = f_hat^T f (``dot``, as written) or cosine similarities
+    (each position's vectors normalised); C_f is divided by ``temperature``. ``reduction``
+    over positions: ``mean`` or ``sum`` (eq. 4 writes a sum); always the mean over images."""
+
+    def __init__(self, similarity: str = "dot", temperature: float = 1.0, reduction: str = "mean") -> None:
+        super().__init__()
+        if similarity not in ("dot", "cosine") or reduction not in ("mean", "sum"):
+            raise ValueError(f"similarity must be dot|cosine and reduction mean|sum, got {similarity!r}, {reduction!r}")
+        self.similarity, self.temperature, self.reduction = similarity, temperature, reduction
+
     def forward(self, recon: torch.Tensor, features: torch.Tensor) -> torch.Tensor:
         """recon f_hat (B, D, N) and features f (B, D, N) or (B, D, H, W)."""
         f = features.flatten(2).float()
         with torch.autocast(f.device.type, enabled=False):  # fp32 also under bf16 autocast
-            corr = torch.einsum("bdn,bdk->bnk", recon.float(), f)  # C_f, row j: f_hat_j . f_k
+            r = recon.float()
+            if self.similarity == "cosine":
+                r, f = F.normalize(r, dim=1), F.normalize(f, dim=1)
+            corr = torch.einsum("bdn,bdk->bnk", r, f)  # C_f, row j: f_hat_j . f_k
+            if self.temperature != 1.0:
+                corr = corr / self.temperature
         b, n, _ = corr.shape
         target = torch.arange(n, device=corr.device).repeat(b)
-        return F.cross_entropy(corr.reshape(b * n, n), target)
+        loss = F.cross_entropy(corr.reshape(b * n, n), target)
+        return loss * n if self.reduction == "sum" else loss
 
 
 def latent_samples(weights: torch.Tensor, features: torch.Tensor, sim: torch.Tensor, mode: str = "pooled"):

@@ -3,36 +3,61 @@
 A term whose weight is 0 is not computed at all, which gives the ablation rows of the
 paper's Table 7 (latent head only; + aug; + recon; all). Without a latent head only
 L_cls remains: the MiSLAS baseline.
+
+``detach_features``: the two latent losses see the feature map detached, so they train
+the latent head (K, its encoder, the bias of eq. 9) and not the backbone, which then learns
+from L_cls alone (through the decoder). Eq. 10 applies them "on the latent category
+features" and eq. 8 names its parameters "the encoder parameters for the latent category
+features". Eq. 1-3 are then recomputed on the detached map through ``latent_maps`` (the
+head's own method), so the backbone receives no gradient from either term.
 """
 
 from __future__ import annotations
+
+from typing import Callable, Optional
 
 import torch
 import torch.nn as nn
 
 from lcreg.losses.classification import MixupCrossEntropy
 from lcreg.losses.latent import LatentAugmentationLoss, ReconstructionLoss
-from lcreg.models.latent import HeadOutput
+from lcreg.models.latent import HeadOutput, LatentMaps
 
 
 class LCRegObjective(nn.Module):
     def __init__(self, alpha: float = 0.1, beta: float = 0.1, gamma: float = 1.0,
-                 latent_aug: LatentAugmentationLoss | None = None) -> None:
+                 latent_aug: LatentAugmentationLoss | None = None, reconstruction: ReconstructionLoss | None = None,
+                 latent_maps: Optional[Callable[[torch.Tensor], LatentMaps]] = None) -> None:
+        """``latent_maps``: given, the latent losses are computed on the detached feature map."""
         super().__init__()
         self.alpha, self.beta, self.gamma = alpha, beta, gamma
         self.classification = MixupCrossEntropy()
-        self.reconstruction = ReconstructionLoss()
+        self.reconstruction = reconstruction if reconstruction is not None else ReconstructionLoss()
         self.latent_aug = latent_aug
+        self.latent_maps = latent_maps
+
+    @property
+    def detach_features(self) -> bool:
+        return self.latent_maps is not None
 
     def forward(self, out: HeadOutput, features: torch.Tensor, y_a: torch.Tensor, y_b: torch.Tensor,
                 lam: float, progress: float, latent_bias: torch.Tensor | None = None) -> tuple[torch.Tensor, dict]:
         """Returns the total loss and a dict of the (undetached) terms for logging."""
         terms = {"cls": self.classification(out.logits, y_a, y_b, lam)}
         total = self.gamma * terms["cls"]
-        if out.recon is not None and self.beta > 0:
-            terms["recon"] = self.reconstruction(out.recon, features)
+        use_recon = out.recon is not None and self.beta > 0
+        use_aug = out.weights is not None and self.alpha > 0 and self.latent_aug is not None
+        if not (use_recon or use_aug):
+            return total, terms
+        sim, weights, recon, keys = out.sim, out.weights, out.recon, out.keys
+        if self.latent_maps is not None:
+            features = features.detach()
+            maps = self.latent_maps(features)
+            sim, weights, recon, keys = maps.sim, maps.weights, maps.recon, maps.keys
+        if use_recon:
+            terms["recon"] = self.reconstruction(recon, features)
             total = total + self.beta * terms["recon"]
-        if out.weights is not None and self.alpha > 0 and self.latent_aug is not None:
-            terms["latent_aug"] = self.latent_aug(out.weights, features, out.sim, out.keys, latent_bias, progress)
+        if use_aug:
+            terms["latent_aug"] = self.latent_aug(weights, features, sim, keys, latent_bias, progress)
             total = total + self.alpha * terms["latent_aug"]
         return total, terms

@@ -2,10 +2,12 @@
 
 Shapes: f (B, D, H, W) from the backbone; M latent categories; N = H * W positions.
 
-    K     = FC(f')                 (D, M)   FC is a 1x1 convolution over the M latent features
-    S     = sigmoid(K^T f)         (B, M, N) eq. 1, one similarity map per latent category
-    S_hat = softmax_M(S)           (B, M, N) eq. 2, weights over categories at each position
-    f_hat = K S_hat                (B, D, N) eq. 3, the reconstruction of f
+    K     = FC(f')                   (D, M)   FC is a 1x1 convolution over the M latent features
+    A     = sim(K, f) / tau          (B, M, N) the similarity logits (``similarity=dot``: K^T f;
+                                              ``cosine``: cos(K_m, f_n))
+    S     = sigmoid(A)               (B, M, N) eq. 1, one similarity map per latent category
+    S_hat = softmax_M(S / tau_w)     (B, M, N) eq. 2, weights over categories at each position
+    f_hat = K S_hat                  (B, D, N) eq. 3, the reconstruction of f
 
 The decoder turns (f, S) or (f, f_hat) into class logits; the paper does not pin it down,
 so three readings are offered (``decoder=``):
@@ -16,9 +18,10 @@ so three readings are offered (``decoder=``):
 - ``concat_recon``: [f; f_hat] -> 1x1 conv + BN + ReLU -> GAP -> linear.
 
 Eq. 2 applies the softmax to the sigmoid maps S (``weights="sigmoid"``, as written). Since S
-lies in (0, 1), those weights can differ by at most a factor e at a position: with M = 40
-they stay within [0.009, 0.066]. ``weights="logits"`` takes the softmax of K^T f instead,
-which can concentrate on one category; S (for the decoder) is unchanged.
+lies in (0, 1), those weights can differ by at most a factor e^(1/tau_w) at a position: with
+M = 40 and tau_w = 1 they stay within [0.009, 0.066]. ``weights="logits"`` takes the softmax
+of A instead, which can concentrate on one category; S (for the decoder) is unchanged.
+docs/method.md lists the readings and what each does to the latent categories.
 """
 
 from __future__ import annotations
@@ -27,9 +30,11 @@ from typing import NamedTuple, Optional
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
 DECODERS = ("concat_sim", "sum_recon", "concat_recon")
 WEIGHTS = ("sigmoid", "logits")
+SIMILARITIES = ("dot", "cosine")
 
 
 class HeadOutput(NamedTuple):
@@ -43,16 +48,44 @@ class HeadOutput(NamedTuple):
     keys: Optional[torch.Tensor] = None  # K      (D, M)
 
 
+class LatentMaps(NamedTuple):
+    """Eq. 1-3 on one feature map (positions flattened)."""
+
+    keys: torch.Tensor  # K      (D, M)
+    logits: torch.Tensor  # A      (B, M, N), before the sigmoid of eq. 1
+    sim: torch.Tensor  # S      (B, M, N)
+    weights: torch.Tensor  # S_hat  (B, M, N)
+    recon: torch.Tensor  # f_hat  (B, D, N)
+
+
+def similarity_logits(keys: torch.Tensor, x: torch.Tensor, similarity: str = "dot",
+                      temperature: float = 1.0) -> torch.Tensor:
+    """A[b, m, n] = sim(K[:, m], x[b, :, n]) / temperature, for K (D, M) and x (B, D, N)."""
+    if similarity == "cosine":
+        keys = F.normalize(keys, dim=0)
+        x = F.normalize(x, dim=1)
+    elif similarity != "dot":
+        raise ValueError(f"similarity must be one of {SIMILARITIES}, got {similarity!r}")
+    logits = torch.einsum("dm,bdn->bmn", keys, x)
+    return logits / temperature if temperature != 1.0 else logits
+
+
 class LatentCategoryHead(nn.Module):
     def __init__(self, in_features: int, num_classes: int, num_latents: int = 40, decoder: str = "concat_sim",
-                 weights: str = "sigmoid") -> None:
+                 weights: str = "sigmoid", similarity: str = "dot", temperature: float = 1.0,
+                 weight_temperature: float = 1.0) -> None:
         super().__init__()
         if decoder not in DECODERS:
             raise ValueError(f"decoder must be one of {DECODERS}, got {decoder!r}")
         if weights not in WEIGHTS:
             raise ValueError(f"weights must be one of {WEIGHTS}, got {weights!r}")
+        if similarity not in SIMILARITIES:
+            raise ValueError(f"similarity must be one of {SIMILARITIES}, got {similarity!r}")
+        if temperature <= 0 or weight_temperature <= 0:
+            raise ValueError("temperatures must be > 0")
         self.in_features, self.num_latents, self.decoder_kind = in_features, num_latents, decoder
-        self.weights_from = weights
+        self.weights_from, self.similarity = weights, similarity
+        self.temperature, self.weight_temperature = temperature, weight_temperature
         self.latents = nn.Parameter(torch.randn(in_features, num_latents) * in_features**-0.5)
         self.encoder = nn.Conv1d(in_features, in_features, kernel_size=1)  # FC of eq. 1
         self.latent_bias = nn.Parameter(torch.zeros(num_latents))  # b of eq. 9 (used by the loss)
@@ -71,15 +104,18 @@ class LatentCategoryHead(nn.Module):
         """K = FC(f'), shape (D, M)."""
         return self.encoder(self.latents.unsqueeze(0)).squeeze(0)
 
-    def latent_maps(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Eq. 1-3 on a feature map: returns K, S, S_hat, f_hat (flattened positions)."""
+    def latent_maps(self, features: torch.Tensor) -> LatentMaps:
+        """Eq. 1-3 on a feature map (B, D, H, W) or (B, D, N)."""
         x = features.flatten(2)  # (B, D, N)
         keys = self.encoded_latents().to(x.dtype)
-        logits = torch.einsum("dm,bdn->bmn", keys, x)
+        logits = similarity_logits(keys, x, self.similarity, self.temperature)
         sim = torch.sigmoid(logits)
-        weights = torch.softmax(sim if self.weights_from == "sigmoid" else logits, dim=1)
+        src = sim if self.weights_from == "sigmoid" else logits
+        if self.weight_temperature != 1.0:
+            src = src / self.weight_temperature
+        weights = torch.softmax(src, dim=1)
         recon = torch.einsum("dm,bmn->bdn", keys, weights)
-        return keys, sim, weights, recon
+        return LatentMaps(keys, logits, sim, weights, recon)
 
     def decode(self, features: torch.Tensor, sim: torch.Tensor, recon: torch.Tensor) -> torch.Tensor:
         """The decoder up to the pooled D-dim vector that the classifier sees."""
@@ -91,10 +127,10 @@ class LatentCategoryHead(nn.Module):
         return decoded.mean((2, 3))
 
     def pre_logits(self, features: torch.Tensor) -> torch.Tensor:
-        _, sim, _, recon = self.latent_maps(features)
-        return self.decode(features, sim, recon)
+        maps = self.latent_maps(features)
+        return self.decode(features, maps.sim, maps.recon)
 
     def forward(self, features: torch.Tensor) -> HeadOutput:
-        keys, sim, weights, recon = self.latent_maps(features)
-        logits = self.fc(self.decode(features, sim, recon))
-        return HeadOutput(logits, sim, weights, recon, keys)
+        maps = self.latent_maps(features)
+        logits = self.fc(self.decode(features, maps.sim, maps.recon))
+        return HeadOutput(logits, maps.sim, maps.weights, maps.recon, maps.keys)

@@ -50,8 +50,9 @@ def create_model(cfg: ModelConfig, num_classes: int) -> LongTailNet:
     backbone = create_backbone(cfg.backbone, cfg.pretrained)
     d = backbone.num_features
     if cfg.latent.enabled:
-        head: nn.Module = LatentCategoryHead(d, num_classes, cfg.latent.num_latents, cfg.latent.decoder,
-                                                cfg.latent.weights)
+        lat = cfg.latent
+        head: nn.Module = LatentCategoryHead(d, num_classes, lat.num_latents, lat.decoder, lat.weights,
+                                             lat.similarity, lat.temperature, lat.weight_temperature)
     else:
         head = LinearHead(d, num_classes)
     return LongTailNet(backbone, head, num_classes)
