@@ -16,7 +16,9 @@ Any bad input ends with one line on stderr and exit code 2.
 from __future__ import annotations
 
 import argparse
+import errno
 import json
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -52,28 +54,95 @@ def _data_overrides(args: argparse.Namespace) -> list[str]:
     return out
 
 
+# the preset a bare --dataset starts from (no preset named): its own, never the 8x8 demo's
+_DATASET_PRESETS = {"cifar10-lt": "cifar10_lt_if100", "cifar100-lt": "cifar100_lt_if100", "folder": "folder",
+                    "list": "folder"}
+IMAGENET_MEAN, IMAGENET_STD = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]
+
+
 def _resolve(args: argparse.Namespace):
     from lcreg.config import load_config
 
     preset, overrides = _split_config_args(args.config)
-    return load_config(preset or "demo", overrides + _data_overrides(args))
+    preset = preset or _DATASET_PRESETS.get(getattr(args, "dataset", None) or "", "demo")
+    return _resolve_auto(load_config(preset, overrides + _data_overrides(args)),
+                         quiet=getattr(args, "no_progress", False))
+
+
+def _resolve_auto(cfg, quiet: bool = False):
+    """``data.image_size=0`` and ``model.backbone=auto`` (the folder preset) chosen from the
+    images: small ones (<= 64 px) at 32 px on ResNet-32, photos at 224 px on ResNet-50 with
+    ImageNet normalisation and DataLoader workers. Says what it chose."""
+    from lcreg.config import DataConfig
+    from lcreg.data.datasets import typical_image_side
+
+    d, chosen = cfg.data, []
+    if d.image_size == 0:
+        side = typical_image_side(d)
+        d.image_size = 32 if side <= 64 else 224
+        chosen.append(f"data.image_size={d.image_size}")
+        if d.image_size > 64 and d.mean == DataConfig().mean and d.std == DataConfig().std:
+            d.mean, d.std = list(IMAGENET_MEAN), list(IMAGENET_STD)
+            chosen.append("ImageNet mean/std")
+        reason = f"typical image {side} px"
+    else:
+        reason = f"data.image_size={d.image_size}"
+    if cfg.model.backbone == "auto":
+        cfg.model.backbone = "resnet32" if d.image_size <= 64 else "resnet50"
+        chosen.append(f"model.backbone={cfg.model.backbone}")
+    if chosen and not quiet:
+        from lcreg.data import uses_device_loader
+
+        path = "images held on the device" if uses_device_loader(d) else "DataLoader workers"
+        print(f"lcreg: {reason} -> {', '.join(chosen)} ({path}); set them to choose otherwise", file=sys.stderr)
+    return cfg
 
 
 # --------------------------------------------------------------------------------------
 # train
 
 
+# what a run writes before its first checkpoint: a folder holding only these is a failed
+# start (lcreg 0.1 left them behind) that a new run may take over
+_START_FILES = ("config.yaml", "environment.json", "data_stats.json", "metrics.jsonl", "metrics.csv", "tensorboard")
+
+
 def _new_run_dir(out: Optional[str], cfg) -> Path:
     if out:
         run_dir = Path(out)
+        if run_dir.exists() and not run_dir.is_dir():
+            raise LcregError(f"--out {run_dir} is a file, not a folder; pick a folder name")
         if run_dir.exists() and any(run_dir.iterdir()):
-            raise LcregError(f"run folder {run_dir} already exists and is not empty; "
-                             "pick another --out or continue it with --resume")
+            names = {p.name for p in run_dir.iterdir()}
+            if not names <= set(_START_FILES):
+                raise LcregError(f"run folder {run_dir} already exists and is not empty; "
+                                 "pick another --out or continue it with --resume")
+            for name in names:  # a start that failed before its first epoch: begin afresh
+                target = run_dir / name
+                shutil.rmtree(target) if target.is_dir() else target.unlink()
     else:
         stamp = time.strftime("%Y%m%d-%H%M%S")
         run_dir = Path(cfg.output_dir) / f"{cfg.name}-seed{cfg.seed}-{stamp}"
-    run_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        probe = run_dir / ".lcreg-write-test"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as e:
+        raise LcregError(f"cannot create run folder {run_dir}: {e.strerror or type(e).__name__}") from None
     return run_dir
+
+
+def _finished(run_dir: Path, cfg) -> bool:
+    final_path = run_dir / "final_metrics.json"
+    if not final_path.is_file():
+        return False
+    try:
+        final = json.loads(final_path.read_text())
+    except ValueError:
+        return False
+    stage = 2 if cfg.stage2.epochs > 0 else 1
+    return f"stage{stage}" in final and (run_dir / f"stage{stage}_model.pt").is_file()
 
 
 def _train_inputs(args: argparse.Namespace):
@@ -89,10 +158,18 @@ def _train_inputs(args: argparse.Namespace):
             raise LcregError("--resume continues a run as it was configured; give no preset, overrides, --out or --from")
         if not (run_dir / "config.yaml").exists():
             raise LcregError(f"{run_dir} is not a run folder (no config.yaml)")
+        cfg = load_saved_config(run_dir / "config.yaml")
+        if _finished(run_dir, cfg):
+            raise LcregError(f"{run_dir} is finished (final_metrics.json and its model files are complete); "
+                             "nothing to resume")
         ckpt = run_dir / "checkpoint.pt"
-        return load_saved_config(run_dir / "config.yaml"), stages, load_checkpoint(ckpt) if ckpt.exists() else None, None
+        return cfg, stages, load_checkpoint(ckpt) if ckpt.exists() else None, None
     if args.stage != "2":
-        return _resolve(args), stages, None, None
+        cfg = _resolve(args)
+        if cfg.stage1.epochs == 0:
+            raise LcregError("stage1.epochs=0 trains no representation; to re-train only the classifier of a "
+                             "finished stage 1, use --stage 2 --from RUN")
+        return cfg, stages, None, None
     if not args.from_run:
         raise LcregError("--stage 2 needs --from RUN (a run folder with stage1_model.pt)")
     src = Path(args.from_run)
@@ -105,6 +182,7 @@ def _train_inputs(args: argparse.Namespace):
     if not (stage1_model.parent / "config.yaml").is_file():
         raise LcregError(f"{stage1_model.parent} holds no config.yaml next to the stage-1 model")
     base = load_saved_config(stage1_model.parent / "config.yaml")
+    load_checkpoint(stage1_model)  # refused here if unreadable or unsafe, before any run folder exists
     return load_config(None, overrides + _data_overrides(args), base=base), stages, None, stage1_model
 
 
@@ -115,9 +193,13 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     cfg, stages, resume, stage1_model = _train_inputs(args)
     info = init_distributed(cfg.device)
+    run_dir: Optional[Path] = None
+    created = False  # this process made the run folder (rank 0): removed if no epoch completes
     try:
         if args.resume:
             run_dir = Path(args.resume)
+            for stale in run_dir.glob("*.tmp"):  # pathlib's * matches hidden names too
+                stale.unlink(missing_ok=True)  # a write that a killed process never finished
         else:  # rank 0 picks (and checks) the folder; every rank gets its name, or its error
             chosen: tuple = (None, None)
             if info.is_main:
@@ -128,15 +210,21 @@ def cmd_train(args: argparse.Namespace) -> int:
             path, error = broadcast_object(chosen, info)
             if error:
                 raise LcregError(error)
-            run_dir = Path(path)
+            run_dir, created = Path(path), info.is_main
         trainer = Trainer(cfg, run_dir, show_progress=not args.no_progress, profile_steps=args.profile,
                           dist_info=info)
         if info.is_main:
             if resume is None:
                 trainer.write_run_files()
             where = f" ({info.world_size} processes)" if info.enabled else ""
-            print(f"run folder: {run_dir}{where}", file=sys.stderr)
+            if not args.no_progress:
+                print(f"run folder: {run_dir}{where}", file=sys.stderr)
         final = trainer.run(stages, resume=resume, stage1_model=stage1_model)
+    except BaseException:
+        # a run that ends before its first checkpoint leaves no folder behind (nothing to resume)
+        if created and run_dir is not None and not (run_dir / "checkpoint.pt").exists():
+            shutil.rmtree(run_dir, ignore_errors=True)
+        raise
     finally:
         destroy(info)
     if info.is_main:
@@ -243,10 +331,10 @@ def cmd_predict(args: argparse.Namespace) -> int:
     files = gather_files(args.paths)
     trained, device = _load(args)
     results, skipped = predict_files(trained, files, device, args.top_k, args.batch_size)
+    if not results:
+        raise LcregError(f"none of the {len(files)} files could be read (first: {_one_line(skipped[0][1])})")
     for path, reason in skipped:
         print(f"lcreg: skipped {path}: {_one_line(reason)}", file=sys.stderr)
-    if not results:
-        raise LcregError(f"none of the {len(files)} files could be read")
     if args.json:
         print(json.dumps([{"path": r.path, "top": [{"class": c, "index": i, "probability": p}
                                                   for c, i, p in zip(r.classes, r.indices, r.probabilities)]}
@@ -276,12 +364,31 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _is_run_file(path: Path) -> bool:
+    """A file that a run folder depends on: its model files, checkpoint, config and logs."""
+    from lcreg.engine.inference import MODEL_FILES
+
+    protected = set(MODEL_FILES) | {"config.yaml", "final_metrics.json", "metrics.jsonl", "metrics.csv"}
+    return path.name in protected and (path.parent / "config.yaml").is_file()
+
+
+def _check_output_file(out: Path, force: bool) -> None:
+    """An output file never replaces a run's own files, and another existing file only with --force."""
+    if out.is_dir():
+        raise LcregError(f"--out {out} is a folder; give a file name")
+    if out.exists() and _is_run_file(out.resolve()):
+        raise LcregError(f"{out} belongs to a run folder (model, checkpoint, config or log); write the export elsewhere")
+    if out.exists() and not force:
+        raise LcregError(f"{out} already exists; pass --force to overwrite it")
+
+
 def cmd_export(args: argparse.Namespace) -> int:
     from lcreg.engine.export import export_model
 
     trained, _ = _load(args)
     suffix = {"torchscript": ".ts", "onnx": ".onnx"}.get(args.format, "")
     out = Path(args.out) if args.out else trained.path.with_suffix(suffix)
+    _check_output_file(out, args.force)
     info = export_model(trained, args.format, out)
     print(f"wrote {info['path']} ({info['format']}: images (B, {', '.join(map(str, info['input']))}) -> logits "
           f"(B, {info['num_classes']}); max |logit difference| on {info['check_batch']} images: "
@@ -366,12 +473,29 @@ def _add_data_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, help="run seed")
 
 
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got '{text}'") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {value}")
+    return value
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line on stderr (exit 2), like every other error."""
+
+    def error(self, message: str):  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="lcreg", description="LCReg: long-tailed classification with latent categories.")
+    parser = OneLineParser(prog="lcreg", description="LCReg: long-tailed classification with latent categories.")
     from lcreg import __version__
 
     parser.add_argument("--version", action="version", version=f"lcreg {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True)
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
 
     p = sub.add_parser("train", help="train a model (stage 1 then stage 2)",
                        description="Train into a run folder: config.yaml, metrics.jsonl/.csv, tensorboard/, "
@@ -403,23 +527,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data-dir", help="evaluate on this data instead (same classes, same layouts as training)")
     p.add_argument("--split", choices=["test", "val"], default="test")
     p.add_argument("--out", help="output folder (default: RUN/eval)")
-    p.add_argument("--batch-size", type=int, default=512)
+    p.add_argument("--batch-size", type=positive_int, default=512)
 
     p = model_command("analyze", cmd_analyze, "latent-category histograms, montages and KL table (LCReg models)")
     p.add_argument("--data-dir", help="analyze on this data instead (same classes)")
     p.add_argument("--out", help="output folder (default: RUN/analysis)")
-    p.add_argument("--per-split", type=int, default=3, help="images per Many / Medium / Few in the histograms")
-    p.add_argument("--num-latents", type=int, default=8, help="latent categories in the montage (most used)")
+    p.add_argument("--per-split", type=positive_int, default=3, help="images per Many / Medium / Few in the histograms")
+    p.add_argument("--num-latents", type=positive_int, default=8, help="latent categories in the montage (most used)")
     p.add_argument("--latents", help="comma-separated latent categories for the montage instead")
     p.add_argument("--images", help="comma-separated test-split indices for the histograms instead of sampling")
-    p.add_argument("--images-per-latent", type=int, default=6)
+    p.add_argument("--images-per-latent", type=positive_int, default=6)
     p.add_argument("--seed", type=int, default=0, help="which images are sampled for the histograms")
     p.add_argument("--json", action="store_true", help="print the whole result (diagnostics included) as JSON")
 
     p = model_command("predict", cmd_predict, "top-k classes for images or folders of images")
     p.add_argument("paths", nargs="+", help="image files or folders (searched recursively)")
-    p.add_argument("--top-k", type=int, default=5)
-    p.add_argument("--batch-size", type=int, default=256)
+    p.add_argument("--top-k", type=positive_int, default=5)
+    p.add_argument("--batch-size", type=positive_int, default=256)
     fmt = p.add_mutually_exclusive_group()
     fmt.add_argument("--json", action="store_true", help="one JSON list on stdout")
     fmt.add_argument("--csv", action="store_true", help="CSV on stdout (path, rank, class, index, probability)")
@@ -435,17 +559,20 @@ def build_parser() -> argparse.ArgumentParser:
     p = model_command("export", cmd_export, "export to TorchScript or ONNX, checked against the model")
     p.add_argument("--format", choices=["torchscript", "onnx"], default="torchscript")
     p.add_argument("--out", help="output file (default: next to the model, .ts or .onnx)")
+    p.add_argument("--force", action="store_true", help="overwrite an existing output file (never a run's own files)")
 
     pd = sub.add_parser("data", help="dataset statistics and preparation")
-    dsub = pd.add_subparsers(dest="data_command", required=True)
+    dsub = pd.add_subparsers(dest="data_command", required=True, parser_class=OneLineParser)
     ps = dsub.add_parser("stats", help="class counts, imbalance, Many/Medium/Few")
     _add_data_flags(ps)
     ps.add_argument("--json", action="store_true", help="print one JSON object")
     ps.add_argument("--plot", help="write a bar chart of the class distribution to this PNG")
     ps.add_argument("--force", action="store_true", help="overwrite an existing --plot file")
     ps.set_defaults(func=cmd_data_stats)
+    ps.add_argument("--no-progress", action="store_true", help="no progress bars or notes on stderr")
     pp = dsub.add_parser("prepare", help="decode images once into the uint8 cache")
     _add_data_flags(pp)
+    pp.add_argument("--no-progress", action="store_true", help="no progress bars or notes on stderr")
     pp.set_defaults(func=cmd_data_prepare)
 
     pc = sub.add_parser("configs", help="list the shipped config presets")
@@ -471,10 +598,18 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         parser.error(f"unrecognized arguments: {' '.join(stray)}")
     if extra:
         args.config = list(args.config) + extra
+    from lcreg.progress import set_enabled
+
+    set_enabled(not getattr(args, "no_progress", False))
     try:
         return args.func(args)
     except LcregError as e:
         print(f"lcreg: error: {_one_line(str(e))}", file=sys.stderr)
+        return 2
+    except OSError as e:  # a write the commands did not foresee: read-only folder, full disk, ...
+        where = f"{e.filename}: " if getattr(e, "filename", None) else ""
+        reason = "no space left on device" if e.errno == errno.ENOSPC else (e.strerror or type(e).__name__)
+        print(f"lcreg: error: {where}{reason}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("lcreg: interrupted (resume with: lcreg train --resume RUN_FOLDER)", file=sys.stderr)

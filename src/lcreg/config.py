@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -33,12 +34,13 @@ class DataConfig:
     val_fraction: float = 0.0  # held-out validation carved from the training data
     train_list: Optional[str] = None
     test_list: Optional[str] = None
+    val_list: Optional[str] = None  # list dataset: a validation split of its own (instead of val_fraction)
     reindex_by_frequency: bool = False
     # Many / Medium / Few: many > many_threshold >= medium >= few_threshold > few
     many_threshold: int = 100
     few_threshold: int = 20
     # images and augmentation
-    image_size: int = 32
+    image_size: int = 32  # 0: chosen from the images (folder and list data; see configs/folder.yaml)
     crop_padding: int = 4
     mean: list = field(default_factory=lambda: [0.4914, 0.4822, 0.4465])
     std: list = field(default_factory=lambda: [0.2023, 0.1994, 0.2010])
@@ -61,7 +63,7 @@ class LatentConfig:
 
 @dataclass
 class ModelConfig:
-    backbone: str = "resnet32"  # resnet32 | resnet50 | resnet101 | resnet152
+    backbone: str = "resnet32"  # resnet32 | resnet50 | resnet101 | resnet152 | auto (from data.image_size)
     pretrained: bool = False  # torchvision ImageNet weights (needs them cached offline)
     latent: LatentConfig = field(default_factory=LatentConfig)
 
@@ -172,6 +174,11 @@ def _coerce(value: Any, typ: Any, key: str) -> Any:
     elif typ is float:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             return float(value)
+        if isinstance(value, str):  # YAML 1.1 reads 1e-3 (no dot) as a string
+            try:
+                return float(value)
+            except ValueError:
+                pass
     elif typ is str:
         if isinstance(value, bool):  # YAML 1.1 reads on / off / yes / no as booleans
             return "on" if value else "off"
@@ -284,7 +291,7 @@ CHOICES = {
     "data.dataset": ("cifar10-lt", "cifar100-lt", "folder", "list", "demo"),
     "data.profile": ("exp", "step"),
     "data.loader": ("auto", "device", "workers"),
-    "model.backbone": ("resnet32", "resnet50", "resnet101", "resnet152"),
+    "model.backbone": ("resnet32", "resnet50", "resnet101", "resnet152", "auto"),
     "model.latent.decoder": ("concat_sim", "sum_recon", "concat_recon"),
     "model.latent.weights": ("sigmoid", "logits"),
     "model.latent.similarity": ("dot", "cosine"),
@@ -308,20 +315,45 @@ def get_key(cfg: Config, key: str) -> Any:
     return obj
 
 
+# (key, lowest allowed, whether the lowest itself is allowed): counts, sizes and rates
+_LOWER_BOUNDS = (
+    ("stage1.epochs", 0, True), ("stage2.epochs", 0, True), ("stage1.batch_size", 1, True),
+    ("stage2.batch_size", 1, True), ("stage1.lr", 0, False), ("stage2.lr", 0, False), ("stage2.lr_factor", 0, False),
+    ("stage1.momentum", 0, True), ("stage2.momentum", 0, True), ("stage1.weight_decay", 0, True),
+    ("stage2.weight_decay", 0, True), ("stage1.warmup_epochs", 0, True), ("stage1.mixup_alpha", 0, True),
+    ("stage2.eps_head", 0, True), ("stage2.eps_tail", 0, True), ("loss.alpha", 0, True), ("loss.beta", 0, True),
+    ("loss.gamma", 0, True), ("loss.lambda0", 0, True), ("model.latent.num_latents", 1, True),
+    ("data.image_size", 0, True), ("data.crop_padding", 0, True), ("data.num_workers", 0, True),
+    ("data.many_threshold", 0, True), ("data.few_threshold", 0, True), ("eval_every", 0, True), ("log_every", 1, True),
+    ("model.latent.temperature", 0, False), ("model.latent.weight_temperature", 0, False),
+    ("loss.recon_temperature", 0, False),
+)
+
+
 def validate(cfg: Config) -> None:
     for key, choices in CHOICES.items():
         value = get_key(cfg, key)
         if value not in choices:
             raise LcregError(f"{key}={value!r} is not one of: {', '.join(choices)}")
-    if cfg.data.imbalance_factor is not None and cfg.data.imbalance_factor < 1:
-        raise LcregError(f"data.imbalance_factor must be >= 1, got {cfg.data.imbalance_factor}")
+    for key, low, inclusive in _LOWER_BOUNDS:
+        value = get_key(cfg, key)
+        if not math.isfinite(value) or value < low or (value == low and not inclusive):
+            relation = ">=" if inclusive else ">"
+            raise LcregError(f"{key} must be {relation} {low}, got {value}")
+    imb = cfg.data.imbalance_factor
+    if imb is not None and not (math.isfinite(imb) and imb >= 1):
+        raise LcregError(f"data.imbalance_factor must be a finite number >= 1 (or null to keep the data's own "
+                         f"distribution), got {imb}")
     if not 0 <= cfg.data.val_fraction < 1 or not 0 < cfg.data.test_fraction < 1:
         raise LcregError("data.val_fraction must lie in [0, 1) and data.test_fraction in (0, 1)")
-    if cfg.model.latent.num_latents < 1:
-        raise LcregError("model.latent.num_latents must be >= 1")
-    for key in ("model.latent.temperature", "model.latent.weight_temperature", "loss.recon_temperature"):
-        if not get_key(cfg, key) > 0:
-            raise LcregError(f"{key} must be > 0, got {get_key(cfg, key)}")
+    if cfg.stage1.momentum >= 1 or cfg.stage2.momentum >= 1:
+        raise LcregError("stage1.momentum and stage2.momentum must be < 1")
+    if cfg.stage2.eps_head >= 1 or cfg.stage2.eps_tail >= 1:
+        raise LcregError("stage2.eps_head and stage2.eps_tail (label smoothing) must be < 1")
+    if not all(isinstance(m, int) and not isinstance(m, bool) and m >= 0 for m in cfg.stage1.milestones):
+        raise LcregError(f"stage1.milestones must be a list of epochs (integers >= 0), got {cfg.stage1.milestones}")
+    if len(cfg.data.mean) != 3 or len(cfg.data.std) != 3 or not all(s > 0 for s in cfg.data.std):
+        raise LcregError("data.mean and data.std need three values each (std > 0)")
     if cfg.data.few_threshold > cfg.data.many_threshold:
         raise LcregError("data.few_threshold must not exceed data.many_threshold")
 

@@ -71,7 +71,8 @@ def extract_archive(archive: Path, cache_dir: Path) -> Path:
     two runs started at once on a fresh archive never write the same files and an
     interrupted extraction leaves nothing that looks finished."""
     st = archive.stat()
-    dest = cache_dir / "extracted" / f"{archive.name.split('.')[0]}-{fingerprint(str(archive.resolve()), st.st_size)}"
+    key = fingerprint(str(archive.resolve()), st.st_size, st.st_mtime_ns)  # a replaced archive is extracted anew
+    dest = cache_dir / "extracted" / f"{archive.name.split('.')[0]}-{key}"
     marker = dest / ".complete"
     if dest.is_dir() and not marker.exists():  # left by an interrupted extraction of an older version
         shutil.rmtree(dest, ignore_errors=True)

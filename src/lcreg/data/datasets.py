@@ -4,6 +4,7 @@ optional held-out validation split, class names, training counts and Many/Medium
 from __future__ import annotations
 
 from dataclasses import dataclass
+import warnings
 from pathlib import Path
 from typing import Optional
 
@@ -110,7 +111,8 @@ def _read_folder(cfg: DataConfig, cache_dir: Path, decode_size: Optional[int]) -
     return full.subset(train_idx), full.subset(test_idx), names, f"{root} (stratified test fraction {cfg.test_fraction})"
 
 
-def _read_lists(cfg: DataConfig, cache_dir: Path, decode_size: Optional[int]) -> tuple[ImageSet, ImageSet, list[str], str]:
+def _read_lists(cfg: DataConfig, cache_dir: Path, decode_size: Optional[int]):
+    """(train, test, class names, source, val or None)."""
     root = _data_root(cfg, cache_dir)
     if root is None or cfg.train_list is None or cfg.test_list is None:
         raise LcregError("dataset 'list' needs --data-dir (image root) and data.train_list, data.test_list")
@@ -119,10 +121,58 @@ def _read_lists(cfg: DataConfig, cache_dir: Path, decode_size: Optional[int]) ->
         path = Path(p).expanduser()
         return path if path.is_absolute() or path.exists() else root / path
 
-    train, test, names = sources.read_list_files(
-        root, resolve(cfg.train_list), resolve(cfg.test_list), cfg.reindex_by_frequency, decode_size, cache_dir
-    )
-    return train, test, names, f"{root} ({cfg.train_list}, {cfg.test_list})"
+    val_list = resolve(cfg.val_list) if cfg.val_list else None
+    train, test, names, val = sources.read_list_files(
+        root, resolve(cfg.train_list), resolve(cfg.test_list), cfg.reindex_by_frequency, decode_size, cache_dir,
+        val_list)
+    lists = ", ".join(str(x) for x in (cfg.train_list, cfg.val_list, cfg.test_list) if x)
+    return train, test, names, f"{root} ({lists})", val
+
+
+def typical_image_side(cfg: DataConfig, sample: int = 32) -> int:
+    """Median longer side (pixels) of up to ``sample`` training images of a folder or list
+    dataset, read from the file headers only."""
+    from PIL import Image
+
+    root = _data_root(cfg, default_cache_dir(cfg.cache_dir))
+    if root is None or cfg.dataset not in ("folder", "list"):
+        raise LcregError(f"data.image_size=0 (choose from the images) needs a folder or list dataset with --data-dir; "
+                         f"set data.image_size for {cfg.dataset}")
+    if cfg.dataset == "list":
+        if cfg.train_list is None:
+            raise LcregError("dataset 'list' needs data.train_list")
+        train_list = Path(cfg.train_list).expanduser()
+        paths, _ = sources.read_list_file(train_list if train_list.is_absolute() or train_list.exists()
+                                          else root / train_list, root)
+    else:
+        split_dirs = sources.find_split_folders(root)
+        _, paths, _ = sources.list_class_folder(split_dirs[0] if split_dirs else root)
+    step = max(1, len(paths) // sample)
+    sides = []
+    for p in paths[::step][:sample]:
+        try:
+            with Image.open(p) as im:
+                sides.append(max(im.size))
+        except (OSError, ValueError, Image.DecompressionBombError):
+            continue
+    if not sides:
+        raise LcregError(f"none of the sampled images under {root} could be read")
+    return int(np.median(sides))
+
+
+def check_imbalance(targets: np.ndarray, num_classes: int, asked: float, source: str) -> None:
+    """The imbalance a subsampled training split really has; a warning when the data could not
+    give the one asked for (a class smaller than its share of the profile keeps all it has)."""
+    counts = np.bincount(targets, minlength=num_classes)
+    present = counts[counts > 0]
+    if len(present) < num_classes:
+        raise LcregError(f"imbalance factor {asked:g} leaves {num_classes - len(present)} class(es) of {source} "
+                         "without training images; ask for a smaller one")
+    observed = present.max() / present.min()
+    if not 0.8 <= observed / asked <= 1.25:
+        warnings.warn(f"asked for imbalance factor {asked:g}, the training split has {observed:.1f} "
+                      f"(largest {present.max()} / smallest {present.min()} images): some class holds fewer images "
+                      "than the profile gives it", RuntimeWarning, stacklevel=3)
 
 
 def uses_device_loader(cfg: DataConfig) -> bool:
@@ -135,6 +185,10 @@ def uses_device_loader(cfg: DataConfig) -> bool:
 def build_dataset(cfg: DataConfig) -> LongTailData:
     cache_dir = default_cache_dir(cfg.cache_dir)
     decode_size = cfg.image_size if uses_device_loader(cfg) else None
+    given_val = None
+    # the profile runs over classes in label order for CIFAR and the demo (the published
+    # recipe), from the largest class down for user data (the largest keeps its images)
+    by_size = cfg.dataset in ("folder", "list")
     if cfg.dataset in ("cifar10-lt", "cifar100-lt"):
         train, test, names, source = _read_cifar(cfg.dataset.split("-")[0], cfg, cache_dir)
         n_max = None
@@ -142,7 +196,7 @@ def build_dataset(cfg: DataConfig) -> LongTailData:
         train, test, names, source = _read_folder(cfg, cache_dir, decode_size)
         n_max = None
     elif cfg.dataset == "list":
-        train, test, names, source = _read_lists(cfg, cache_dir, decode_size)
+        train, test, names, source, given_val = _read_lists(cfg, cache_dir, decode_size)
         n_max = None
     elif cfg.dataset == "demo":
         train, test, names = sources.read_digits(seed=0)
@@ -152,11 +206,13 @@ def build_dataset(cfg: DataConfig) -> LongTailData:
 
     if cfg.imbalance_factor is not None:
         keep = make_longtail_indices(
-            train.targets, len(names), cfg.imbalance_factor, cfg.profile, cfg.selection_seed, n_max=n_max
+            train.targets, len(names), cfg.imbalance_factor, cfg.profile, cfg.selection_seed, n_max=n_max,
+            by_size=by_size,
         )
         train = train.subset(keep)
-    val = None
-    if cfg.val_fraction > 0:
+        check_imbalance(train.targets, len(names), cfg.imbalance_factor, source)
+    val = given_val
+    if val is None and cfg.val_fraction > 0:
         train_idx, val_idx = stratified_split(train.targets, cfg.val_fraction, seed=cfg.selection_seed)
         train, val = train.subset(train_idx), train.subset(val_idx)
     counts = np.bincount(train.targets, minlength=len(names)).tolist()

@@ -47,6 +47,9 @@ def load_rgb(path: str | Path) -> Image.Image:
     try:
         with Image.open(path) as im:
             return im.convert("RGB")
+    except Image.DecompressionBombError:
+        raise LcregError(f"cannot read image {path}: it has more pixels than Pillow's decompression-bomb limit "
+                         f"({Image.MAX_IMAGE_PIXELS} x 2); refusing to decode it") from None
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as e:
         raise LcregError(f"cannot read image {path}: {type(e).__name__}") from None
 
@@ -61,12 +64,13 @@ def _decode_one(path: str, size: Optional[int]) -> np.ndarray:
 def decode_images(paths: Sequence[str], size: Optional[int], desc: str = "decoding") -> np.ndarray:
     """Decode files into one (N, size, size, 3) uint8 array; Pillow releases the GIL, so
     a few threads decode faster. All images must share a size when ``size`` is None."""
-    from tqdm.auto import tqdm
+    from lcreg.progress import progress
 
     if len(paths) == 0:
         return np.zeros((0, size or 1, size or 1, 3), dtype=np.uint8)
     with ThreadPoolExecutor(max_workers=4) as pool:
-        arrays = list(tqdm(pool.map(lambda p: _decode_one(p, size), paths), total=len(paths), desc=desc, leave=False))
+        arrays = list(progress(pool.map(lambda p: _decode_one(p, size), paths), total=len(paths), desc=desc,
+                               leave=False))
     shapes = {a.shape for a in arrays}
     if len(shapes) > 1:
         raise LcregError(f"images differ in size {sorted(shapes)[:3]}...; set data.image_size to resize them")

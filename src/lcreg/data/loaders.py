@@ -133,9 +133,12 @@ def build_transforms(image_size: int, mean: Sequence[float], std: Sequence[float
 
 def worker_loader(split: ImageSet, batch_size: int, image_size: int, mean, std, train: bool,
                   sampler: Optional[Sampler] = None, num_workers: int = 4, color_jitter: float = 0.0,
-                  pin_memory: bool = True) -> DataLoader:
+                  pin_memory: bool = True, seed: int = 0) -> DataLoader:
+    """``seed`` starts the loader's own generator (the workers' augmentation seeds come from
+    it), so a checkpoint can save and restore it and a resumed run draws the same crops."""
     dataset = PathDataset(split, build_transforms(image_size, mean, std, train, color_jitter))
     return DataLoader(
         dataset, batch_size=batch_size, sampler=sampler, shuffle=False, num_workers=num_workers,
         pin_memory=pin_memory, drop_last=train, persistent_workers=num_workers > 0,
+        generator=torch.Generator().manual_seed(seed),
     )

@@ -36,6 +36,7 @@ def select_longtail(
 
     ``counts[c]`` images of class c are kept. Classes with fewer images than asked keep all.
     """
+    counts = [int(n) for n in counts]
     targets = np.asarray(targets)
     state = np.random.get_state()  # leave the caller's global RNG as it was
     try:
@@ -58,13 +59,24 @@ def make_longtail_indices(
     profile: str = "exp",
     seed: Optional[int] = 0,
     n_max: Optional[int] = None,
+    by_size: bool = False,
 ) -> np.ndarray:
-    """Profile + selection in one call; n_max defaults to the largest class present."""
+    """Profile + selection in one call; n_max defaults to the largest class present.
+
+    The profile's i-th count goes to class i (``by_size=False``: the CIFAR-LT recipe, whose
+    classes are equally large) or to the i-th largest class (``by_size=True``: user data, so
+    that the largest class keeps its images and the asked imbalance factor is met; ties
+    keep label order)."""
     targets = np.asarray(targets)
+    available = np.bincount(targets, minlength=num_classes)
     if n_max is None:
-        n_max = int(np.bincount(targets, minlength=num_classes).max())
-    counts = class_counts_profile(n_max, num_classes, imbalance_factor, profile)
-    return select_longtail(targets, counts, seed)
+        n_max = int(available.max())
+    profile_counts = class_counts_profile(n_max, num_classes, imbalance_factor, profile)
+    if not by_size:
+        return select_longtail(targets, profile_counts, seed)
+    counts = np.empty(num_classes, dtype=np.int64)
+    counts[np.argsort(-available, kind="stable")] = profile_counts
+    return select_longtail(targets, counts.tolist(), seed)
 
 
 def shot_splits(counts: Sequence[int], many_threshold: int = 100, few_threshold: int = 20) -> dict[str, list[int]]:

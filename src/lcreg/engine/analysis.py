@@ -117,6 +117,13 @@ def analyze_checkpoint(trained: TrainedModel, out_dir: Path, device: torch.devic
     sampled images of each of Many / Medium / Few); ``latents``: the categories of the
     montage (default: the ``num_latents_shown`` most used)."""
     data = evaluation_data(trained, data_dir)
+    m = trained.model.head.num_latents if trained.model.has_latent_head else 0
+    bad = [j for j in latents or [] if not 0 <= j < m]
+    if bad:
+        raise LcregError(f"latent categories {bad} out of range 0..{m - 1}")
+    bad = [i for i in images or [] if not 0 <= i < len(data.test)]
+    if bad:
+        raise LcregError(f"image indices {bad} out of range 0..{len(data.test) - 1} (test split)")
     out_dir.mkdir(parents=True, exist_ok=True)
     diagnostics = latent_diagnostics(trained, data, device, batch_size)
     (out_dir / "diagnostics.json").write_text(json.dumps(diagnostics, indent=2))
@@ -132,9 +139,6 @@ def analyze_checkpoint(trained: TrainedModel, out_dir: Path, device: torch.devic
     # Fig. 4-5: chosen or sampled images of each split beside their histograms
     split_of = {c: s for s, cs in data.splits.items() for c in cs}
     if images:
-        bad = [i for i in images if not 0 <= i < len(targets)]
-        if bad:
-            raise LcregError(f"image indices {bad} out of range 0..{len(targets) - 1} (test split)")
         picked: dict[str, list[int]] = {"chosen": list(images)}
     else:
         picked = sample_per_split(targets, data.splits, per_split, seed)
@@ -145,9 +149,6 @@ def analyze_checkpoint(trained: TrainedModel, out_dir: Path, device: torch.devic
     # montage: the most used (or the chosen) latent categories, their top images, S overlaid
     usage = hist.mean(axis=0)
     if latents:
-        bad = [j for j in latents if not 0 <= j < m]
-        if bad:
-            raise LcregError(f"latent categories {bad} out of range 0..{m - 1}")
         shown = list(latents)
     else:
         shown = np.argsort(-usage)[: min(num_latents_shown, m)].tolist()

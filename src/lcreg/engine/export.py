@@ -3,6 +3,7 @@ images, output (B, C) logits, checked against the original on a batch before it 
 
 from __future__ import annotations
 
+import os
 import warnings
 from pathlib import Path
 
@@ -13,7 +14,7 @@ from lcreg.engine.inference import TrainedModel
 from lcreg.errors import LcregError
 
 FORMATS = ("torchscript", "onnx")
-ONNX_INSTALL = "pip install 'lcreg[export]' (onnx, onnxscript, onnxruntime)"
+ONNX_INSTALL = "pip install 'lcreg-longtail[export]' (onnx, onnxscript, onnxruntime)"
 
 
 class LogitsOnly(nn.Module):
@@ -63,12 +64,19 @@ def export_model(trained: TrainedModel, fmt: str, path: Path, check_batch: int =
     module = LogitsOnly(trained.model.float().cpu().eval()).eval()
     example, check = _example_batch(trained, 2), _example_batch(trained, check_batch, seed=1)
     path.parent.mkdir(parents=True, exist_ok=True)
-    exported = _export_torchscript(module, example, path) if fmt == "torchscript" else _export_onnx(module, example, path)
-    reference = module(check).float()
-    got = exported(check).float()
-    diff = (got - reference).abs().max().item()
-    if got.shape != reference.shape or not diff <= atol:
-        path.unlink(missing_ok=True)
-        raise LcregError(f"the {fmt} export's logits differ from the model's by {diff:.3g} (> {atol}); not kept")
+    # written beside the target and renamed only once checked: a failed export never
+    # replaces (or leaves half of) a file
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp{path.suffix}")
+    try:
+        export = _export_torchscript if fmt == "torchscript" else _export_onnx
+        exported = export(module, example, tmp)
+        reference = module(check).float()
+        got = exported(check).float()
+        diff = (got - reference).abs().max().item()
+        if got.shape != reference.shape or not diff <= atol:
+            raise LcregError(f"the {fmt} export's logits differ from the model's by {diff:.3g} (> {atol}); not kept")
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
     return {"path": str(path), "format": fmt, "input": list(check.shape[1:]), "num_classes": reference.shape[1],
             "check_batch": check_batch, "max_abs_diff": diff}

@@ -62,15 +62,23 @@ def resolve_checkpoint(path: str | Path) -> Path:
 def load_trained_model(path: str | Path, device: torch.device) -> TrainedModel:
     ckpt_path = resolve_checkpoint(path)
     state = load_checkpoint(ckpt_path)
-    if not isinstance(state, dict) or not {"model", "config", "summary"} <= set(state):
-        raise LcregError(f"{ckpt_path} is not an lcreg model file (no model / config / summary)")
-    # through a plain dict: a config pickled by an older version gains today's defaults
-    cfg = from_dict(to_dict(state["config"]))
-    summary = state["summary"]
+    missing = sorted({"model", "config", "summary"} - set(state))
+    summary = state.get("summary")
+    if not missing and isinstance(summary, dict):
+        missing = sorted({"class_names", "counts", "splits", "thresholds"} - set(summary))
+    if missing or not isinstance(state["model"], dict):
+        raise LcregError(f"{ckpt_path} is not a complete lcreg model file (missing: {', '.join(missing) or 'weights'})")
+    # a plain dict (a config dataclass in files of lcreg 0.1); either gains today's defaults
+    saved = state["config"]
+    cfg = from_dict(saved if isinstance(saved, dict) else to_dict(saved))
     model = create_model(cfg.model, len(summary["class_names"]))
     if any(k.startswith("logit_scale.") for k in state["model"]):
         model.add_logit_scale()
-    model.load_state_dict(state["model"])
+    try:
+        model.load_state_dict(state["model"])
+    except (RuntimeError, KeyError, TypeError) as e:
+        first = str(e).splitlines()[0][:160] if str(e) else type(e).__name__
+        raise LcregError(f"{ckpt_path}: its weights do not fit the model its config describes ({first})") from None
     model.to(device, memory_format=torch.channels_last).eval()
     return TrainedModel(model, cfg, summary, int(state.get("stage", 1)), ckpt_path)
 
@@ -78,6 +86,9 @@ def load_trained_model(path: str | Path, device: torch.device) -> TrainedModel:
 def evaluation_data(trained: TrainedModel, data_dir: Optional[str] = None) -> LongTailData:
     """The data the model was trained on (or the same kind of data under ``data_dir``);
     Many / Medium / Few always come from the model's own training counts."""
+    if data_dir is not None and trained.cfg.data.dataset == "demo":
+        raise LcregError(f"{trained.path} was trained on the built-in demo data, which --data-dir cannot replace; "
+                         "leave --data-dir out")
     d = trained.cfg.data if data_dir is None else replace(trained.cfg.data, data_dir=str(data_dir))
     data = build_dataset(d)
     if data.class_names != trained.class_names:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import os
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,11 @@ def _scalars(record: dict, prefix: str = "") -> dict[str, float]:
         elif isinstance(v, (int, float)) and not isinstance(v, bool) and v is not None and math.isfinite(v):
             out[prefix + k] = float(v)
     return out
+
+
+def _stage_epoch(line: str) -> tuple[int, int]:
+    record = json.loads(line)
+    return record["stage"], record["epoch"]
 
 
 class RunLogger:
@@ -45,6 +51,20 @@ class RunLogger:
             for k, v in flat.items():
                 self.writer.add_scalar(f"stage{record.get('stage')}/{k}", v, step)
             self.writer.flush()
+
+    def truncate(self, stage: int, epoch: int) -> None:
+        """Keep the records up to (stage, epoch), the point a resumed run continues from:
+        a process killed between an epoch's log line and its checkpoint logged that epoch,
+        which the resumed process runs (and logs) again."""
+        if not self.jsonl.is_file():
+            return
+        lines = self.jsonl.read_text().splitlines()
+        kept = [ln for ln in lines if ln.strip() and _stage_epoch(ln) <= (stage, epoch)]
+        if len(kept) != len(lines):
+            tmp = self.jsonl.with_name(self.jsonl.name + ".tmp")
+            tmp.write_text("".join(ln + "\n" for ln in kept))
+            os.replace(tmp, self.jsonl)
+            self._rewrite_csv()
 
     def _rewrite_csv(self) -> None:
         """Columns differ between epochs (test metrics only every N epochs), so the CSV is

@@ -25,9 +25,8 @@ from typing import Callable, Iterable, Optional
 import numpy as np
 import torch
 import torch.nn as nn
-from tqdm.auto import tqdm
 
-from lcreg.config import Config, save_config
+from lcreg.config import Config, save_config, to_dict
 from lcreg.data import DeviceLoader, LongTailData, build_dataset, create_sampler, uses_device_loader, worker_loader
 from lcreg.data.images import ImageSet
 from lcreg.engine.checkpoint import load_checkpoint, save_checkpoint
@@ -39,9 +38,13 @@ from lcreg.engine.inference import collect_latent_stats, collect_outputs, eval_l
 from lcreg.engine.profiling import step_profiler
 from lcreg.engine.runlog import RunLogger
 from lcreg.engine.schedule import lr_factor
+from lcreg.errors import LcregError
 from lcreg.eval.metrics import classification_metrics
+from lcreg.files import atomic_write_json
 from lcreg.losses import LabelAwareSmoothing, LatentAugmentationLoss, LCRegObjective, ReconstructionLoss, mixup
 from lcreg.models import LongTailNet, create_model
+from lcreg.progress import progress
+from lcreg.progress import write as write_line
 
 
 # --------------------------------------------------------------------------------------
@@ -61,11 +64,16 @@ def train_loader(cfg: Config, split: ImageSet, device: torch.device, batch_size:
     d = cfg.data
     sampler = create_sampler(sampler_name, split.targets, seed=seed, total_epochs=total_epochs,
                              num_replicas=dist_info.world_size, rank=dist_info.rank)
+    if len(sampler) < batch_size:
+        raise LcregError(f"the training split has {len(split)} images ({len(sampler)} per epoch and process), fewer "
+                         f"than one batch of {batch_size}: lower the batch size (stage1.batch_size, "
+                         "stage2.batch_size)")
     if uses_device_loader(d):
         return DeviceLoader(split, batch_size, device, d.mean, d.std, train=True, sampler=sampler,
                             padding=d.crop_padding, seed=rank_seed(seed, dist_info.rank))
     return worker_loader(split, batch_size, d.image_size, d.mean, d.std, train=True, sampler=sampler,
-                         num_workers=d.num_workers, color_jitter=d.color_jitter, pin_memory=device.type == "cuda")
+                         num_workers=d.num_workers, color_jitter=d.color_jitter, pin_memory=device.type == "cuda",
+                         seed=rank_seed(seed, dist_info.rank))
 
 
 def set_loader_epoch(loader, epoch: int) -> None:
@@ -106,7 +114,7 @@ def _run_steps(loader, step_fn: Callable[[torch.Tensor, torch.Tensor], dict], de
     sums: dict[str, torch.Tensor] = {}
     n_steps, n_images = 0, 0
     start = time.perf_counter()
-    bar = tqdm(loader, desc=desc, leave=False, disable=not show, dynamic_ncols=True)
+    bar = progress(loader, show=show, desc=desc, leave=False, dynamic_ncols=True)
     for images, targets in bar:
         images = images.to(device, non_blocking=True)
         targets = targets.to(device, non_blocking=True)
@@ -125,7 +133,9 @@ def _run_steps(loader, step_fn: Callable[[torch.Tensor, torch.Tensor], dict], de
     losses = {k: (v / max(n_steps, 1)).item() for k, v in average_(sums).items()}
     n_images *= world_size()
     if any(not math.isfinite(v) for v in losses.values()):
-        raise FloatingPointError(f"non-finite loss in {desc}: {losses}")
+        terms = ", ".join(f"{k} {v:.4g}" for k, v in losses.items())
+        raise LcregError(f"non-finite loss in {desc} ({terms}); lower the learning rate or a loss weight (the "
+                         "checkpoint of the last completed epoch is kept: lcreg train --resume RUN)")
     return EpochResult(losses, n_images, seconds)
 
 
@@ -297,8 +307,8 @@ class Trainer:
     # -- bookkeeping ------------------------------------------------------------------
     def write_run_files(self) -> None:
         save_config(self.cfg, self.run_dir / "config.yaml")
-        (self.run_dir / "environment.json").write_text(json.dumps(environment_info(self.device), indent=2))
-        (self.run_dir / "data_stats.json").write_text(json.dumps(self.data.stats(), indent=2))
+        atomic_write_json(self.run_dir / "environment.json", environment_info(self.device))
+        atomic_write_json(self.run_dir / "data_stats.json", self.data.stats())
 
     def elapsed(self) -> float:
         """Seconds of wall time the run has taken so far, summed over resumed processes
@@ -341,8 +351,8 @@ class Trainer:
             "stage": stage, "epoch": epoch, "model": self.model.state_dict(),
             "objective": self.objective.state_dict(), "optimizer": optimizer.state_dict(),
             "scheduler": scheduler.state_dict(), "rng": self.rng.bit_generator.state,
-            "loader_rng": loader.generator.get_state() if hasattr(loader, "generator") else None,
-            "config": self.cfg, "summary": model_summary(self.data), "elapsed_s": self.elapsed(),
+            "loader_rng": loader.generator.get_state() if getattr(loader, "generator", None) is not None else None,
+            "config": to_dict(self.cfg), "summary": model_summary(self.data), "elapsed_s": self.elapsed(),
         }, self.run_dir / "checkpoint.pt")
 
     def _restore(self, state: dict, optimizer, scheduler, loader) -> None:
@@ -352,7 +362,9 @@ class Trainer:
         scheduler.load_state_dict(state["scheduler"])
         self.rng.bit_generator.state = state["rng"]
         self._elapsed_before = state.get("elapsed_s", 0.0)  # this process's start-up counts on top
-        if state.get("loader_rng") is not None and hasattr(loader, "generator"):
+        if self.logger is not None:  # epochs logged after this checkpoint are run again
+            self.logger.truncate(state["stage"], state["epoch"])
+        if state.get("loader_rng") is not None and getattr(loader, "generator", None) is not None:
             if self.dist.rank == 0:
                 loader.generator.set_state(state["loader_rng"])
             else:  # the checkpoint holds rank 0's stream; keep the ranks' streams apart
@@ -363,10 +375,14 @@ class Trainer:
         self.final[f"stage{stage}"] = {"epoch": epoch, "wall_seconds": self.elapsed(), **evals}
         if not self.main:
             return
-        (self.run_dir / "final_metrics.json").write_text(json.dumps(self.final, indent=2))
-        save_checkpoint({"model": self.model.state_dict(), "config": self.cfg, "stage": stage,
+        atomic_write_json(self.run_dir / "final_metrics.json", self.final)
+        save_checkpoint({"model": self.model.state_dict(), "config": to_dict(self.cfg), "stage": stage,
                          "summary": model_summary(self.data)},
                         self.run_dir / f"stage{stage}_model.pt")
+
+    def stage_finished(self, stage: int) -> bool:
+        """Its final metrics written and its model file complete (written atomically)."""
+        return f"stage{stage}" in self.final and (self.run_dir / f"stage{stage}_model.pt").is_file()
 
     def _epoch_loop(self, stage: int, epochs: int, start_epoch: int, run_epoch: Callable[[int], EpochResult],
                     optimizer, scheduler, loader) -> None:
@@ -384,7 +400,7 @@ class Trainer:
                 record.update(evals)
                 if self.show:
                     t = evals["test"]
-                    tqdm.write(f"stage {stage} epoch {epoch + 1}/{epochs}: loss {result.losses['total']:.4f} "
+                    write_line(f"stage {stage} epoch {epoch + 1}/{epochs}: loss {result.losses['total']:.4f} "
                                f"test top1 {t['top1']:.4f} many {t['many']} medium {t['medium']} few {t['few']} "
                                f"ece {t['ece']:.4f} ({record['images_per_s']:.0f} img/s)")
             record["elapsed_s"] = self.elapsed()
@@ -393,6 +409,10 @@ class Trainer:
             self._checkpoint(stage, epoch + 1, optimizer, scheduler, loader)
             if last:
                 self._finish_stage(stage, epoch + 1, {k: record[k] for k in ("test", "val") if k in record})
+        if start_epoch >= epochs and not self.stage_finished(stage):
+            # resumed from the last epoch's checkpoint of a process that died before the
+            # stage's files were complete: write them from the checkpointed model
+            self._finish_stage(stage, epochs, self._evaluate_all() if self.main else {})
 
     # -- stages -------------------------------------------------------------------------
     def stage1(self, resume: Optional[dict] = None) -> None:
@@ -407,7 +427,8 @@ class Trainer:
         if resume is not None:
             self._restore(resume, optimizer, scheduler, loader)
             start = resume["epoch"]
-        generator = getattr(loader, "generator", None)
+        # mixup's pairing draws from the device loader's generator (same device as the batch)
+        generator = loader.generator if isinstance(loader, DeviceLoader) else None
         compile_for_training(self.model, self.cfg, self.device, split_batch(s.batch_size, self.dist))
         forward = wrap_ddp(FeaturesAndHead(self.model), self.dist, self.device)
 

@@ -4,8 +4,11 @@ training curves."""
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 from typing import Sequence
+
+from lcreg.files import atomic_write
 
 
 def pyplot():
@@ -42,9 +45,13 @@ def plot_class_distribution(counts: Sequence[int], class_names: Sequence[str], s
 
 
 def save_figure(fig, path: Path) -> None:
+    """Rendered in memory, then written atomically: matplotlib itself ignores a failed write
+    (a full disk leaves a truncated PNG and no error)."""
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    buffer = io.BytesIO()
+    fig.savefig(buffer, dpi=120, format=Path(path).suffix.lstrip(".") or "png")
     pyplot().close(fig)
+    atomic_write(Path(path), lambda f: f.write(buffer.getvalue()))
 
 
 def plot_reliability(bins: dict, ece: float, path: Path, title: str = "") -> None:

@@ -1,0 +1,74 @@
+"""Files written atomically: to a temporary file in the same folder, flushed and fsync'ed,
+then ``os.replace``d over the target and the folder fsync'ed. A crash (or kill -9) mid-write
+never leaves a truncated file where the last good one was; a failed write (a full disk, a
+read-only folder) removes the temporary file and ends with one line that names the file
+and the reason, the previous file kept."""
+
+from __future__ import annotations
+
+import errno
+import io
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Any, Callable
+
+from lcreg.errors import LcregError
+
+
+def _write_reason(e: BaseException, folder: Path) -> str:
+    """One line for a failed write: a full disk says so (torch.save reports it as an
+    'unexpected pos' RuntimeError that never names the cause)."""
+    no_space = getattr(e, "errno", None) in (errno.ENOSPC, errno.EDQUOT) or "unexpected pos" in str(e)
+    try:
+        no_space = no_space or shutil.disk_usage(folder).free < (1 << 20)
+    except OSError:
+        pass
+    if no_space:
+        return "no space left on device"
+    if getattr(e, "errno", None) in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return "permission denied (read-only folder?)"
+    return f"{type(e).__name__}: {str(e).splitlines()[0][:120] if str(e) else ''}"
+
+
+def _fsync_folder(folder: Path) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:  # some file systems do not open folders
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def atomic_write(path: Path, write: Callable[[io.BufferedWriter], None]) -> None:
+    """``write(f)`` into a temporary file next to ``path``, fsync, rename over ``path``."""
+    path = Path(path)
+    if path.exists() and not path.is_file():  # a folder, a device (/dev/full), a pipe: never replaced
+        raise LcregError(f"cannot write {path}: it exists and is not a regular file")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except (OSError, RuntimeError) as e:
+        try:
+            tmp.unlink(missing_ok=True)
+        except OSError:
+            pass
+        raise LcregError(f"cannot write {path}: {_write_reason(e, path.parent)}; the previous file is kept") from None
+    _fsync_folder(path.parent)
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    atomic_write(path, lambda f: f.write(text.encode()))
+
+
+def atomic_write_json(path: Path, obj: Any) -> None:
+    atomic_write_text(path, json.dumps(obj, indent=2))

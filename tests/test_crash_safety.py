@@ -1,0 +1,87 @@
+"""A run killed at any point resumes into the run an uninterrupted process would have
+written: complete stage files, one log line per epoch, no stray temporary files."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+
+from lcreg.cli import main
+from lcreg.engine import train as train_mod
+from lcreg.engine.checkpoint import load_checkpoint
+
+SHORT = ["--no-progress", "stage1.epochs=3", "stage1.warmup_epochs=0", "stage1.milestones=[2]", "stage2.epochs=2",
+         "eval_every=0", "--deterministic"]
+
+
+def epochs_logged(run):
+    return [(r["stage"], r["epoch"]) for r in map(json.loads, (run / "metrics.jsonl").read_text().splitlines())]
+
+
+def test_killed_while_writing_the_stage1_model(tmp_path, monkeypatch):
+    """The process dies inside the write of stage1_model.pt, after the last stage-1
+    checkpoint: the resumed run writes that file (complete) before it trains stage 2."""
+    run = tmp_path / "run"
+    real = train_mod.save_checkpoint
+
+    def die_in_stage1_model(state, path):
+        if path.name == "stage1_model.pt":
+            with open(path.with_name(f".{path.name}.{os.getpid()}.tmp"), "wb") as f:
+                f.write(b"half a file")  # what kill -9 leaves behind
+            raise KeyboardInterrupt
+        real(state, path)
+
+    monkeypatch.setattr(train_mod, "save_checkpoint", die_in_stage1_model)
+    assert main(["train", "--out", str(run), *SHORT]) == 130  # what Ctrl-C (or a kill) ends with
+    monkeypatch.setattr(train_mod, "save_checkpoint", real)
+    assert not (run / "stage1_model.pt").exists() and load_checkpoint(run / "checkpoint.pt")["epoch"] == 3
+    assert main(["train", "--resume", str(run), "--no-progress"]) == 0
+    assert load_checkpoint(run / "stage1_model.pt")["stage"] == 1
+    final = json.loads((run / "final_metrics.json").read_text())
+    assert {"stage1", "stage2"} <= set(final)
+    assert not list(run.glob("*.tmp")) and not list(run.glob(".*.tmp"))
+    assert epochs_logged(run) == [(1, 1), (1, 2), (1, 3), (2, 1), (2, 2)]
+    # the folder now serves --stage 2 --from
+    assert main(["train", "--stage", "2", "--from", str(run), "--out", str(tmp_path / "s2"), "--no-progress",
+                 "stage2.epochs=1"]) == 0
+    # and a second resume says it is finished, touching nothing
+    before = {p.name: p.stat().st_mtime_ns for p in run.iterdir()}
+    assert main(["train", "--resume", str(run), "--no-progress"]) == 2
+    assert {p.name: p.stat().st_mtime_ns for p in run.iterdir()} == before
+
+
+def test_killed_between_the_log_line_and_the_checkpoint(tmp_path, monkeypatch):
+    """Epoch 2 is logged, then the process dies before its checkpoint: the resumed process
+    runs epoch 2 again, and the logs hold it once."""
+    run = tmp_path / "run"
+    real = train_mod.Trainer._checkpoint
+    calls = {"n": 0}
+
+    def die_before_second_checkpoint(self, *args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise KeyboardInterrupt
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(train_mod.Trainer, "_checkpoint", die_before_second_checkpoint)
+    assert main(["train", "--out", str(run), *SHORT]) == 130  # what Ctrl-C (or a kill) ends with
+    monkeypatch.setattr(train_mod.Trainer, "_checkpoint", real)
+    assert epochs_logged(run) == [(1, 1), (1, 2)]
+    assert main(["train", "--resume", str(run), "--no-progress"]) == 0
+    assert epochs_logged(run) == [(1, 1), (1, 2), (1, 3), (2, 1), (2, 2)]
+    with open(run / "metrics.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert [(int(r["stage"]), int(r["epoch"])) for r in rows] == epochs_logged(run)
+
+
+def test_a_run_that_fails_before_its_first_epoch_leaves_no_folder(tmp_path, capsys):
+    run = tmp_path / "run"
+    assert main(["train", "--out", str(run), "--no-progress", "stage1.batch_size=100000"]) == 2
+    assert not run.exists()
+    # a folder an older version left half-written (config and logs, no checkpoint) is taken over
+    run.mkdir()
+    (run / "config.yaml").write_text("name: demo\n")
+    (run / "metrics.jsonl").write_text("")
+    assert main(["train", "--out", str(run), *SHORT[:1], "stage1.epochs=1", "stage2.epochs=0", "eval_every=0"]) == 0
+    assert load_checkpoint(run / "stage1_model.pt")["stage"] == 1
