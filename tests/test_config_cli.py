@@ -86,3 +86,11 @@ def test_data_stats_json_and_plot(capsys, tmp_path):
 def test_data_stats_table(capsys):
     code, out, _ = run_cli(capsys, "data", "stats", "demo")
     assert code == 0 and "imbalance" in out and "many" in out
+
+
+def test_floats_in_scientific_notation():
+    """YAML 1.1 reads 1e-3 (no dot) as a string; float keys accept it."""
+    cfg = load_config("demo", ["stage1.lr=1e-3", "stage1.weight_decay=5e-4", "loss.lambda0=7.5E0"])
+    assert cfg.stage1.lr == 0.001 and cfg.stage1.weight_decay == 0.0005 and cfg.loss.lambda0 == 7.5
+    with pytest.raises(LcregError, match="expects float"):
+        load_config("demo", ["stage1.lr=fast"])
