@@ -8,6 +8,7 @@
     lcreg export CHECKPOINT --format F        TorchScript or ONNX, checked against the model
     lcreg data stats [PRESET] [--json]        class counts, Many/Medium/Few, plot
     lcreg data prepare [PRESET]               decode images once into the cache
+    lcreg reproduce TABLE --data-dir D        a paper table as a restartable queue of runs, then its table
     lcreg configs                             list the presets
 
 Any bad input ends with one line on stderr and exit code 2.
@@ -453,6 +454,43 @@ def cmd_data_prepare(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_reproduce(args: argparse.Namespace) -> int:
+    from lcreg.engine import reproduce as rp
+
+    results = Path(args.results)
+    runs = rp.plan(args.table, results, _str_list(args.datasets, "--datasets"),
+                   _int_list(args.imbalance_factors, "--imbalance-factors"), _int_list(args.seeds, "--seeds") or [0],
+                   _str_list(args.methods, "--methods") if args.methods else None, args.epochs)
+    epochs = args.epochs or rp.FULL_EPOCHS
+    print(f"lcreg reproduce {args.table}: {len(runs)} runs, {rp.schedule_label(args.epochs)}")
+    if args.dry_run:
+        total = 0.0
+        for r in runs:
+            state = rp.run_state(r.out)
+            est = None if state == "finished" else rp.estimate_minutes(
+                results, "model.latent.enabled=false" not in r.overrides, epochs, args.train_args.split())
+            total += est or 0.0
+            when = "" if state == "finished" else (f", about {est:.0f} min here" if est else ", time unknown here")
+            print(f"  {r.out} [{state}{when}]: lcreg train {r.preset} --seed {r.seed} {' '.join(r.overrides)}")
+        print(f"estimated: {total:.0f} min for the runs not finished (from the wall time of finished runs on this "
+              "device; 'unknown' ones not counted)")
+        return 0
+    if not args.table_only:
+        if not args.data_dir:
+            raise LcregError("lcreg reproduce needs --data-dir (the CIFAR data; see README: accepted layouts)")
+        rp.execute(runs, args.data_dir, args.train_args.split())
+    md = rp.write_table(rp.summarize(args.table, runs, args.epochs), results)
+    print(f"wrote {md} and {md.with_suffix('.json')}")
+    return 0
+
+
+def _str_list(text: Optional[str], flag: str) -> list[str]:
+    items = [t.strip() for t in (text or "").split(",") if t.strip()]
+    if text is not None and not items:
+        raise LcregError(f"{flag} takes a comma-separated list, got '{text}'")
+    return items
+
+
 def cmd_configs(args: argparse.Namespace) -> int:
     from lcreg.config import preset_dir, preset_names
 
@@ -574,6 +612,23 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data_flags(pp)
     pp.add_argument("--no-progress", action="store_true", help="no progress bars or notes on stderr")
     pp.set_defaults(func=cmd_data_prepare)
+
+    pr = sub.add_parser("reproduce", help="a paper table as a restartable queue of runs, then its table",
+                        description="Train every cell of a paper table (one folder per run under RESULTS/TABLE/; "
+                                    "finished runs skipped, interrupted ones resumed), then write RESULTS/TABLE.md "
+                                    "and .json with mean and std over seeds beside the paper's numbers.")
+    pr.add_argument("table", help="table1, table5, table6, table7 or table9")
+    pr.add_argument("--data-dir", help="the CIFAR data (any accepted layout)")
+    pr.add_argument("--datasets", default="cifar10", help="comma-separated: cifar10, cifar100 (default cifar10)")
+    pr.add_argument("--imbalance-factors", help="comma-separated, e.g. 100,50,10 (default: the table's)")
+    pr.add_argument("--seeds", default="0", help="comma-separated seeds (default 0)")
+    pr.add_argument("--methods", help="comma-separated variants of the table (default: all)")
+    pr.add_argument("--epochs", type=positive_int, help="shortened stage 1 (labelled as such everywhere)")
+    pr.add_argument("--train-args", default="", help="extra lcreg train arguments, e.g. '--compile on amp=bf16'")
+    pr.add_argument("--results", default="results", help="where run folders and the table go (default results)")
+    pr.add_argument("--dry-run", action="store_true", help="list the runs, their state and estimated time; train none")
+    pr.add_argument("--table-only", action="store_true", help="only write the table from the finished runs")
+    pr.set_defaults(func=cmd_reproduce)
 
     pc = sub.add_parser("configs", help="list the shipped config presets")
     pc.set_defaults(func=cmd_configs)

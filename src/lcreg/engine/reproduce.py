@@ -1,0 +1,282 @@
+"""``lcreg reproduce TABLE``: a paper table as a queue of runs, then its table.
+
+Each cell of a table (dataset, imbalance factor, variant) is trained once per seed into its
+own folder, ``results/<table>/<dataset>_if<IF>/<variant>_seed<S>[_e<E>]``. The queue can be
+stopped and restarted on any machine: a finished run is skipped, an interrupted one resumed
+from its checkpoint, one that died before its first epoch started again. Runs go one at a
+time, each in a process of its own (``python -m lcreg train``), so one failure ends the
+queue with that run's message and the finished runs stay. A finished folder is pruned to
+config, environment, logs, final metrics, stage models and the analysis (no checkpoint, no
+TensorBoard events), with ``lcreg analyze`` diagnostics for models with a latent head.
+
+The table (``results/<table>.md`` and ``.json``) gives per cell the mean and standard
+deviation of the final-epoch test top-1 over seeds, the number of seeds, the paper's number
+beside ours, the data source, the schedule, the devices and commits. A shortened schedule
+(``--epochs E``) is in every folder name and every table heading, never passed off as the
+full one.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import statistics
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional, Sequence
+
+import yaml
+
+from lcreg.engine.paper_numbers import PAPER
+from lcreg.errors import LcregError
+
+FULL_EPOCHS = 200  # the CIFAR presets' stage 1 (stage 2: 10)
+
+# variant -> overrides on top of the LCReg preset of its dataset and imbalance factor
+TABLE7 = {
+    "baseline": ["model.latent.enabled=false"],
+    "latent": ["loss.alpha=0", "loss.beta=0"],
+    "latent_aug": ["loss.beta=0"],
+    "latent_recon": ["loss.alpha=0"],
+    "all": [],
+}
+TABLE9 = {f"a{a}_b{b}_g{g}": [f"loss.alpha={a}", f"loss.beta={b}", f"loss.gamma={g}"]
+          for a, b, g in ((1, 1, 1), (1, 0.1, 1), (1, 1, 0.1), (0.1, 0.1, 1))}
+TABLE5 = {f"m{m}": [f"model.latent.num_latents={m}"] for m in (20, 30, 40, 50, 60)}
+# the methods this version trains; the others of Table 1 are named so that asking for them says so
+METHODS = {"mislas": ["model.latent.enabled=false"], "lcreg": []}
+TABLE1_ONLY_IN_PAPER = ("ce", "mixup", "ldam_drw", "remix_drw")
+
+TABLES = {
+    "table1": {"variants": METHODS, "imbalance": (100, 50, 10), "what": "top-1 of each method (Table 1)"},
+    "table5": {"variants": TABLE5, "imbalance": (100,), "what": "number of latent categories (Table 5)"},
+    "table6": {"variants": METHODS, "imbalance": (100,), "what": "Many / Medium / Few (Table 6)"},
+    "table7": {"variants": TABLE7, "imbalance": (100, 50, 10), "what": "components of LCReg (Table 7)"},
+    "table9": {"variants": TABLE9, "imbalance": (100, 50, 10), "what": "loss weights alpha, beta, gamma (Table 9)"},
+}
+DATASETS = ("cifar10", "cifar100")
+
+
+@dataclass
+class RunSpec:
+    table: str
+    dataset: str
+    imbalance: int
+    variant: str
+    seed: int
+    out: Path
+    preset: str
+    overrides: list[str] = field(default_factory=list)
+
+    @property
+    def cell(self) -> tuple[str, int, str]:
+        return self.dataset, self.imbalance, self.variant
+
+
+def schedule_overrides(epochs: Optional[int]) -> list[str]:
+    """Stage 1 shortened to ``epochs`` with warm-up and learning-rate steps scaled in
+    proportion (5 of 200; 160 and 180 of 200); stage 2 as in the preset."""
+    if epochs is None or epochs == FULL_EPOCHS:
+        return []
+    scale = epochs / FULL_EPOCHS
+    milestones = sorted({max(1, round(160 * scale)), max(1, round(180 * scale))})
+    return [f"stage1.epochs={epochs}", f"stage1.warmup_epochs={max(0, round(5 * scale))}",
+            f"stage1.milestones=[{','.join(map(str, milestones))}]"]
+
+
+def schedule_label(epochs: Optional[int]) -> str:
+    if epochs is None or epochs == FULL_EPOCHS:
+        return "full schedule (200 + 10 epochs)"
+    return f"SHORTENED schedule ({epochs} + 10 epochs, lr steps scaled), not the paper's 200 + 10"
+
+
+def plan(table: str, results: Path, datasets: Sequence[str], imbalance: Optional[Sequence[int]],
+         seeds: Sequence[int], variants: Optional[Sequence[str]], epochs: Optional[int],
+         extra: Sequence[str] = ()) -> list[RunSpec]:
+    if table not in TABLES:
+        raise LcregError(f"unknown table '{table}' ({', '.join(TABLES)}; table10 needs the ISDA baseline, not yet)")
+    spec = TABLES[table]
+    known = spec["variants"]
+    wanted = list(variants) if variants else list(known)
+    for v in wanted:
+        if v in TABLE1_ONLY_IN_PAPER and table in ("table1", "table6"):
+            raise LcregError(f"method '{v}' is not implemented yet; this version trains {', '.join(known)}")
+        if v not in known:
+            raise LcregError(f"'{v}' is not a variant of {table} ({', '.join(known)})")
+    for d in datasets:
+        if d not in DATASETS:
+            raise LcregError(f"unknown dataset '{d}' ({', '.join(DATASETS)})")
+    factors = list(imbalance) if imbalance else list(spec["imbalance"])
+    suffix = "" if epochs is None or epochs == FULL_EPOCHS else f"_e{epochs}"
+    runs = []
+    for d in datasets:
+        for imb in factors:
+            for v in wanted:
+                # a variant that is LCReg or MiSLAS itself shares Table 1's folder (trained once)
+                home, name = next(((("table1", m) for m, o in METHODS.items() if o == known[v])), (table, v))
+                for s in seeds:
+                    out = results / home / f"{d}_if{imb}" / f"{name}_seed{s}{suffix}"
+                    runs.append(RunSpec(table, d, imb, v, s, out, f"{d}_lt_if{imb}",
+                                        [*known[v], *schedule_overrides(epochs), *extra]))
+    return runs
+
+
+def run_state(out: Path) -> str:
+    """finished | interrupted (has a checkpoint) | new."""
+    final = out / "final_metrics.json"
+    if final.is_file() and "stage2" in json.loads(final.read_text()) and (out / "stage2_model.pt").is_file():
+        return "finished"
+    return "interrupted" if (out / "checkpoint.pt").is_file() else "new"
+
+
+def _numerics(amp: str, compile_setting: str) -> tuple[bool, bool]:
+    return amp == "bf16", compile_setting == "on"
+
+
+def numerics_of_args(train_args: Sequence[str]) -> tuple[bool, bool]:
+    """(bf16, compiled) that ``lcreg train`` arguments ask for (on a CPU: fp32 eager unless asked)."""
+    amp = next((a.split("=", 1)[1] for a in train_args if a.startswith("amp=")), "auto")
+    comp = next((train_args[i + 1] for i, a in enumerate(train_args[:-1]) if a == "--compile"), "auto")
+    return _numerics(amp, comp)
+
+
+def estimate_minutes(results: Path, variant_has_latent: bool, epochs: int,
+                     train_args: Sequence[str] = ()) -> Optional[float]:
+    """Minutes per run on this kind of device, from the wall time finished runs recorded
+    (per epoch, same device string, head and numerics), scaled to ``epochs`` + 10."""
+    from lcreg.engine.environment import environment_info, select_device
+
+    device = environment_info(select_device("auto"))["device"]
+    rates = []
+    for final_path in results.rglob("final_metrics.json"):
+        run = final_path.parent
+        try:
+            env = json.loads((run / "environment.json").read_text())
+            final = json.loads(final_path.read_text())
+            cfg = yaml.safe_load((run / "config.yaml").read_text())
+        except (OSError, ValueError):
+            continue
+        wall = final.get("stage2", {}).get("wall_seconds")
+        if env.get("device") != device or wall is None:
+            continue
+        if cfg["model"]["latent"].get("enabled", True) != variant_has_latent:
+            continue
+        if _numerics(cfg.get("amp", "auto"), cfg.get("compile", "auto")) != numerics_of_args(train_args):
+            continue
+        rates.append(wall / (cfg["stage1"]["epochs"] + cfg["stage2"]["epochs"]))
+    if not rates:
+        return None
+    return statistics.median(rates) * (epochs + 10) / 60
+
+
+def _prune(out: Path) -> None:
+    (out / "checkpoint.pt").unlink(missing_ok=True)
+    shutil.rmtree(out / "tensorboard", ignore_errors=True)
+
+
+def _lcreg(*args: str) -> None:
+    cmd = [sys.executable, "-m", "lcreg", *args]
+    print("+ lcreg " + " ".join(args), flush=True)
+    if subprocess.run(cmd).returncode != 0:
+        raise LcregError(f"the run 'lcreg {' '.join(args[:6])} ...' failed (its message is above); the queue "
+                         "stops here, finished runs are kept: run the same command again to continue")
+
+
+def execute(runs: list[RunSpec], data_dir: str, train_args: Sequence[str]) -> None:
+    for i, r in enumerate(runs, 1):
+        state = run_state(r.out)
+        print(f"[{i}/{len(runs)}] {r.out}: {state}", flush=True)
+        if state == "finished":
+            continue
+        if state == "interrupted":
+            _lcreg("train", "--resume", str(r.out), "--no-progress")
+        else:
+            if r.out.exists():
+                shutil.rmtree(r.out)  # died before its first checkpoint: nothing to keep
+            _lcreg("train", r.preset, "--data-dir", data_dir, "--seed", str(r.seed), "--out", str(r.out),
+                   "--no-progress", *train_args, *r.overrides)
+        if not (r.out / "analysis" / "diagnostics.json").is_file():
+            _lcreg("analyze", str(r.out), "--per-split", "2")
+        _prune(r.out)
+
+
+def _mean_std(values: list[float]) -> tuple[Optional[float], Optional[float]]:
+    if not values:
+        return None, None
+    return statistics.mean(values), (statistics.stdev(values) if len(values) > 1 else None)
+
+
+def summarize(table: str, runs: list[RunSpec], epochs: Optional[int]) -> dict:
+    cells: dict[tuple, dict] = {}
+    devices, commits, sources = set(), set(), set()
+    for r in runs:
+        cell = cells.setdefault(r.cell, {"dataset": r.dataset, "imbalance": r.imbalance, "variant": r.variant,
+                                         "seeds": [], "top1": [], "many": [], "medium": [], "few": [],
+                                         "positional_share": [], "histogram_class_accuracy": []})
+        if run_state(r.out) != "finished":
+            continue
+        test = json.loads((r.out / "final_metrics.json").read_text())["stage2"]["test"]
+        cell["seeds"].append(r.seed)
+        for k in ("top1", "many", "medium", "few"):
+            if test.get(k) is not None:
+                cell[k].append(100 * test[k])
+        diag_path = r.out / "analysis" / "diagnostics.json"
+        if diag_path.is_file():
+            diag = json.loads(diag_path.read_text())
+            for k in ("positional_share", "histogram_class_accuracy"):
+                if diag.get(k) is not None:
+                    cell[k].append(diag[k])
+        env = json.loads((r.out / "environment.json").read_text())
+        devices.add(env.get("device"))
+        commits.add((env.get("commit") or "?")[:12])
+        sources.add(json.loads((r.out / "data_stats.json").read_text()).get("source", "?"))
+    rows = []
+    for key, c in cells.items():
+        row = {k: c[k] for k in ("dataset", "imbalance", "variant", "seeds")}
+        for k in ("top1", "many", "medium", "few", "positional_share", "histogram_class_accuracy"):
+            row[f"{k}_mean"], row[f"{k}_std"] = _mean_std(c[k])
+        row["paper"] = PAPER.get(table, {}).get(key)
+        rows.append(row)
+    jpeg = any("extracted" in s or "train" in Path(s).name or "jpeg" in s for s in sources)
+    return {"table": table, "what": TABLES[table]["what"], "schedule": schedule_label(epochs), "rows": rows,
+            "data": "CIFAR (JPEG copy: an ImageFolder of JPEG files, not the original pickles)" if jpeg
+            else "CIFAR (original pickles)", "data_sources": sorted(sources), "devices": sorted(d for d in devices if d),
+            "commits": sorted(commits), "metric": "final-epoch test top-1 (%) of stage 2; mean and standard "
+            "deviation over seeds"}
+
+
+def _f(x: Optional[float], spec: str = ".2f") -> str:
+    return "-" if x is None else format(x, spec)
+
+
+def write_table(summary: dict, results: Path) -> Path:
+    table = summary["table"]
+    many_few = table == "table6"
+    head = ["dataset", "IF", "variant", "seeds", "top-1 mean", "std", "paper"]
+    if many_few:
+        head[4:6] = ["Many", "Medium", "Few", "top-1 mean", "std"]
+    head += ["positional share", "histogram-class acc."]
+    lines = [f"# {summary['what']}: {summary['schedule']}", "",
+             f"Written by `lcreg reproduce {table}`. {summary['metric']}; the paper's number beside (original "
+             f"CIFAR, its own seeds). Data: {summary['data']}. Devices: {', '.join(summary['devices']) or '-'}. "
+             f"Commits: {', '.join(summary['commits']) or '-'}. Positional share and histogram-class accuracy: "
+             "`lcreg analyze` diagnostics of the latent head (docs/method.md).", "",
+             "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in summary["rows"]:
+        paper = r["paper"]
+        paper_text = "/".join(_f(p, ".1f") for p in paper) if isinstance(paper, tuple) else _f(paper, ".1f")
+        cells = [r["dataset"], str(r["imbalance"]), f"`{r['variant']}`", str(len(r["seeds"]))]
+        if many_few:
+            cells += [_f(r["many_mean"]), _f(r["medium_mean"]), _f(r["few_mean"])]
+        cells += [_f(r["top1_mean"]), _f(r["top1_std"]), paper_text, _f(r["positional_share_mean"], ".3f"),
+                  _f(r["histogram_class_accuracy_mean"], ".3f")]
+        lines.append("| " + " | ".join(cells) + " |")
+    if many_few:
+        lines += ["", "Many / Medium / Few by training count (> 100, 20-100, < 20 images); CIFAR-10-LT IF 100 has "
+                  "no class under 50 images, so its Few is empty here, while the paper's Table 6 reports one."]
+    md = results / f"{table}.md"
+    md.write_text("\n".join(lines) + "\n")
+    (results / f"{table}.json").write_text(json.dumps(summary, indent=2))
+    return md

@@ -1,0 +1,83 @@
+"""``lcreg reproduce``: the plan of a table, the restartable queue, and the table it writes."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from lcreg.cli import main
+from lcreg.engine import reproduce as rp
+from lcreg.errors import LcregError
+from conftest import write_cifar10_pickles
+
+
+def test_plan_shares_folders_and_labels_shortened_schedules(tmp_path):
+    runs = rp.plan("table7", tmp_path, ["cifar10"], [100], [0, 1], None, 40)
+    outs = {(r.variant, r.seed): r.out.relative_to(tmp_path).as_posix() for r in runs}
+    # the baseline and the full model are Table 1's MiSLAS and LCReg runs, trained once
+    assert outs[("baseline", 0)] == "table1/cifar10_if100/mislas_seed0_e40"
+    assert outs[("all", 1)] == "table1/cifar10_if100/lcreg_seed1_e40"
+    assert outs[("latent_aug", 0)] == "table7/cifar10_if100/latent_aug_seed0_e40"
+    latent = next(r for r in runs if r.variant == "latent")
+    assert {"loss.alpha=0", "loss.beta=0", "stage1.epochs=40", "stage1.milestones=[32,36]"} <= set(latent.overrides)
+    assert "SHORTENED" in rp.schedule_label(40) and rp.schedule_label(None).startswith("full")
+    assert rp.schedule_overrides(200) == []
+    with pytest.raises(LcregError, match="not implemented yet"):
+        rp.plan("table1", tmp_path, ["cifar10"], [100], [0], ["ldam_drw"], None)
+    with pytest.raises(LcregError, match="unknown table"):
+        rp.plan("table42", tmp_path, ["cifar10"], None, [0], None, None)
+
+
+def _fake_run(out, seed, top1, many=0.8, medium=0.6):
+    out.mkdir(parents=True)
+    test = {"top1": top1, "many": many, "medium": medium, "few": None}
+    (out / "final_metrics.json").write_text(json.dumps({"stage1": {"test": test}, "stage2": {"test": test}}))
+    (out / "stage2_model.pt").write_bytes(b"x")
+    (out / "environment.json").write_text(json.dumps({"device": "CPU (test)", "commit": "abc" * 5}))
+    (out / "data_stats.json").write_text(json.dumps({"source": "/cache/extracted/cifar10-jpeg-1"}))
+
+
+def test_table_has_mean_std_over_seeds_and_the_paper(tmp_path):
+    runs = rp.plan("table1", tmp_path, ["cifar10"], [100], [0, 1, 2], ["lcreg"], None)
+    for r, top1 in zip(runs, (0.77, 0.78, 0.79)):
+        _fake_run(r.out, r.seed, top1)
+    summary = rp.summarize("table1", runs, None)
+    row = summary["rows"][0]
+    assert row["seeds"] == [0, 1, 2] and row["top1_mean"] == pytest.approx(78.0)
+    assert row["top1_std"] == pytest.approx(1.0) and row["paper"] == 83.1
+    assert "JPEG copy" in summary["data"] and summary["devices"] == ["CPU (test)"]
+    md = rp.write_table(summary, tmp_path).read_text()
+    assert "| cifar10 | 100 | `lcreg` | 3 | 78.00 | 1.00 | 83.1 |" in md
+    assert "full schedule" in md
+
+
+@pytest.mark.parametrize("args", [["--methods", "ce"], ["--datasets", "svhn"], ["--seeds", "a"]])
+def test_bad_reproduce_arguments_are_one_line(tmp_path, capsys, args):
+    assert main(["reproduce", "table1", "--dry-run", "--results", str(tmp_path), *args]) == 2
+    assert len(capsys.readouterr().err.strip().splitlines()) == 1
+
+
+def test_queue_trains_skips_finished_and_writes_the_table(tmp_path, no_download, capsys):
+    """Two cells of Table 7 on tiny synthetic CIFAR pickles with a 1-epoch stage 1: trained,
+    pruned, analysed, tabled; a second call trains nothing."""
+    data = write_cifar10_pickles(tmp_path / "data", per_class=30).parent
+    results = tmp_path / "results"
+    args = ["reproduce", "table7", "--data-dir", str(data), "--results", str(results), "--epochs", "1",
+            "--methods", "baseline,latent", "--imbalance-factors", "10",
+            "--train-args", "stage2.epochs=1 stage1.batch_size=16 stage2.batch_size=16 eval_every=0 --compile off"]
+    assert main(args) == 0
+    baseline = results / "table1" / "cifar10_if10" / "mislas_seed0_e1"
+    latent = results / "table7" / "cifar10_if10" / "latent_seed0_e1"
+    for run in (baseline, latent):
+        assert rp.run_state(run) == "finished"
+        assert not (run / "checkpoint.pt").exists() and not (run / "tensorboard").exists()
+        assert (run / "analysis" / "diagnostics.json").is_file()
+    table = json.loads((results / "table7.json").read_text())
+    assert {r["variant"] for r in table["rows"]} == {"baseline", "latent"}
+    assert "SHORTENED" in table["schedule"]
+    assert table["rows"][0]["paper"] == 90.0  # Table 7, CIFAR-10-LT IF 10 baseline
+    capsys.readouterr()
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert out.count(": finished") == 2 and "+ lcreg train" not in out
