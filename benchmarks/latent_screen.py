@@ -10,19 +10,18 @@ stratified tenth of the training data is held out (``data.val_fraction=0.1``): t
 are compared on that validation split, never on the test split (whose numbers are written
 beside, for reference only). The as-written reading and the MiSLAS baseline run as
 controls under the same schedule. After training, ``lcreg analyze --json`` records the
-content diagnostics. The queue is restartable: a finished reading is skipped, an
-interrupted one resumed. Then ``results/latent_screen.md`` and ``.json`` are written.
-Finished folders are pruned to config, logs, final metrics, stage models and analysis.
+content diagnostics. The queue is ``lcreg reproduce``'s (a finished reading skipped, an
+interrupted one resumed, finished folders pruned and analysed); after each reading
+``results/latent_screen.md`` and ``.json`` are rewritten.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import shutil
-import subprocess
-import sys
 from pathlib import Path
+
+from lcreg.engine.reproduce import RunSpec, execute, run_state
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "results" / "latent_screen"
@@ -57,48 +56,14 @@ DIAGNOSTICS = ("positional_share", "feature_positional_share", "effective_rank",
                "histogram_class_accuracy")
 
 
-def lcreg(*args: str) -> None:
-    cmd = [sys.executable, "-m", "lcreg", *args]
-    print("+", " ".join(cmd), flush=True)
-    subprocess.run(cmd, check=True, cwd=ROOT)
-
-
-def finished(run: Path) -> bool:
-    final = run / "final_metrics.json"
-    return final.is_file() and "stage2" in json.loads(final.read_text())
-
-
-def prune(run: Path) -> None:
-    """A finished folder keeps config, logs, final metrics, stage models and analysis."""
-    (run / "checkpoint.pt").unlink(missing_ok=True)
-    shutil.rmtree(run / "tensorboard", ignore_errors=True)
-
-
-def train(name: str, data_dir: str, train_args: list[str]) -> Path:
-    preset, overrides, _ = READINGS[name]
-    run = OUT / name
-    if finished(run):
-        return run
-    if (run / "checkpoint.pt").is_file():
-        lcreg("train", "--resume", str(run), "--no-progress")
-    else:
-        if run.exists():  # failed before its first checkpoint: start again
-            shutil.rmtree(run)
-        lcreg("train", preset, "--data-dir", data_dir, "--seed", "0", "--no-progress", "--out", str(run),
-              *train_args, *SCHEDULE, *overrides)
-    return run
-
-
-def analyze(run: Path) -> dict:
-    diag = run / "analysis" / "diagnostics.json"
-    if not diag.is_file():
-        lcreg("analyze", str(run), "--per-split", "2")
-    return json.loads(diag.read_text())
+def specs(names: list[str]) -> list[RunSpec]:
+    return [RunSpec("latent_screen", "cifar10", 100, n, 0, OUT / n, READINGS[n][0], [*SCHEDULE, *READINGS[n][1]])
+            for n in names]
 
 
 def row(name: str) -> dict | None:
     run = OUT / name
-    if not finished(run):
+    if run_state(run) != "finished":
         return None
     final = json.loads((run / "final_metrics.json").read_text())
     diag_path = run / "analysis" / "diagnostics.json"
@@ -173,10 +138,8 @@ def main() -> None:
     if unknown:
         p.error(f"unknown readings {unknown}; known: {', '.join(READINGS)}")
     if not args.table_only:
-        for name in names:
-            run = train(name, args.data_dir, args.train_args.split())
-            analyze(run)
-            prune(run)
+        for spec in specs(names):  # one at a time, so the table grows as the queue goes
+            execute([spec], args.data_dir, args.train_args.split())
             write_table(list(READINGS))
     write_table(list(READINGS))
 
