@@ -35,14 +35,39 @@ def load_runs(root: Path) -> list[dict]:
     return runs
 
 
+# the readings of the paper's open equations (docs/method.md) and their as-written values
+READINGS = {("model", "latent", "weights"): "sigmoid", ("model", "latent", "similarity"): "dot",
+            ("model", "latent", "temperature"): 1.0, ("model", "latent", "weight_temperature"): 1.0,
+            ("loss", "detach_features"): False, ("loss", "recon_reduction"): "mean",
+            ("loss", "recon_similarity"): "dot", ("loss", "recon_temperature"): 1.0}
+
+
+def method_of(cfg: dict) -> str:
+    """``method``, or lcreg 0.1's ``model.latent.enabled``."""
+    return cfg.get("method") or ("lcreg" if cfg["model"]["latent"].get("enabled", True) else "mislas")
+
+
 def method_name(cfg: dict) -> str:
-    latent = cfg["model"]["latent"]
-    if not latent["enabled"]:
-        return "MiSLAS (latent head off)"
-    loss = cfg["loss"]
-    return (f"LCReg (M={latent['num_latents']}, decoder={latent['decoder']}, "
-            f"weights={latent.get('weights', 'sigmoid')}, alpha={loss['alpha']}, "
-            f"beta={loss['beta']}, samples={loss['latent_samples']})")
+    """The method, and for LCReg its settings and every reading that differs from the
+    equations as written; a shortened schedule and a held-out split are named too."""
+    method = method_of(cfg)
+    extra = []
+    if cfg["stage1"]["epochs"] != 200:
+        extra.append(f"{cfg['stage1']['epochs']}-epoch stage 1")
+    if cfg["data"].get("val_fraction"):
+        extra.append(f"val {cfg['data']['val_fraction']:g} held out")
+    if method != "lcreg":
+        return {"mislas": "MiSLAS"}.get(method, method) + (f" ({', '.join(extra)})" if extra else "")
+    latent, loss = cfg["model"]["latent"], cfg["loss"]
+    readings = []
+    for path, written in READINGS.items():
+        node = cfg
+        for key in path:
+            node = node.get(key, {}) if isinstance(node, dict) else {}
+        if node not in ({}, written):
+            readings.append(f"{path[-1]}={node}")
+    return (f"LCReg (M={latent['num_latents']}, alpha={loss['alpha']}, beta={loss['beta']}; "
+            f"{', '.join(readings) or 'as written'}{'; ' + ', '.join(extra) if extra else ''})")
 
 
 def precision(r: dict) -> str:
@@ -83,14 +108,15 @@ def table(runs: list[dict], root: Path) -> str:
 
 
 def seed_summary(runs: list[dict]) -> str:
-    """Runs that differ only in the seed (same preset, method and precision). Repeated runs
+    """Runs that differ only in the seed (same data, method and readings, schedule, precision). Repeated runs
     of one seed are averaged first, so the spread is over seeds, not over repeats."""
     groups: dict[tuple, dict[int, list[float]]] = defaultdict(lambda: defaultdict(list))
     for r in runs:
         top1 = r["final"].get("stage2", {}).get("test", {}).get("top1")
         if top1 is not None:
-            groups[(r["cfg"]["name"], method_name(r["cfg"]), precision(r))][r["cfg"]["seed"]].append(100 * top1)
-    lines = ["| preset | method | precision | seeds | runs | top-1 mean | std over seeds |", "|---|---|---|---|---|---|---|"]
+            data = f"{r['cfg']['data']['dataset']} IF {r['cfg']['data']['imbalance_factor']:g}"
+            groups[(data, method_name(r["cfg"]), precision(r))][r["cfg"]["seed"]].append(100 * top1)
+    lines = ["| data | method | precision | seeds | runs | top-1 mean | std over seeds |", "|---|---|---|---|---|---|---|"]
     for (name, method, prec), by_seed in sorted(groups.items()):
         vals = [statistics.mean(v) for v in by_seed.values()]
         n_runs = sum(len(v) for v in by_seed.values())

@@ -5,7 +5,7 @@ compiled), and the time and memory of the latent covariance estimator.
     python benchmarks/speed.py --compile off --out results/speed/cpu.json
     python benchmarks/speed.py --only covariance
 
-Every step is the real one: ``train_one_epoch_stage1`` of the engine on the device-resident
+Every step is the real one: ``train_one_epoch`` of the engine's stage-1 plan on the device-resident
 loader (random crop + flip on the device) over CIFAR-shaped images, batch 128, the
 cifar10_lt_if100 preset. Variants: ``plain`` (latent head off, no mixup, CE), ``mislas``
 (latent head off, mixup), ``lcreg`` (latent head, mixup, eq. 10). Images/s is the median
@@ -41,13 +41,14 @@ import torch
 from lcreg.config import load_config
 from lcreg.data.images import ImageSet
 from lcreg.engine.environment import environment_info, select_device
-from lcreg.engine.train import build_objective, compile_for_training, stage1_optimizer, train_loader, train_one_epoch_stage1
+from lcreg.engine.stages import FeaturesAndHead, Stage1Step, StagePlan, compile_for_training, stage1_optimizer, train_one_epoch
+from lcreg.engine.train import train_loader
+from lcreg.methods import create_model, get_method
 from lcreg.losses import CovarianceEstimator
-from lcreg.models import create_model
 
 VARIANTS = {
-    "plain": ["model.latent.enabled=false", "stage1.mixup_alpha=0"],
-    "mislas": ["model.latent.enabled=false"],
+    "plain": ["method=ce"],
+    "mislas": ["method=mislas"],
     "lcreg": [],
 }
 COVARIANCE_SIZES = ((40, 64), (100, 2048), (200, 2048))
@@ -108,8 +109,9 @@ def prepare_step(variant: str, compiled: bool, device: torch.device, batch_size:
     rng = np.random.default_rng(0)
     n = batch_size * steps
     split = ImageSet(rng.integers(0, 10, n), images=rng.integers(0, 256, (n, 32, 32, 3), dtype=np.uint8))
-    model = create_model(cfg.model, 10).to(device, memory_format=torch.channels_last)
-    objective = build_objective(cfg, model).to(device)
+    method = get_method(cfg.method)
+    model = create_model(cfg, 10, method).to(device, memory_format=torch.channels_last)
+    objective = method.create_objective(cfg, model, [n // 10] * 10).to(device)
     optimizer = stage1_optimizer(cfg, model)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda i: 1.0)
     loader = train_loader(cfg, split, device, batch_size, "instance", 1, seed=0)
@@ -117,9 +119,12 @@ def prepare_step(variant: str, compiled: bool, device: torch.device, batch_size:
     is_compiled = compile_for_training(model, cfg, device, batch_size)
     compile_s = time.perf_counter() - start if compiled else 0.0
 
+    step = Stage1Step(FeaturesAndHead(model), objective, optimizer, scheduler, cfg, device,
+                      cfg.stage1.mixup_alpha if method.mixup else 0.0, rng, loader.generator, total_epochs * steps)
+    plan = StagePlan(1, total_epochs, loader, optimizer, scheduler, step, lambda: (model.train(), objective.train()))
+
     def run(epoch: int) -> float:
-        res = train_one_epoch_stage1(model, objective, optimizer, scheduler, loader, device, cfg, epoch * steps,
-                                     total_epochs * steps, rng, loader.generator, variant, show=False)
+        res = train_one_epoch(plan, epoch, device, cfg.log_every, show=False)
         return res.images / res.seconds
 
     run(0)

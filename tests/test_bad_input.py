@@ -255,16 +255,16 @@ def test_nan_loss_mid_run_keeps_the_last_checkpoint(tmp_path, monkeypatch, capsy
     from lcreg.engine import train as train_mod
     from lcreg.engine.checkpoint import load_checkpoint
 
-    real = train_mod.train_one_epoch_stage1
+    real = train_mod.train_one_epoch
     calls = {"n": 0}
 
-    def nan_in_second_epoch(model, objective, *args, **kwargs):
+    def nan_in_second_epoch(plan, *args, **kwargs):
         calls["n"] += 1
         if calls["n"] == 2:
-            monkeypatch.setattr(objective, "gamma", float("nan"))
-        return real(model, objective, *args, **kwargs)
+            monkeypatch.setattr(plan.step.objective, "gamma", float("nan"))
+        return real(plan, *args, **kwargs)
 
-    monkeypatch.setattr(train_mod, "train_one_epoch_stage1", nan_in_second_epoch)
+    monkeypatch.setattr(train_mod, "train_one_epoch", nan_in_second_epoch)
     run = tmp_path / "run"
     code = main(["train", "--out", str(run), "--no-progress", "stage1.epochs=3", "stage1.warmup_epochs=0",
                  "stage1.milestones=[2]", "stage2.epochs=1", "eval_every=0"])
@@ -272,7 +272,7 @@ def test_nan_loss_mid_run_keeps_the_last_checkpoint(tmp_path, monkeypatch, capsy
     assert code == 2 and len(err) == 1, err
     assert "non-finite loss in stage 1 epoch 2/3" in err[0] and "cls" in err[0]
     assert load_checkpoint(run / "checkpoint.pt")["epoch"] == 1
-    monkeypatch.setattr(train_mod, "train_one_epoch_stage1", real)
+    monkeypatch.setattr(train_mod, "train_one_epoch", real)
     assert main(["train", "--resume", str(run), "--no-progress"]) == 0
 
 

@@ -161,7 +161,7 @@ def test_export_onnx_matches_or_says_what_to_install(demo_run, tmp_path, capsys)
 
 def test_baseline_model_gets_backbone_diagnostics_and_evaluates(tmp_path, capsys):
     run = tmp_path / "base"
-    assert main(["train", "--out", str(run), "--no-progress", "model.latent.enabled=false", "stage1.epochs=2",
+    assert main(["train", "--out", str(run), "--no-progress", "method=mislas", "stage1.epochs=2",
                  "stage1.warmup_epochs=1", "stage1.milestones=[1]", "stage2.epochs=1", "eval_every=0"]) == 0
     assert main(["eval", str(run)]) == 0
     assert main(["analyze", str(run)]) == 0

@@ -21,9 +21,11 @@ def test_every_preset_loads():
 
 def test_overrides_are_typed():
     cfg = load_config("cifar10_lt_if100", ["stage1.epochs=3", "loss.alpha=0.5", "stage1.milestones=[1,2]",
-                                           "model.latent.enabled=false"])
+                                           "method=mislas"])
     assert cfg.stage1.epochs == 3 and cfg.loss.alpha == 0.5 and cfg.stage1.milestones == [1, 2]
-    assert cfg.model.latent.enabled is False and cfg.model.latent.num_latents == 40
+    assert cfg.method == "mislas" and cfg.model.latent.num_latents == 40
+    # lcreg 0.1's switch still reads, as the method it meant
+    assert load_config("demo", ["model.latent.enabled=false"]).method == "mislas"
 
 
 def test_unknown_key_names_the_nearest():

@@ -23,8 +23,13 @@ def test_plan_shares_folders_and_labels_shortened_schedules(tmp_path):
     assert {"loss.alpha=0", "loss.beta=0", "stage1.epochs=40", "stage1.milestones=[32,36]"} <= set(latent.overrides)
     assert "SHORTENED" in rp.schedule_label(40) and rp.schedule_label(None).startswith("full")
     assert rp.schedule_overrides(200) == []
-    with pytest.raises(LcregError, match="not implemented yet"):
-        rp.plan("table1", tmp_path, ["cifar10"], [100], [0], ["ldam_drw"], None)
+    with pytest.raises(LcregError, match="not a variant of table1"):
+        rp.plan("table1", tmp_path, ["cifar10"], [100], [0], ["ldam"], None)
+    # Table 10's latent-augmentation row is Table 7's, its baseline Table 1's MiSLAS
+    t10 = {r.variant: r.out.relative_to(tmp_path).as_posix() for r in rp.plan("table10", tmp_path, ["cifar10"], [100],
+                                                                              [0], None, None)}
+    assert t10 == {"baseline": "table1/cifar10_if100/mislas_seed0", "isda": "table1/cifar10_if100/isda_seed0",
+                   "latent_aug": "table7/cifar10_if100/latent_aug_seed0"}
     with pytest.raises(LcregError, match="unknown table"):
         rp.plan("table42", tmp_path, ["cifar10"], None, [0], None, None)
 
@@ -52,7 +57,7 @@ def test_table_has_mean_std_over_seeds_and_the_paper(tmp_path):
     assert "full schedule" in md
 
 
-@pytest.mark.parametrize("args", [["--methods", "ce"], ["--datasets", "svhn"], ["--seeds", "a"]])
+@pytest.mark.parametrize("args", [["--methods", "ldam"], ["--datasets", "svhn"], ["--seeds", "a"]])
 def test_bad_reproduce_arguments_are_one_line(tmp_path, capsys, args):
     assert main(["reproduce", "table1", "--dry-run", "--results", str(tmp_path), *args]) == 2
     assert len(capsys.readouterr().err.strip().splitlines()) == 1

@@ -48,21 +48,21 @@ def test_resume_after_a_crash_repeats_the_uninterrupted_run(tmp_path, monkeypatc
     reference = load_checkpoint(run_a / "stage2_model.pt")["model"]
 
     cfg, run_b = _short(tmp_path, "b")
-    real = train_mod.train_one_epoch_stage1
+    real = train_mod.train_one_epoch
     calls = {"n": 0}
 
-    def crash_on_third(*args, **kwargs):
-        calls["n"] += 1
+    def crash_on_third(plan, *args, **kwargs):
+        calls["n"] += plan.stage == 1
         if calls["n"] == 3:
             raise KeyboardInterrupt
-        return real(*args, **kwargs)
+        return real(plan, *args, **kwargs)
 
-    monkeypatch.setattr(train_mod, "train_one_epoch_stage1", crash_on_third)
+    monkeypatch.setattr(train_mod, "train_one_epoch", crash_on_third)
     trainer = Trainer(cfg, run_b, show_progress=False)
     trainer.write_run_files()
     with pytest.raises(KeyboardInterrupt):
         trainer.run()
-    monkeypatch.setattr(train_mod, "train_one_epoch_stage1", real)
+    monkeypatch.setattr(train_mod, "train_one_epoch", real)
     assert load_checkpoint(run_b / "checkpoint.pt")["epoch"] == 2
     assert main(["train", "--resume", str(run_b), "--no-progress"]) == 0
     resumed = load_checkpoint(run_b / "stage2_model.pt")["model"]
@@ -79,7 +79,7 @@ def test_resume_after_a_crash_repeats_the_uninterrupted_run(tmp_path, monkeypatc
 
 
 def test_baseline_has_no_latent_terms(tmp_path):
-    cfg = load_config("demo", ["model.latent.enabled=false", "stage1.epochs=1", "stage2.epochs=1", "eval_every=0"])
+    cfg = load_config("demo", ["method=mislas", "stage1.epochs=1", "stage2.epochs=1", "eval_every=0"])
     final = Trainer(cfg, tmp_path, show_progress=False).run()
     record = json.loads((tmp_path / "metrics.jsonl").read_text().splitlines()[0])
     assert set(record["loss"]) == {"total", "cls"}

@@ -9,6 +9,7 @@
     lcreg data stats [PRESET] [--json]        class counts, Many/Medium/Few, plot
     lcreg data prepare [PRESET]               decode images once into the cache
     lcreg reproduce TABLE --data-dir D        a paper table as a restartable queue of runs, then its table
+    lcreg methods                             list the methods (method=NAME trains one)
     lcreg configs                             list the presets
 
 Any bad input ends with one line on stderr and exit code 2.
@@ -142,7 +143,9 @@ def _finished(run_dir: Path, cfg) -> bool:
         final = json.loads(final_path.read_text())
     except ValueError:
         return False
-    stage = 2 if cfg.stage2.epochs > 0 else 1
+    from lcreg.methods import get_method
+
+    stage = get_method(cfg.method).stages(cfg)[-1]
     return f"stage{stage}" in final and (run_dir / f"stage{stage}_model.pt").is_file()
 
 
@@ -468,7 +471,7 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
         for r in runs:
             state = rp.run_state(r.out)
             est = None if state == "finished" else rp.estimate_minutes(
-                results, "model.latent.enabled=false" not in r.overrides, epochs, args.train_args.split())
+                results, r.variant in rp.LATENT_VARIANTS, epochs, args.train_args.split())
             total += est or 0.0
             when = "" if state == "finished" else (f", about {est:.0f} min here" if est else ", time unknown here")
             print(f"  {r.out} [{state}{when}]: lcreg train {r.preset} --seed {r.seed} {' '.join(r.overrides)}")
@@ -489,6 +492,19 @@ def _str_list(text: Optional[str], flag: str) -> list[str]:
     if text is not None and not items:
         raise LcregError(f"{flag} takes a comma-separated list, got '{text}'")
     return items
+
+
+def cmd_methods(args: argparse.Namespace) -> int:
+    from lcreg.methods import get_method
+    from lcreg.registry import METHODS
+
+    names = METHODS.names()
+    width = max(map(len, names))
+    for name in names:
+        m = get_method(name)
+        stages = "stage 1 + 2" if m.has_stage2 else "stage 1    "
+        print(f"{name:<{width}}  {stages}  {m.summary}  [{m.paper}]")
+    return 0
 
 
 def cmd_configs(args: argparse.Namespace) -> int:
@@ -629,6 +645,9 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--dry-run", action="store_true", help="list the runs, their state and estimated time; train none")
     pr.add_argument("--table-only", action="store_true", help="only write the table from the finished runs")
     pr.set_defaults(func=cmd_reproduce)
+
+    pm = sub.add_parser("methods", help="list the registered methods (lcreg train PRESET method=NAME)")
+    pm.set_defaults(func=cmd_methods)
 
     pc = sub.add_parser("configs", help="list the shipped config presets")
     pc.set_defaults(func=cmd_configs)

@@ -19,6 +19,7 @@ from typing import Any, Optional, get_args, get_origin, get_type_hints
 import yaml
 
 from lcreg.errors import LcregError
+from lcreg.registry import BACKBONES, DATASETS, METHODS, SAMPLERS, Registry
 
 
 @dataclass
@@ -52,7 +53,6 @@ class DataConfig:
 
 @dataclass
 class LatentConfig:
-    enabled: bool = True  # False: plain GAP + linear head (the MiSLAS baseline)
     num_latents: int = 40  # M
     decoder: str = "concat_sim"  # concat_sim | sum_recon | concat_recon
     weights: str = "sigmoid"  # eq. 2 softmax over: sigmoid maps S (paper) | logits K^T f (see docs/method.md)
@@ -77,6 +77,15 @@ class LossConfig:
     covariance: str = "full"  # full | diagonal
     latent_samples: str = "pooled"  # pooled (weighted pooling per category) | positions
     latent_bias: bool = True  # per-category bias b in eq. 9
+    # the comparison methods (lcreg.methods)
+    drw_epoch: Optional[int] = None  # deferred re-weighting from this epoch (None: the first lr milestone)
+    cb_beta: float = 0.9999  # class-balanced weights by the effective number of samples
+    ldam_max_margin: float = 0.5
+    ldam_scale: float = 30.0
+    focal_gamma: float = 2.0
+    logit_adjust_tau: float = 1.0  # balanced softmax at 1
+    remix_kappa: float = 3.0
+    remix_tau: float = 0.5
     detach_features: bool = False  # eq. 4 and 8-9 see f.detach(): they train the latent head, not the backbone
     recon_similarity: str = "dot"  # eq. 4: C_f = f_hat^T f (dot, as written) | cosine / recon_temperature
     recon_temperature: float = 1.0  # eq. 4: C_f divided by it
@@ -114,6 +123,7 @@ class Stage2Config:
 @dataclass
 class Config:
     name: str = "demo"
+    method: str = "lcreg"  # a registered method (lcreg methods): lcreg, mislas, ce, ldam_drw, ...
     seed: int = 0
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     amp: str = "auto"  # auto (bf16 on GPU, off on CPU) | bf16 | off
@@ -208,9 +218,20 @@ def _apply(obj: Any, updates: dict, prefix: str = "") -> None:
             setattr(obj, k, _coerce(v, hints[k], key))
 
 
+def migrate(d: dict) -> dict:
+    """Configs of lcreg 0.1 chose the method with ``model.latent.enabled``: true is LCReg,
+    false the MiSLAS baseline. Today that is ``method``; the old key still reads."""
+    latent = d.get("model", {}).get("latent") if isinstance(d.get("model"), dict) else None
+    if isinstance(latent, dict) and "enabled" in latent:
+        enabled = latent.pop("enabled")
+        if "method" not in d or enabled is False:
+            d["method"] = "lcreg" if enabled else "mislas"
+    return d
+
+
 def from_dict(d: dict) -> Config:
     cfg = Config()
-    _apply(cfg, d)
+    _apply(cfg, migrate(dict(d)))
     validate(cfg)
     return cfg
 
@@ -280,18 +301,23 @@ def load_config(preset: Optional[str] = None, overrides: Optional[list[str]] = N
         path = resolve_preset(preset)
         data = _read_yaml(path)
         data.setdefault("name", path.stem)
-        _apply(cfg, data)
+        _apply(cfg, migrate(data))
     for text in overrides or []:
-        _apply(cfg, parse_override(text))
+        _apply(cfg, migrate(parse_override(text)))
     validate(cfg)
     return cfg
 
 
+# allowed values: hand-kept for the settings, from the registries (lcreg.registry) for the
+# methods, datasets, backbones and samplers
 CHOICES = {
-    "data.dataset": ("cifar10-lt", "cifar100-lt", "folder", "list", "demo"),
+    "method": METHODS,
+    "data.dataset": DATASETS,
+    "model.backbone": BACKBONES,
+    "stage1.sampler": SAMPLERS,
+    "stage2.sampler": SAMPLERS,
     "data.profile": ("exp", "step"),
     "data.loader": ("auto", "device", "workers"),
-    "model.backbone": ("resnet32", "resnet50", "resnet101", "resnet152", "auto"),
     "model.latent.decoder": ("concat_sim", "sum_recon", "concat_recon"),
     "model.latent.weights": ("sigmoid", "logits"),
     "model.latent.similarity": ("dot", "cosine"),
@@ -300,8 +326,6 @@ CHOICES = {
     "loss.covariance": ("full", "diagonal"),
     "loss.latent_samples": ("pooled", "positions"),
     "stage1.schedule": ("step", "cosine"),
-    "stage1.sampler": ("instance", "class_balanced", "sqrt", "progressive"),
-    "stage2.sampler": ("instance", "class_balanced", "sqrt", "progressive"),
     "amp": ("auto", "bf16", "off"),
     "compile": ("auto", "on", "off"),
     "compile_mode": ("auto", "default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs"),
@@ -330,11 +354,18 @@ _LOWER_BOUNDS = (
 )
 
 
+# values a registry does not hold but the config accepts
+_SPECIAL = {"model.backbone": ("auto",)}  # chosen from the images (the folder preset)
+
+
 def validate(cfg: Config) -> None:
     for key, choices in CHOICES.items():
         value = get_key(cfg, key)
-        if value not in choices:
-            raise LcregError(f"{key}={value!r} is not one of: {', '.join(choices)}")
+        names = choices.names() if isinstance(choices, Registry) else list(choices)
+        if value not in names and value not in _SPECIAL.get(key, ()):
+            close = difflib.get_close_matches(str(value), names, n=1, cutoff=0.5)
+            hint = f"; did you mean '{close[0]}'?" if close else ""
+            raise LcregError(f"{key}={value!r} is not one of: {', '.join(names)}{hint}")
     for key, low, inclusive in _LOWER_BOUNDS:
         value = get_key(cfg, key)
         if not math.isfinite(value) or value < low or (value == low and not inclusive):

@@ -16,6 +16,7 @@ from lcreg.data.cache import default_cache_dir, extract_archive, is_archive
 from lcreg.data.images import ImageSet
 from lcreg.data.longtail import make_longtail_indices, shot_splits, stratified_split
 from lcreg.errors import LcregError
+from lcreg.registry import DATASETS
 
 DEMO_N_MAX = 120  # the demo keeps 120 .. 12 training digits per class (IF 10)
 
@@ -182,27 +183,54 @@ def uses_device_loader(cfg: DataConfig) -> bool:
     return cfg.loader == "device"
 
 
+@dataclass
+class RawData:
+    """What a dataset reader returns: full (not yet long-tailed) splits."""
+
+    train: ImageSet
+    test: ImageSet
+    class_names: list[str]
+    source: str
+    val: Optional[ImageSet] = None
+    n_max: Optional[int] = None  # the profile's head count (None: the largest class present)
+    # the profile runs over classes in label order for CIFAR and the demo (the published
+    # recipe), from the largest class down for user data (the largest keeps its images)
+    by_size: bool = False
+
+
+@DATASETS.register("cifar10-lt")
+def _cifar10(cfg: DataConfig, cache_dir: Path, decode_size: Optional[int]) -> RawData:
+    return RawData(*_read_cifar("cifar10", cfg, cache_dir))
+
+
+@DATASETS.register("cifar100-lt")
+def _cifar100(cfg: DataConfig, cache_dir: Path, decode_size: Optional[int]) -> RawData:
+    return RawData(*_read_cifar("cifar100", cfg, cache_dir))
+
+
+@DATASETS.register("folder")
+def _folder(cfg: DataConfig, cache_dir: Path, decode_size: Optional[int]) -> RawData:
+    return RawData(*_read_folder(cfg, cache_dir, decode_size), by_size=True)
+
+
+@DATASETS.register("list")
+def _list(cfg: DataConfig, cache_dir: Path, decode_size: Optional[int]) -> RawData:
+    train, test, names, source, val = _read_lists(cfg, cache_dir, decode_size)
+    return RawData(train, test, names, source, val=val, by_size=True)
+
+
+@DATASETS.register("demo")
+def _demo(cfg: DataConfig, cache_dir: Path, decode_size: Optional[int]) -> RawData:
+    train, test, names = sources.read_digits(seed=0)
+    return RawData(train, test, names, "scikit-learn load_digits (8x8 handwritten digits)", n_max=DEMO_N_MAX)
+
+
 def build_dataset(cfg: DataConfig) -> LongTailData:
     cache_dir = default_cache_dir(cfg.cache_dir)
     decode_size = cfg.image_size if uses_device_loader(cfg) else None
-    given_val = None
-    # the profile runs over classes in label order for CIFAR and the demo (the published
-    # recipe), from the largest class down for user data (the largest keeps its images)
-    by_size = cfg.dataset in ("folder", "list")
-    if cfg.dataset in ("cifar10-lt", "cifar100-lt"):
-        train, test, names, source = _read_cifar(cfg.dataset.split("-")[0], cfg, cache_dir)
-        n_max = None
-    elif cfg.dataset == "folder":
-        train, test, names, source = _read_folder(cfg, cache_dir, decode_size)
-        n_max = None
-    elif cfg.dataset == "list":
-        train, test, names, source, given_val = _read_lists(cfg, cache_dir, decode_size)
-        n_max = None
-    elif cfg.dataset == "demo":
-        train, test, names = sources.read_digits(seed=0)
-        source, n_max = "scikit-learn load_digits (8x8 handwritten digits)", DEMO_N_MAX
-    else:
-        raise LcregError(f"unknown dataset '{cfg.dataset}' (cifar10-lt, cifar100-lt, folder, list, demo)")
+    raw = DATASETS.get(cfg.dataset)(cfg, cache_dir, decode_size)
+    train, test, names, source, n_max, by_size = raw.train, raw.test, raw.class_names, raw.source, raw.n_max, raw.by_size
+    given_val = raw.val
 
     if cfg.imbalance_factor is not None:
         keep = make_longtail_indices(

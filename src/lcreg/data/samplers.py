@@ -14,7 +14,7 @@ from typing import Iterator, Sequence
 import numpy as np
 from torch.utils.data import Sampler
 
-from lcreg.errors import LcregError
+from lcreg.registry import SAMPLERS
 
 
 class _EpochSampler(Sampler[int]):
@@ -116,16 +116,13 @@ class ProgressiveSampler(WeightedClassSampler):
         return (1 - t) * instance + t * balanced
 
 
+SAMPLERS.register("instance")(lambda targets, total_epochs, **kw: InstanceSampler(targets, **kw))
+SAMPLERS.register("class_balanced")(lambda targets, total_epochs, **kw: ClassBalancedSampler(targets, **kw))
+SAMPLERS.register("sqrt")(lambda targets, total_epochs, **kw: WeightedClassSampler(targets, q=0.5, **kw))
+SAMPLERS.register("progressive")(lambda targets, total_epochs, **kw: ProgressiveSampler(targets, total_epochs, **kw))
+
+
 def create_sampler(name: str, targets: Sequence[int], seed: int = 0, total_epochs: int = 1,
                    num_replicas: int = 1, rank: int = 0) -> _EpochSampler:
-    kw = dict(seed=seed, num_replicas=num_replicas, rank=rank)
-    if name == "instance":
-        return InstanceSampler(targets, **kw)
-    if name == "class_balanced":
-        return ClassBalancedSampler(targets, **kw)
-    if name == "sqrt":
-        return WeightedClassSampler(targets, q=0.5, **kw)
-    if name == "progressive":
-        return ProgressiveSampler(targets, total_epochs=total_epochs, **kw)
-    raise LcregError(f"unknown sampler '{name}' (instance, class_balanced, sqrt, progressive)")
+    return SAMPLERS.get(name)(targets, total_epochs, seed=seed, num_replicas=num_replicas, rank=rank)
 

@@ -23,7 +23,8 @@ from lcreg.engine.checkpoint import load_checkpoint
 from lcreg.engine.environment import autocast
 from lcreg.errors import LcregError
 from lcreg.eval.latent_diagnostics import LatentStats
-from lcreg.models import LongTailNet, create_model
+from lcreg.methods import create_model
+from lcreg.models import LongTailNet
 
 MODEL_FILES = ("stage2_model.pt", "stage1_model.pt", "checkpoint.pt")
 
@@ -71,7 +72,7 @@ def load_trained_model(path: str | Path, device: torch.device) -> TrainedModel:
     # a plain dict (a config dataclass in files of lcreg 0.1); either gains today's defaults
     saved = state["config"]
     cfg = from_dict(saved if isinstance(saved, dict) else to_dict(saved))
-    model = create_model(cfg.model, len(summary["class_names"]))
+    model = create_model(cfg, len(summary["class_names"]))
     if any(k.startswith("logit_scale.") for k in state["model"]):
         model.add_logit_scale()
     try:

@@ -36,7 +36,7 @@ FULL_EPOCHS = 200  # the CIFAR presets' stage 1 (stage 2: 10)
 
 # variant -> overrides on top of the LCReg preset of its dataset and imbalance factor
 TABLE7 = {
-    "baseline": ["model.latent.enabled=false"],
+    "baseline": ["method=mislas"],
     "latent": ["loss.alpha=0", "loss.beta=0"],
     "latent_aug": ["loss.beta=0"],
     "latent_recon": ["loss.alpha=0"],
@@ -46,8 +46,13 @@ TABLE9 = {f"a{a}_b{b}_g{g}": [f"loss.alpha={a}", f"loss.beta={b}", f"loss.gamma=
           for a, b, g in ((1, 1, 1), (1, 0.1, 1), (1, 1, 0.1), (0.1, 0.1, 1))}
 TABLE5 = {f"m{m}": [f"model.latent.num_latents={m}"] for m in (20, 30, 40, 50, 60)}
 # the methods this version trains; the others of Table 1 are named so that asking for them says so
-METHODS = {"mislas": ["model.latent.enabled=false"], "lcreg": []}
-TABLE1_ONLY_IN_PAPER = ("ce", "mixup", "ldam_drw", "remix_drw")
+# Table 1's methods (and the long-tailed tools beside them): method=NAME on the LCReg preset
+METHODS = {"ce": ["method=ce"], "mixup": ["method=mixup"], "ldam_drw": ["method=ldam_drw"],
+           "remix_drw": ["method=remix_drw"], "mislas": ["method=mislas"], "lcreg": [], "isda": ["method=isda"],
+           "focal": ["method=focal"], "class_balanced": ["method=class_balanced"],
+           "balanced_softmax": ["method=balanced_softmax"], "crt": ["method=crt"], "lws": ["method=lws"],
+           "tau_norm": ["method=tau_norm", "data.val_fraction=0.1"]}
+TABLE10 = {"baseline": ["method=mislas"], "isda": ["method=isda"], "latent_aug": ["loss.beta=0"]}
 
 TABLES = {
     "table1": {"variants": METHODS, "imbalance": (100, 50, 10), "what": "top-1 of each method (Table 1)"},
@@ -55,7 +60,11 @@ TABLES = {
     "table6": {"variants": METHODS, "imbalance": (100,), "what": "Many / Medium / Few (Table 6)"},
     "table7": {"variants": TABLE7, "imbalance": (100, 50, 10), "what": "components of LCReg (Table 7)"},
     "table9": {"variants": TABLE9, "imbalance": (100, 50, 10), "what": "loss weights alpha, beta, gamma (Table 9)"},
+    "table10": {"variants": TABLE10, "imbalance": (100, 50, 10),
+                "what": "ISDA on class features vs latent augmentation (Table 10)"},
 }
+# variants whose model has a latent head (for the time estimate)
+LATENT_VARIANTS = {"lcreg", "latent", "latent_aug", "latent_recon", "all", *TABLE9, *TABLE5}
 DATASETS = ("cifar10", "cifar100")
 
 
@@ -96,13 +105,11 @@ def plan(table: str, results: Path, datasets: Sequence[str], imbalance: Optional
          seeds: Sequence[int], variants: Optional[Sequence[str]], epochs: Optional[int],
          extra: Sequence[str] = ()) -> list[RunSpec]:
     if table not in TABLES:
-        raise LcregError(f"unknown table '{table}' ({', '.join(TABLES)}; table10 needs the ISDA baseline, not yet)")
+        raise LcregError(f"unknown table '{table}' ({', '.join(TABLES)})")
     spec = TABLES[table]
     known = spec["variants"]
     wanted = list(variants) if variants else list(known)
     for v in wanted:
-        if v in TABLE1_ONLY_IN_PAPER and table in ("table1", "table6"):
-            raise LcregError(f"method '{v}' is not implemented yet; this version trains {', '.join(known)}")
         if v not in known:
             raise LcregError(f"'{v}' is not a variant of {table} ({', '.join(known)})")
     for d in datasets:
@@ -114,8 +121,9 @@ def plan(table: str, results: Path, datasets: Sequence[str], imbalance: Optional
     for d in datasets:
         for imb in factors:
             for v in wanted:
-                # a variant that is LCReg or MiSLAS itself shares Table 1's folder (trained once)
-                home, name = next(((("table1", m) for m, o in METHODS.items() if o == known[v])), (table, v))
+                # a variant that is a Table 1 method or a Table 7 row shares that folder (trained once)
+                home, name = next(((t, m) for t, variants in (("table1", METHODS), ("table7", TABLE7))
+                                   for m, o in variants.items() if o == known[v]), (table, v))
                 for s in seeds:
                     out = results / home / f"{d}_if{imb}" / f"{name}_seed{s}{suffix}"
                     runs.append(RunSpec(table, d, imb, v, s, out, f"{d}_lt_if{imb}",
@@ -161,7 +169,8 @@ def estimate_minutes(results: Path, variant_has_latent: bool, epochs: int,
         wall = final.get("stage2", {}).get("wall_seconds")
         if env.get("device") != device or wall is None:
             continue
-        if cfg["model"]["latent"].get("enabled", True) != variant_has_latent:
+        method = cfg.get("method") or ("lcreg" if cfg["model"]["latent"].get("enabled", True) else "mislas")
+        if (method == "lcreg") != variant_has_latent:
             continue
         if _numerics(cfg.get("amp", "auto"), cfg.get("compile", "auto")) != numerics_of_args(train_args):
             continue

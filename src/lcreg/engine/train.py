@@ -1,11 +1,11 @@
-"""The two MiSLAS stages around the LCReg objective.
+"""The two-stage trainer of every registered method (lcreg.methods).
 
-Stage 1 (representation): mixup on the inputs, eq. 10 on the mixed batch, SGD with
-warm-up and step (or cosine) decay. Stage 2 (classifier): backbone and latent head frozen,
-class-balanced batches, label-aware smoothing, a learnable per-class logit scale, the
-classifier at ``lr_factor * lr``, optional shift-BN. The test split is evaluated every
-``eval_every`` epochs for the log and at the final epoch for the report; it never selects
-anything.
+Stage 1 (representation): the method's objective on (mixup) batches, SGD with warm-up and
+step (or cosine) decay. Stage 2 (classifier): the method's ``Stage2Recipe`` on the frozen
+network (MiSLAS: class-balanced batches, label-aware smoothing, a learnable per-class
+logit scale, the classifier at ``lr_factor * lr``, optional shift-BN). Both stages run
+through one driver (engine/stages.py). The test split is evaluated every ``eval_every``
+epochs for the log and at the final epoch for the report; it never selects anything.
 
 Under ``torchrun`` (engine/distributed.py) each rank trains on its shard of every epoch
 with the global batch split over the ranks, DDP averages the gradients, and rank 0 alone
@@ -16,11 +16,9 @@ from __future__ import annotations
 
 import functools
 import json
-import math
 import time
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable, Optional
+from typing import Iterable, Optional
 
 import numpy as np
 import torch
@@ -30,20 +28,20 @@ from lcreg.config import Config, save_config, to_dict
 from lcreg.data import DeviceLoader, LongTailData, build_dataset, create_sampler, uses_device_loader, worker_loader
 from lcreg.data.images import ImageSet
 from lcreg.engine.checkpoint import load_checkpoint, save_checkpoint
-from lcreg.engine.compilation import compile_or_fall_back, is_compiled, resolve_mode, should_compile
-from lcreg.engine.distributed import (DistInfo, average_, average_buffers_, main_process_first, rank_device, split_batch,
-                                      world_size, wrap_ddp)
-from lcreg.engine.environment import autocast, environment_info, seed_everything, select_device
+from lcreg.engine.distributed import (DistInfo, average_buffers_, main_process_first, rank_device, split_batch,
+                                      wrap_ddp)
+from lcreg.engine.environment import environment_info, seed_everything, select_device
 from lcreg.engine.inference import collect_latent_stats, collect_outputs, eval_loader
 from lcreg.engine.profiling import step_profiler
 from lcreg.engine.runlog import RunLogger
 from lcreg.engine.schedule import lr_factor
+from lcreg.engine.stages import (EpochResult, FeaturesAndHead, ScaledClassifier, StagePlan, Stage1Step, Stage2Step,
+                                 compile_for_training, prepare_stage2, stage1_optimizer, stage2_optimizer,
+                                 train_one_epoch)
 from lcreg.errors import LcregError
 from lcreg.eval.metrics import classification_metrics
 from lcreg.files import atomic_write_json
-from lcreg.losses import LabelAwareSmoothing, LatentAugmentationLoss, LCRegObjective, ReconstructionLoss, mixup
-from lcreg.models import LongTailNet, create_model
-from lcreg.progress import progress
+from lcreg.methods import create_model, get_method
 from lcreg.progress import write as write_line
 
 
@@ -76,13 +74,6 @@ def train_loader(cfg: Config, split: ImageSet, device: torch.device, batch_size:
                          seed=rank_seed(seed, dist_info.rank))
 
 
-def set_loader_epoch(loader, epoch: int) -> None:
-    if hasattr(loader, "set_epoch"):
-        loader.set_epoch(epoch)
-    elif getattr(loader, "sampler", None) is not None and hasattr(loader.sampler, "set_epoch"):
-        loader.sampler.set_epoch(epoch)
-
-
 # --------------------------------------------------------------------------------------
 # evaluation
 
@@ -90,187 +81,6 @@ def set_loader_epoch(loader, epoch: int) -> None:
 def evaluate(model: nn.Module, loader: Iterable, device: torch.device, splits: dict, amp: str = "auto") -> dict:
     out = collect_outputs(model, loader, device, amp)
     return classification_metrics(out.logits, out.targets, splits)
-
-
-# --------------------------------------------------------------------------------------
-# one epoch of each stage
-
-
-@dataclass
-class EpochResult:
-    losses: dict[str, float]
-    images: int
-    seconds: float
-
-    def record(self) -> dict:
-        return {"loss": self.losses, "images_per_s": self.images / max(self.seconds, 1e-9), "seconds": self.seconds}
-
-
-def _run_steps(loader, step_fn: Callable[[torch.Tensor, torch.Tensor], dict], device: torch.device,
-               log_every: int, desc: str, show: bool, after_step: Optional[Callable[[], None]] = None) -> EpochResult:
-    """Drive ``step_fn`` over a loader; sums loss terms on the device and syncs with the
-    host only every ``log_every`` steps (progress bar) and at the end. ``after_step``: the
-    profiler's step."""
-    sums: dict[str, torch.Tensor] = {}
-    n_steps, n_images = 0, 0
-    start = time.perf_counter()
-    bar = progress(loader, show=show, desc=desc, leave=False, dynamic_ncols=True)
-    for images, targets in bar:
-        images = images.to(device, non_blocking=True)
-        targets = targets.to(device, non_blocking=True)
-        terms = step_fn(images, targets)
-        for k, v in terms.items():
-            sums[k] = sums.get(k, 0) + v.detach().float()
-        n_steps += 1
-        n_images += images.shape[0]
-        if after_step is not None:
-            after_step()
-        if show and n_steps % log_every == 0:
-            bar.set_postfix({k: f"{(v / n_steps).item():.3f}" for k, v in sums.items()})
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    seconds = time.perf_counter() - start
-    losses = {k: (v / max(n_steps, 1)).item() for k, v in average_(sums).items()}
-    n_images *= world_size()
-    if any(not math.isfinite(v) for v in losses.values()):
-        terms = ", ".join(f"{k} {v:.4g}" for k, v in losses.items())
-        raise LcregError(f"non-finite loss in {desc} ({terms}); lower the learning rate or a loss weight (the "
-                         "checkpoint of the last completed epoch is kept: lcreg train --resume RUN)")
-    return EpochResult(losses, n_images, seconds)
-
-
-class FeaturesAndHead(nn.Module):
-    """Backbone and head in one forward that also returns the feature map (the LCReg losses
-    need it), so that DistributedDataParallel wraps the whole stage-1 step."""
-
-    def __init__(self, model: LongTailNet) -> None:
-        super().__init__()
-        self.model = model
-
-    def forward(self, x: torch.Tensor):
-        features = self.model.forward_features(x)
-        return features, self.model.forward_head(features)
-
-
-class ScaledClassifier(nn.Module):
-    """The part of the model that stage 2 trains: classifier + per-class logit scale."""
-
-    def __init__(self, model: LongTailNet) -> None:
-        super().__init__()
-        self.model = model
-
-    def forward(self, pooled: torch.Tensor) -> torch.Tensor:
-        return self.model.logit_scale(self.model.classifier(pooled))
-
-
-def train_one_epoch_stage1(model: LongTailNet, objective: LCRegObjective, optimizer: torch.optim.Optimizer,
-                           scheduler, loader, device: torch.device, cfg: Config, step0: int, total_steps: int,
-                           rng: np.random.Generator, generator: Optional[torch.Generator], desc: str,
-                           show: bool = True, after_step: Optional[Callable[[], None]] = None,
-                           forward: Optional[nn.Module] = None) -> EpochResult:
-    """``forward``: ``FeaturesAndHead(model)``, DDP-wrapped under torchrun."""
-    model.train()
-    objective.train()
-    state = {"step": step0}
-    latent_bias = getattr(model.head, "latent_bias", None) if cfg.loss.latent_bias else None
-    forward = forward if forward is not None else FeaturesAndHead(model)
-
-    def step(images: torch.Tensor, targets: torch.Tensor) -> dict:
-        mixed, y_a, y_b, lam = mixup(images, targets, cfg.stage1.mixup_alpha, rng, generator)
-        with autocast(device, cfg.amp):
-            features, out = forward(mixed)
-        progress = state["step"] / max(total_steps, 1)
-        loss, terms = objective(out, features, y_a, y_b, lam, progress, latent_bias)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        scheduler.step()
-        state["step"] += 1
-        return {"total": loss, **terms}
-
-    return _run_steps(loader, step, device, cfg.log_every, desc, show, after_step)
-
-
-def train_one_epoch_stage2(model: LongTailNet, criterion: nn.Module, optimizer: torch.optim.Optimizer, scheduler,
-                           loader, device: torch.device, cfg: Config, desc: str, show: bool = True,
-                           classifier: Optional[nn.Module] = None) -> EpochResult:
-    """``classifier``: ``ScaledClassifier(model)``, DDP-wrapped under torchrun."""
-    # frozen trunk: train mode only re-estimates BN statistics (shift-BN), eval mode keeps them
-    model.train(cfg.stage2.shift_bn)
-    classifier = classifier if classifier is not None else ScaledClassifier(model)
-
-    def step(images: torch.Tensor, targets: torch.Tensor) -> dict:
-        with torch.no_grad(), autocast(device, cfg.amp):
-            pooled = model.head.pre_logits(model.forward_features(images))
-        logits = classifier(pooled.float())
-        loss = criterion(logits, targets)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        scheduler.step()
-        return {"total": loss}
-
-    return _run_steps(loader, step, device, cfg.log_every, desc, show)
-
-
-# --------------------------------------------------------------------------------------
-# run set-up
-
-
-def build_objective(cfg: Config, model: LongTailNet) -> LCRegObjective:
-    latent_aug = None
-    if model.has_latent_head:
-        latent_aug = LatentAugmentationLoss(model.head.num_latents, model.head.in_features, cfg.loss.covariance,
-                                            cfg.loss.lambda0, cfg.loss.latent_samples)
-    lo = cfg.loss
-    reconstruction = ReconstructionLoss(lo.recon_similarity, lo.recon_temperature, lo.recon_reduction)
-    latent_maps = model.head.latent_maps if (lo.detach_features and model.has_latent_head) else None
-    return LCRegObjective(lo.alpha, lo.beta, lo.gamma, latent_aug, reconstruction, latent_maps)
-
-
-def _fused(model: nn.Module) -> dict:
-    """Fused SGD (one kernel for all parameters) on CUDA; the foreach default elsewhere."""
-    return {"fused": True} if next(model.parameters()).is_cuda else {}
-
-
-def stage1_optimizer(cfg: Config, model: nn.Module) -> torch.optim.Optimizer:
-    s = cfg.stage1
-    return torch.optim.SGD(model.parameters(), lr=s.lr, momentum=s.momentum, weight_decay=s.weight_decay,
-                           **_fused(model))
-
-
-def stage2_optimizer(cfg: Config, model: LongTailNet) -> torch.optim.Optimizer:
-    s = cfg.stage2
-    return torch.optim.SGD(
-        [{"params": model.classifier.parameters(), "lr": s.lr * s.lr_factor},
-         {"params": model.logit_scale.parameters(), "lr": s.lr}],
-        lr=s.lr, momentum=s.momentum, weight_decay=s.weight_decay, **_fused(model),
-    )
-
-
-def compile_for_training(model: LongTailNet, cfg: Config, device: torch.device, batch_size: int) -> bool:
-    """torch.compile per ``cfg.compile`` (see engine/compilation.py), triggered on a random
-    batch of the training shape so that no data RNG is consumed. Returns whether compiled."""
-    if not should_compile(cfg.compile, device) or is_compiled(model):
-        return is_compiled(model)
-    size = cfg.data.image_size
-    gen = torch.Generator(device=device).manual_seed(0)
-
-    def probe() -> torch.Tensor:
-        model.train()
-        x = torch.randn(batch_size, 3, size, size, device=device, generator=gen)
-        with autocast(device, cfg.amp):
-            return model(x.contiguous(memory_format=torch.channels_last)).logits.float().sum()
-
-    return compile_or_fall_back(model, resolve_mode(cfg.compile_mode), probe)
-
-
-def freeze_for_stage2(model: LongTailNet) -> None:
-    model.add_logit_scale()
-    for p in model.parameters():
-        p.requires_grad_(False)
-    for p in list(model.classifier.parameters()) + list(model.logit_scale.parameters()):
-        p.requires_grad_(True)
 
 
 def model_summary(data: LongTailData) -> dict:
@@ -289,12 +99,15 @@ class Trainer:
         self.show = show_progress and self.main
         self.profile_steps = profile_steps if self.main else 0
         self.device = rank_device(dist_info, select_device(cfg.device))
+        self.method = get_method(cfg.method)
+        self.method.check(cfg)
         seed_everything(cfg.seed, cfg.deterministic)
         with main_process_first(dist_info):
             self.data = build_dataset(cfg.data)
         # channels_last: measured 352 vs 302 img/s for the ResNet-32 step on the 2-core CPU
-        self.model = create_model(cfg.model, self.data.num_classes).to(self.device, memory_format=torch.channels_last)
-        self.objective = build_objective(cfg, self.model).to(self.device)
+        self.model = create_model(cfg, self.data.num_classes, self.method).to(self.device,
+                                                                               memory_format=torch.channels_last)
+        self.objective = self.method.create_objective(cfg, self.model, self.data.counts).to(self.device)
         self.logger = RunLogger(self.run_dir) if self.main else None
         self.rng = np.random.default_rng(cfg.seed)
         # wall time of the run: this process's, plus what earlier processes logged before a resume
@@ -384,86 +197,120 @@ class Trainer:
         """Its final metrics written and its model file complete (written atomically)."""
         return f"stage{stage}" in self.final and (self.run_dir / f"stage{stage}_model.pt").is_file()
 
-    def _epoch_loop(self, stage: int, epochs: int, start_epoch: int, run_epoch: Callable[[int], EpochResult],
-                    optimizer, scheduler, loader) -> None:
-        for epoch in range(start_epoch, epochs):
-            set_loader_epoch(loader, epoch)
-            result = run_epoch(epoch)
+    def _run_stage(self, plan: StagePlan, resume: Optional[dict] = None) -> None:
+        """One stage of any method: restore a checkpoint, then per epoch train, log (with the
+        diagnostics in stage 1 and the evaluation every ``eval_every`` epochs), checkpoint,
+        and at the last epoch write the stage's metrics and model file."""
+        start = 0
+        if resume is not None:
+            self._restore(resume, plan.optimizer, plan.scheduler, plan.loader)
+            start = resume["epoch"]
+        for epoch in range(start, plan.epochs):
+            profile = self.profile_steps if plan.stage == 1 and epoch == start else 0
+            with step_profiler(self.run_dir / "profile", profile, self.device) as after_step:
+                result = train_one_epoch(plan, epoch, self.device, self.cfg.log_every, self.show, after_step)
             average_buffers_(self.model)
-            record = {"stage": stage, "epoch": epoch + 1, "lr": optimizer.param_groups[0]["lr"], **result.record()}
-            if stage == 1 and self.main:
-                record["diagnostics"] = self._diagnostics()
-            last = epoch + 1 == epochs
-            evaluate_now = last or (self.cfg.eval_every > 0 and (epoch + 1) % self.cfg.eval_every == 0)
-            if evaluate_now and self.main:
-                evals = self._evaluate_all()
-                record.update(evals)
-                if self.show:
-                    t = evals["test"]
-                    write_line(f"stage {stage} epoch {epoch + 1}/{epochs}: loss {result.losses['total']:.4f} "
-                               f"test top1 {t['top1']:.4f} many {t['many']} medium {t['medium']} few {t['few']} "
-                               f"ece {t['ece']:.4f} ({record['images_per_s']:.0f} img/s)")
-            record["elapsed_s"] = self.elapsed()
-            if self.logger is not None:
-                self.logger.log_epoch(record)
-            self._checkpoint(stage, epoch + 1, optimizer, scheduler, loader)
-            if last:
-                self._finish_stage(stage, epoch + 1, {k: record[k] for k in ("test", "val") if k in record})
-        if start_epoch >= epochs and not self.stage_finished(stage):
+            self._log_epoch(plan, epoch, result)
+        if start >= plan.epochs and not self.stage_finished(plan.stage):
             # resumed from the last epoch's checkpoint of a process that died before the
             # stage's files were complete: write them from the checkpointed model
-            self._finish_stage(stage, epochs, self._evaluate_all() if self.main else {})
+            self._finish_stage(plan.stage, plan.epochs, self._evaluate_all() if self.main else {})
+
+    def _log_epoch(self, plan: StagePlan, epoch: int, result: EpochResult) -> None:
+        stage, epochs = plan.stage, plan.epochs
+        record = {"stage": stage, "epoch": epoch + 1, "lr": plan.optimizer.param_groups[0]["lr"], **result.record()}
+        if stage == 1 and self.main:
+            record["diagnostics"] = self._diagnostics()
+        last = epoch + 1 == epochs
+        evaluate_now = last or (self.cfg.eval_every > 0 and (epoch + 1) % self.cfg.eval_every == 0)
+        if evaluate_now and self.main:
+            evals = self._evaluate_all()
+            record.update(evals)
+            if self.show:
+                t = evals["test"]
+                write_line(f"stage {stage} epoch {epoch + 1}/{epochs}: loss {result.losses['total']:.4f} "
+                           f"test top1 {t['top1']:.4f} many {t['many']} medium {t['medium']} few {t['few']} "
+                           f"ece {t['ece']:.4f} ({record['images_per_s']:.0f} img/s)")
+        record["elapsed_s"] = self.elapsed()
+        if self.logger is not None:
+            self.logger.log_epoch(record)
+        self._checkpoint(stage, epoch + 1, plan.optimizer, plan.scheduler, plan.loader)
+        if last:
+            self._finish_stage(stage, epoch + 1, {k: record[k] for k in ("test", "val") if k in record})
 
     # -- stages -------------------------------------------------------------------------
-    def stage1(self, resume: Optional[dict] = None) -> None:
+    def stage1_plan(self) -> StagePlan:
         s = self.cfg.stage1
-        loader = train_loader(self.cfg, self.data.train, self.device, split_batch(s.batch_size, self.dist),
-                               s.sampler, s.epochs, seed=self.cfg.seed, dist_info=self.dist)
+        batch = split_batch(s.batch_size, self.dist)
+        loader = train_loader(self.cfg, self.data.train, self.device, batch, s.sampler, s.epochs, seed=self.cfg.seed,
+                              dist_info=self.dist)
         steps = len(loader)
         optimizer = stage1_optimizer(self.cfg, self.model)
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda i: lr_factor(
             i, steps, s.epochs, s.warmup_epochs, s.schedule, s.milestones))
-        start = 0
-        if resume is not None:
-            self._restore(resume, optimizer, scheduler, loader)
-            start = resume["epoch"]
+        compile_for_training(self.model, self.cfg, self.device, batch)
+        forward = wrap_ddp(FeaturesAndHead(self.model), self.dist, self.device)
         # mixup's pairing draws from the device loader's generator (same device as the batch)
         generator = loader.generator if isinstance(loader, DeviceLoader) else None
-        compile_for_training(self.model, self.cfg, self.device, split_batch(s.batch_size, self.dist))
-        forward = wrap_ddp(FeaturesAndHead(self.model), self.dist, self.device)
+        step = Stage1Step(forward, self.objective, optimizer, scheduler, self.cfg, self.device,
+                          s.mixup_alpha if self.method.mixup else 0.0, self.rng, generator, s.epochs * steps)
 
-        def run_epoch(epoch: int) -> EpochResult:
-            profile = self.profile_steps if epoch == start else 0
-            with step_profiler(self.run_dir / "profile", profile, self.device) as after_step:
-                return train_one_epoch_stage1(self.model, self.objective, optimizer, scheduler, loader, self.device,
-                                              self.cfg, epoch * steps, s.epochs * steps, self.rng, generator,
-                                              f"stage 1 epoch {epoch + 1}/{s.epochs}", self.show, after_step,
-                                              forward)
+        def modes() -> None:
+            self.model.train()
+            self.objective.train()
 
-        self._epoch_loop(1, s.epochs, start, run_epoch, optimizer, scheduler, loader)
+        def before_epoch(epoch: int) -> None:
+            step.step = epoch * steps  # exact after a resume too
+            self.method.on_epoch_start(self.objective, epoch, self.cfg, self.data.counts)
+
+        return StagePlan(1, s.epochs, loader, optimizer, scheduler, step, modes, before_epoch)
+
+    def stage2_plan(self) -> StagePlan:
+        s, recipe = self.cfg.stage2, self.method.stage2_recipe(self.cfg, self.data.counts)
+        prepare_stage2(self.model, recipe)
+        loader = train_loader(self.cfg, self.data.train, self.device, split_batch(s.batch_size, self.dist),
+                              recipe.sampler, s.epochs, seed=self.cfg.seed + 1, dist_info=self.dist)
+        steps = len(loader)
+        optimizer = stage2_optimizer(self.cfg, self.model, recipe)
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda i: lr_factor(i, steps, s.epochs, 0, "cosine"))
+        classifier = wrap_ddp(ScaledClassifier(self.model), self.dist, self.device, broadcast_buffers=False)
+        step = Stage2Step(self.model, classifier, recipe.criterion.to(self.device), optimizer, scheduler, self.cfg,
+                          self.device)
+        shift_bn = recipe.shift_bn if recipe.shift_bn is not None else s.shift_bn
+        # frozen trunk: train mode only re-estimates BN statistics (shift-BN), eval mode keeps them
+        return StagePlan(2, s.epochs, loader, optimizer, scheduler, step, lambda: self.model.train(shift_bn))
+
+    def stage2_post_hoc(self) -> None:
+        """A stage 2 without training (tau-normalisation): its choice is made on the
+        validation split, then the stage's metrics and model file are written."""
+        recipe = self.method.stage2_recipe(self.cfg, self.data.counts)
+        if "val" not in self._eval_loaders:
+            raise LcregError(f"method {self.cfg.method} chooses its stage 2 on a validation split; set "
+                             "data.val_fraction (e.g. 0.1)")
+        prepare_stage2(self.model, recipe)
+
+        def balanced_val_accuracy() -> float:
+            per_class = evaluate(self.model, self._eval_loaders["val"], self.device, self.data.splits,
+                                 self.cfg.amp)["per_class"]
+            present = [a for a in per_class if a is not None]
+            return float(np.mean(present))
+
+        choice = recipe.post_hoc(self.model.classifier, balanced_val_accuracy)
+        evals = self._evaluate_all() if self.main else {}
+        self.final["stage2_choice"] = choice
+        if self.logger is not None:
+            self.logger.log_epoch({"stage": 2, "epoch": 0, "choice": choice, **evals, "elapsed_s": self.elapsed()})
+        self._finish_stage(2, 0, evals)
+
+    def stage1(self, resume: Optional[dict] = None) -> None:
+        self._run_stage(self.stage1_plan(), resume)
 
     def stage2(self, resume: Optional[dict] = None) -> None:
-        s = self.cfg.stage2
-        freeze_for_stage2(self.model)
-        loader = train_loader(self.cfg, self.data.train, self.device, split_batch(s.batch_size, self.dist),
-                               s.sampler, s.epochs, seed=self.cfg.seed + 1, dist_info=self.dist)
-        steps = len(loader)
-        optimizer = stage2_optimizer(self.cfg, self.model)
-        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda i: lr_factor(
-            i, steps, s.epochs, 0, "cosine"))
-        criterion = LabelAwareSmoothing(self.data.counts, s.eps_head, s.eps_tail).to(self.device)
-        start = 0
-        if resume is not None:
-            self._restore(resume, optimizer, scheduler, loader)
-            start = resume["epoch"]
-
-        classifier = wrap_ddp(ScaledClassifier(self.model), self.dist, self.device, broadcast_buffers=False)
-
-        def run_epoch(epoch: int) -> EpochResult:
-            return train_one_epoch_stage2(self.model, criterion, optimizer, scheduler, loader, self.device, self.cfg,
-                                          f"stage 2 epoch {epoch + 1}/{s.epochs}", self.show, classifier)
-
-        self._epoch_loop(2, s.epochs, start, run_epoch, optimizer, scheduler, loader)
+        recipe = self.method.stage2_recipe(self.cfg, self.data.counts)
+        if recipe is not None and recipe.post_hoc is not None:
+            self.stage2_post_hoc()
+        else:
+            self._run_stage(self.stage2_plan(), resume)
 
     def load_stage1_model(self, path: Path) -> None:
         state = load_checkpoint(path, self.device)
@@ -477,7 +324,7 @@ class Trainer:
         try:
             if 1 in stages and resume_stage != 2:
                 self.stage1(resume if resume_stage == 1 else None)
-            if 2 in stages and self.cfg.stage2.epochs > 0:
+            if 2 in stages and 2 in self.method.stages(self.cfg):
                 if 1 not in stages and resume_stage != 2:
                     self.load_stage1_model(stage1_model or self.run_dir / "stage1_model.pt")
                 self.stage2(resume if resume_stage == 2 else None)

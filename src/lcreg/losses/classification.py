@@ -51,3 +51,110 @@ class LabelAwareSmoothing(nn.Module):
         nll = -logp.gather(1, targets[:, None]).squeeze(1)
         smooth = -logp.mean(dim=1)
         return ((1 - eps) * nll + eps * smooth).mean()
+
+
+# --------------------------------------------------------------------------------------
+# the comparison methods' losses (Table 1, Table 10 and the usual long-tailed tools)
+
+
+def effective_number_weights(class_counts: Sequence[int], beta: float = 0.9999) -> torch.Tensor:
+    """Class-balanced weights (Cui et al. 2019): w_c proportional to (1 - beta) / (1 - beta^n_c),
+    normalised to sum to the number of classes. Classes without images get weight 0."""
+    n = torch.as_tensor(list(class_counts), dtype=torch.float64)
+    w = torch.where(n > 0, (1 - beta) / (1 - beta ** n.clamp(min=1)), torch.zeros_like(n))
+    return (w / w.sum() * (n > 0).sum()).float()
+
+
+class WeightedCrossEntropy(nn.Module):
+    """Cross-entropy with optional per-class weights (``weight=None``: plain CE). The DRW
+    schedule switches the weights on during training (``set_weight``)."""
+
+    def __init__(self, num_classes: int, weight: Optional[torch.Tensor] = None) -> None:
+        super().__init__()
+        self.register_buffer("weight", torch.ones(num_classes) if weight is None else weight.float())
+        self.weighted = weight is not None
+
+    def set_weight(self, weight: Optional[torch.Tensor]) -> None:
+        self.weighted = weight is not None
+        if weight is not None:
+            self.weight.copy_(weight)
+
+    def forward(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        return F.cross_entropy(logits.float(), targets, weight=self.weight if self.weighted else None)
+
+
+class LDAMLoss(WeightedCrossEntropy):
+    """LDAM (Cao et al. 2019): the target logit is lowered by a margin
+    Delta_c = max_margin * n_c^(-1/4) / max_c' n_c'^(-1/4), then everything is scaled by s
+    (the classifier is cosine-normalised, so s sets the logit range)."""
+
+    def __init__(self, class_counts: Sequence[int], max_margin: float = 0.5, scale: float = 30.0) -> None:
+        super().__init__(len(class_counts))
+        n = torch.as_tensor(list(class_counts), dtype=torch.float64).clamp(min=1)
+        m = n ** -0.25
+        self.register_buffer("margins", (m * (max_margin / m.max())).float())
+        self.scale = scale
+
+    def forward(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        logits = logits.float()
+        shifted = logits - F.one_hot(targets, logits.shape[1]) * self.margins[targets][:, None]
+        return super().forward(self.scale * shifted, targets)
+
+
+class FocalLoss(WeightedCrossEntropy):
+    """Focal loss (Lin et al. 2017): -(1 - p_t)^gamma log p_t, with optional class weights."""
+
+    def __init__(self, num_classes: int, gamma: float = 2.0, weight: Optional[torch.Tensor] = None) -> None:
+        super().__init__(num_classes, weight)
+        self.gamma = gamma
+
+    def forward(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        logp = F.log_softmax(logits.float(), dim=1).gather(1, targets[:, None]).squeeze(1)
+        loss = -((1 - logp.exp()) ** self.gamma) * logp
+        if self.weighted:
+            w = self.weight[targets]
+            return (w * loss).sum() / w.sum()
+        return loss.mean()
+
+
+class LogitAdjustedLoss(nn.Module):
+    """Balanced softmax (Ren et al. 2020) / logit adjustment (Menon et al. 2021): CE of
+    logits + tau * log prior; tau = 1 is the balanced softmax. Prediction uses the plain
+    logits, so the prior is removed at test time."""
+
+    def __init__(self, class_counts: Sequence[int], tau: float = 1.0) -> None:
+        super().__init__()
+        n = torch.as_tensor(list(class_counts), dtype=torch.float64).clamp(min=1)
+        self.register_buffer("log_prior", (tau * torch.log(n / n.sum())).float())
+
+    def forward(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        return F.cross_entropy(logits.float() + self.log_prior, targets)
+
+
+def remix_targets(y_a: torch.Tensor, y_b: torch.Tensor, lam: float, class_counts: torch.Tensor,
+                  kappa: float = 3.0, tau: float = 0.5) -> torch.Tensor:
+    """Remix (Chou et al. 2020): per pair, the label weight of y_a is lam, except that it
+    goes wholly to the minority class when the majority has kappa times its images and the
+    minority's share of the mix is at least tau. Returns the weight of y_a per sample."""
+    n_a, n_b = class_counts[y_a].float(), class_counts[y_b].float()
+    w = torch.full_like(n_a, float(lam))
+    w = torch.where((n_a / n_b >= kappa) & (lam < tau), torch.zeros_like(w), w)  # y_b is the minority
+    w = torch.where((n_b / n_a >= kappa) & (1 - lam < tau), torch.ones_like(w), w)  # y_a is the minority
+    return w
+
+
+class SoftMixupCrossEntropy(nn.Module):
+    """w * CE(logits, y_a) + (1 - w) * CE(logits, y_b) with a weight per sample (Remix);
+    optional class weights (DRW)."""
+
+    def __init__(self, num_classes: int) -> None:
+        super().__init__()
+        self.ce = WeightedCrossEntropy(num_classes)
+
+    def forward(self, logits: torch.Tensor, y_a: torch.Tensor, y_b: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+        logp = F.log_softmax(logits.float(), dim=1)
+        nll_a = -logp.gather(1, y_a[:, None]).squeeze(1)
+        nll_b = -logp.gather(1, y_b[:, None]).squeeze(1)
+        if self.ce.weighted:
+            nll_a, nll_b = nll_a * self.ce.weight[y_a], nll_b * self.ce.weight[y_b]
+        return (w * nll_a + (1 - w) * nll_b).mean()

@@ -21,15 +21,19 @@ import torch.nn as nn
 
 from lcreg.losses.classification import MixupCrossEntropy
 from lcreg.losses.latent import LatentAugmentationLoss, ReconstructionLoss
-from lcreg.models.latent import HeadOutput, LatentMaps
+from lcreg.models.latent import LatentMaps
+from lcreg.models.outputs import HeadOutput
 
 
 class LCRegObjective(nn.Module):
     def __init__(self, alpha: float = 0.1, beta: float = 0.1, gamma: float = 1.0,
                  latent_aug: LatentAugmentationLoss | None = None, reconstruction: ReconstructionLoss | None = None,
-                 latent_maps: Optional[Callable[[torch.Tensor], LatentMaps]] = None) -> None:
-        """``latent_maps``: given, the latent losses are computed on the detached feature map."""
+                 latent_maps: Optional[Callable[[torch.Tensor], LatentMaps]] = None,
+                 latent_bias: Optional[torch.Tensor] = None) -> None:
+        """``latent_maps``: given, the latent losses are computed on the detached feature map;
+        ``latent_bias``: b of eq. 9 (the head's parameter; a reference, not a submodule)."""
         super().__init__()
+        self._latent_bias = [latent_bias]
         self.alpha, self.beta, self.gamma = alpha, beta, gamma
         self.classification = MixupCrossEntropy()
         self.reconstruction = reconstruction if reconstruction is not None else ReconstructionLoss()
@@ -42,7 +46,9 @@ class LCRegObjective(nn.Module):
 
     def forward(self, out: HeadOutput, features: torch.Tensor, y_a: torch.Tensor, y_b: torch.Tensor,
                 lam: float, progress: float, latent_bias: torch.Tensor | None = None) -> tuple[torch.Tensor, dict]:
-        """Returns the total loss and a dict of the (undetached) terms for logging."""
+        """Returns the total loss and a dict of the (undetached) terms for logging;
+        ``latent_bias`` overrides the one given at construction."""
+        latent_bias = latent_bias if latent_bias is not None else self._latent_bias[0]
         terms = {"cls": self.classification(out.logits, y_a, y_b, lam)}
         total = self.gamma * terms["cls"]
         use_recon = out.recon is not None and self.beta > 0

@@ -2,7 +2,8 @@
 
 from lcreg.models.backbones import CifarResNet, TorchvisionResNet, create_backbone
 from lcreg.models.classifiers import LearnableLogitScale, LinearHead
-from lcreg.models.latent import HeadOutput, LatentCategoryHead
+from lcreg.models.latent import LatentCategoryHead
+from lcreg.models.outputs import HeadOutput
 from lcreg.models.network import LongTailNet, create_model
 
 __all__ = [

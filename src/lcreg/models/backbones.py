@@ -13,6 +13,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from lcreg.errors import LcregError
+from lcreg.registry import BACKBONES
 
 
 class _ShortcutA(nn.Module):
@@ -84,11 +85,28 @@ class TorchvisionResNet(nn.Module):
         return self.layers(self.stem(x))
 
 
+@BACKBONES.register("resnet32")
+def resnet32(pretrained: bool = False) -> nn.Module:
+    """ResNet-32 for 32 px images (CIFAR), 64 channels out."""
+    if pretrained:
+        raise LcregError("no pretrained weights exist for resnet32")
+    return CifarResNet()
+
+
+@BACKBONES.register("resnet50")
+def resnet50(pretrained: bool = False) -> nn.Module:
+    return TorchvisionResNet("resnet50", pretrained)
+
+
+@BACKBONES.register("resnet101")
+def resnet101(pretrained: bool = False) -> nn.Module:
+    return TorchvisionResNet("resnet101", pretrained)
+
+
+@BACKBONES.register("resnet152")
+def resnet152(pretrained: bool = False) -> nn.Module:
+    return TorchvisionResNet("resnet152", pretrained)
+
+
 def create_backbone(name: str, pretrained: bool = False) -> nn.Module:
-    if name == "resnet32":
-        if pretrained:
-            raise LcregError("no pretrained weights exist for resnet32")
-        return CifarResNet()
-    if name in ("resnet50", "resnet101", "resnet152"):
-        return TorchvisionResNet(name, pretrained)
-    raise LcregError(f"unknown backbone '{name}' (resnet32, resnet50, resnet101, resnet152)")
+    return BACKBONES.get(name)(pretrained)

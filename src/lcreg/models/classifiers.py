@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
-from lcreg.models.latent import HeadOutput
+from lcreg.models.outputs import HeadOutput
 
 
 class LinearHead(nn.Module):
@@ -19,11 +20,33 @@ class LinearHead(nn.Module):
         return features.mean((2, 3))
 
     def forward(self, features: torch.Tensor) -> HeadOutput:
-        return HeadOutput(self.fc(self.pre_logits(features)))
+        pooled = self.pre_logits(features)
+        return HeadOutput(self.fc(pooled), pooled=pooled)
+
+
+class NormedLinear(nn.Module):
+    """Cosine classifier (LDAM): logits = normalise(x) normalise(W)^T, in [-1, 1]; the loss
+    scales them. No bias."""
+
+    def __init__(self, in_features: int, num_classes: int) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.empty(num_classes, in_features).uniform_(-1, 1).renorm_(2, 0, 1e-5).mul_(1e5))
+        self.bias = None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.normalize(x, dim=1) @ F.normalize(self.weight, dim=1).t()
+
+
+class CosineHead(LinearHead):
+    """Global average pooling + cosine classifier (LDAM-DRW)."""
+
+    def __init__(self, in_features: int, num_classes: int) -> None:
+        super().__init__(in_features, num_classes)
+        self.fc = NormedLinear(in_features, num_classes)
 
 
 class LearnableLogitScale(nn.Module):
-    """MiSLAS stage 2: one learnable scale per class, initialised to 1, on the logits."""
+    """MiSLAS stage 2 (and LWS): one learnable scale per class, initialised to 1, on the logits."""
 
     def __init__(self, num_classes: int) -> None:
         super().__init__()

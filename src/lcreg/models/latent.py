@@ -32,20 +32,11 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from lcreg.models.outputs import HeadOutput
+
 DECODERS = ("concat_sim", "sum_recon", "concat_recon")
 WEIGHTS = ("sigmoid", "logits")
 SIMILARITIES = ("dot", "cosine")
-
-
-class HeadOutput(NamedTuple):
-    """What a head returns: logits, plus the latent tensors the losses and analysis need
-    (None for a plain linear head)."""
-
-    logits: torch.Tensor
-    sim: Optional[torch.Tensor] = None  # S      (B, M, N)
-    weights: Optional[torch.Tensor] = None  # S_hat  (B, M, N)
-    recon: Optional[torch.Tensor] = None  # f_hat  (B, D, N)
-    keys: Optional[torch.Tensor] = None  # K      (D, M)
 
 
 class LatentMaps(NamedTuple):
@@ -132,5 +123,5 @@ class LatentCategoryHead(nn.Module):
 
     def forward(self, features: torch.Tensor) -> HeadOutput:
         maps = self.latent_maps(features)
-        logits = self.fc(self.decode(features, maps.sim, maps.recon))
-        return HeadOutput(logits, maps.sim, maps.weights, maps.recon, maps.keys)
+        pooled = self.decode(features, maps.sim, maps.recon)
+        return HeadOutput(self.fc(pooled), maps.sim, maps.weights, maps.recon, maps.keys, pooled)

@@ -3,15 +3,17 @@ and ``create_model`` that builds one from a config."""
 
 from __future__ import annotations
 
-from typing import Optional
+from functools import partial
+from typing import Callable, Optional
 
 import torch
 import torch.nn as nn
 
 from lcreg.config import ModelConfig
 from lcreg.models.backbones import create_backbone
-from lcreg.models.classifiers import LearnableLogitScale, LinearHead
-from lcreg.models.latent import HeadOutput, LatentCategoryHead
+from lcreg.models.classifiers import LearnableLogitScale
+from lcreg.models.latent import LatentCategoryHead
+from lcreg.models.outputs import HeadOutput
 
 
 class LongTailNet(nn.Module):
@@ -36,7 +38,11 @@ class LongTailNet(nn.Module):
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         return self.backbone(x)
 
-    def forward_head(self, features: torch.Tensor) -> HeadOutput:
+    def forward_head(self, features: torch.Tensor, pre_logits: bool = False):
+        """The head on a feature map: a ``HeadOutput``, or with ``pre_logits`` only the pooled
+        vector the classifier sees (timm's convention; stage 2 trains on it)."""
+        if pre_logits:
+            return self.head.pre_logits(features)
         out = self.head(features)
         if self.logit_scale is not None:
             out = out._replace(logits=self.logit_scale(out.logits))
@@ -46,13 +52,18 @@ class LongTailNet(nn.Module):
         return self.forward_head(self.forward_features(x))
 
 
-def create_model(cfg: ModelConfig, num_classes: int) -> LongTailNet:
+def create_model(cfg: ModelConfig, num_classes: int, head_factory: Optional[Callable[[int, int], nn.Module]] = None
+                 ) -> LongTailNet:
+    """Backbone from the registry; the head from ``head_factory(in_features, num_classes)``
+    (a method's, see lcreg.methods), by default the latent category head of ``cfg.latent``."""
     backbone = create_backbone(cfg.backbone, cfg.pretrained)
     d = backbone.num_features
-    if cfg.latent.enabled:
-        lat = cfg.latent
-        head: nn.Module = LatentCategoryHead(d, num_classes, lat.num_latents, lat.decoder, lat.weights,
-                                             lat.similarity, lat.temperature, lat.weight_temperature)
-    else:
-        head = LinearHead(d, num_classes)
-    return LongTailNet(backbone, head, num_classes)
+    if head_factory is None:
+        head_factory = partial(latent_head, cfg=cfg)
+    return LongTailNet(backbone, head_factory(d, num_classes), num_classes)
+
+
+def latent_head(in_features: int, num_classes: int, cfg: ModelConfig) -> LatentCategoryHead:
+    lat = cfg.latent
+    return LatentCategoryHead(in_features, num_classes, lat.num_latents, lat.decoder, lat.weights, lat.similarity,
+                              lat.temperature, lat.weight_temperature)

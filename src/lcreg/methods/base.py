@@ -1,0 +1,102 @@
+"""What a method declares: its head, its stage-1 objective, its stage-2 recipe (or none) and
+its schedule hooks. The engine trains any registered method the same way (same data,
+loaders, schedule, evaluation); a method never adds a branch to the training loop.
+
+A stage-1 objective is a module called as ``objective(out, features, y_a, y_b, lam,
+progress)`` on a (possibly mixed) batch: ``out`` the head's ``HeadOutput``, ``features``
+the backbone's map, ``y_a, y_b, lam`` the mixup pairs (``lam = 1``, ``y_b = y_a`` without
+mixup), ``progress`` = t / T. It returns the loss and a dict of its terms for the log.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, ClassVar, Optional, Sequence
+
+import torch
+import torch.nn as nn
+
+from lcreg.config import Config
+from lcreg.losses import LabelAwareSmoothing, effective_number_weights
+from lcreg.models.classifiers import LinearHead
+
+
+@dataclass
+class Stage2Recipe:
+    """Classifier re-training on the frozen stage-1 network (decoupled learning)."""
+
+    criterion: nn.Module
+    sampler: str = "class_balanced"
+    train: str = "classifier"  # classifier (+ logit scale if any) | scale (LWS: the scale alone)
+    logit_scale: bool = True  # a learnable per-class scale on the logits (MiSLAS, LWS)
+    reinit_classifier: bool = False  # cRT: the classifier starts afresh
+    lr_factor: Optional[float] = None  # the classifier's lr = lr_factor * stage2.lr (None: the config's)
+    shift_bn: Optional[bool] = None  # None: the config's stage2.shift_bn
+    post_hoc: Optional[Callable] = None  # tau-normalisation: no training, a choice made on the validation split
+
+
+class ClassificationObjective(nn.Module):
+    """A hard-label criterion on (possibly mixed) batches: lam C(y_a) + (1 - lam) C(y_b)."""
+
+    def __init__(self, criterion: nn.Module) -> None:
+        super().__init__()
+        self.criterion = criterion
+
+    def forward(self, out, features, y_a, y_b, lam: float, progress: float):
+        loss = self.criterion(out.logits, y_a)
+        if lam < 1.0:
+            loss = lam * loss + (1 - lam) * self.criterion(out.logits, y_b)
+        return loss, {"cls": loss}
+
+
+class Method:
+    """Base: a linear head, mixup per the config, plain CE, no stage 2."""
+
+    name: ClassVar[str] = ""
+    paper: ClassVar[str] = ""
+    summary: ClassVar[str] = ""
+    mixup: ClassVar[bool] = True  # stage 1 mixes batches (stage1.mixup_alpha); False: never
+    has_stage2: ClassVar[bool] = False
+
+    def check(self, cfg: Config) -> None:
+        """Refuse a config this method cannot train, before any work (LcregError)."""
+
+    def create_head(self, cfg: Config, in_features: int, num_classes: int) -> nn.Module:
+        return LinearHead(in_features, num_classes)
+
+    def create_objective(self, cfg: Config, model: nn.Module, counts: Sequence[int]) -> nn.Module:
+        return ClassificationObjective(nn.CrossEntropyLoss())
+
+    def stage2_recipe(self, cfg: Config, counts: Sequence[int]) -> Optional[Stage2Recipe]:
+        return None
+
+    def on_epoch_start(self, objective: nn.Module, epoch: int, cfg: Config, counts: Sequence[int]) -> None:
+        """Called before each stage-1 epoch (0-based): schedule hooks such as DRW."""
+
+    def stages(self, cfg: Config) -> tuple[int, ...]:
+        return (1, 2) if self.has_stage2 and cfg.stage2.epochs > 0 else (1,)
+
+
+def mislas_stage2(cfg: Config, counts: Sequence[int]) -> Stage2Recipe:
+    """MiSLAS stage 2: label-aware smoothing, the configured sampler (class-balanced in the
+    presets), a learnable logit scale, the classifier at lr_factor * lr, optional shift-BN."""
+    return Stage2Recipe(LabelAwareSmoothing(counts, cfg.stage2.eps_head, cfg.stage2.eps_tail), cfg.stage2.sampler)
+
+
+def drw_epoch(cfg: Config) -> int:
+    """Deferred re-weighting starts at loss.drw_epoch, by default the first lr step (160 of 200)."""
+    if cfg.loss.drw_epoch is not None:
+        return cfg.loss.drw_epoch
+    return cfg.stage1.milestones[0] if cfg.stage1.milestones else int(0.8 * cfg.stage1.epochs)
+
+
+def apply_drw(criterion: nn.Module, epoch: int, cfg: Config, counts: Sequence[int]) -> None:
+    """DRW (Cao et al. 2019): plain weights before ``drw_epoch``, class-balanced weights
+    (effective number, beta = loss.cb_beta) from it on. ``criterion`` has ``set_weight``."""
+    on = epoch >= drw_epoch(cfg)
+    device = criterion.weight.device
+    criterion.set_weight(effective_number_weights(counts, cfg.loss.cb_beta).to(device) if on else None)
+
+
+def weights_or_none(flag: bool, counts: Sequence[int], beta: float) -> Optional[torch.Tensor]:
+    return effective_number_weights(counts, beta) if flag else None
