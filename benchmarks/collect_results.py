@@ -30,16 +30,29 @@ def load_runs(root: Path) -> list[dict]:
         env = json.loads((run / "environment.json").read_text())
         log = run / "metrics.jsonl"
         epochs = [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
-        runs.append({"dir": run, "final": final, "cfg": cfg, "env": env,
-                     "epoch_seconds": sum(e.get("seconds", 0.0) for e in epochs)})
+        runs.append(
+            {
+                "dir": run,
+                "final": final,
+                "cfg": cfg,
+                "env": env,
+                "epoch_seconds": sum(e.get("seconds", 0.0) for e in epochs),
+            }
+        )
     return runs
 
 
 # the readings of the paper's open equations (docs/method.md) and their as-written values
-READINGS = {("model", "latent", "weights"): "sigmoid", ("model", "latent", "similarity"): "dot",
-            ("model", "latent", "temperature"): 1.0, ("model", "latent", "weight_temperature"): 1.0,
-            ("loss", "detach_features"): False, ("loss", "recon_reduction"): "mean",
-            ("loss", "recon_similarity"): "dot", ("loss", "recon_temperature"): 1.0}
+READINGS = {
+    ("model", "latent", "weights"): "sigmoid",
+    ("model", "latent", "similarity"): "dot",
+    ("model", "latent", "temperature"): 1.0,
+    ("model", "latent", "weight_temperature"): 1.0,
+    ("loss", "detach_features"): False,
+    ("loss", "recon_reduction"): "mean",
+    ("loss", "recon_similarity"): "dot",
+    ("loss", "recon_temperature"): 1.0,
+}
 
 
 def method_of(cfg: dict) -> str:
@@ -66,8 +79,10 @@ def method_name(cfg: dict) -> str:
             node = node.get(key, {}) if isinstance(node, dict) else {}
         if node not in ({}, written):
             readings.append(f"{path[-1]}={node}")
-    return (f"LCReg (M={latent['num_latents']}, alpha={loss['alpha']}, beta={loss['beta']}; "
-            f"{', '.join(readings) or 'as written'}{'; ' + ', '.join(extra) if extra else ''})")
+    return (
+        f"LCReg (M={latent['num_latents']}, alpha={loss['alpha']}, beta={loss['beta']}; "
+        f"{', '.join(readings) or 'as written'}{'; ' + ', '.join(extra) if extra else ''})"
+    )
 
 
 def precision(r: dict) -> str:
@@ -103,7 +118,8 @@ def table(runs: list[dict], root: Path) -> str:
         lines.append(
             f"| `{r['dir'].relative_to(root)}` | {method_name(cfg)} | {cfg['seed']} | {pct(s1.get('top1'))} | "
             f"{pct(s2.get('top1'))} | {pct(s2.get('many'))} | {pct(s2.get('medium'))} | {pct(s2.get('few'))} | "
-            f"{pct(s2.get('ece'))} | {epochs} | {precision(r)} | {r['env']['device']} | {minutes(r)} | `{(r['env']['commit'] or '?')[:12]}` |")
+            f"{pct(s2.get('ece'))} | {epochs} | {precision(r)} | {r['env']['device']} | {minutes(r)} | `{(r['env']['commit'] or '?')[:12]}` |"
+        )
     return "\n".join(lines)
 
 
@@ -116,7 +132,10 @@ def seed_summary(runs: list[dict]) -> str:
         if top1 is not None:
             data = f"{r['cfg']['data']['dataset']} IF {r['cfg']['data']['imbalance_factor']:g}"
             groups[(data, method_name(r["cfg"]), precision(r))][r["cfg"]["seed"]].append(100 * top1)
-    lines = ["| data | method | precision | seeds | runs | top-1 mean | std over seeds |", "|---|---|---|---|---|---|---|"]
+    lines = [
+        "| data | method | precision | seeds | runs | top-1 mean | std over seeds |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for (name, method, prec), by_seed in sorted(groups.items()):
         vals = [statistics.mean(v) for v in by_seed.values()]
         n_runs = sum(len(v) for v in by_seed.values())

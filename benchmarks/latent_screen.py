@@ -37,28 +37,47 @@ READINGS: dict[str, tuple[str, list[str], str]] = {
     "as_written": ("cifar10_lt_if100", [], "eq. 1-4 as written: dot product, eq. 2 over sigmoid maps"),
     "mislas": ("cifar10_lt_if100_mislas", [], "MiSLAS baseline (no latent head)"),
     "logits_detach": ("cifar10_lt_if100", LOGITS + DETACH, "eq. 2 over K^T f; latent losses do not reach the backbone"),
-    "cosine_logits_detach": ("cifar10_lt_if100", COSINE + LOGITS + DETACH,
-                             "cosine / 0.1 in eq. 1, eq. 2 over its logits, detached latent losses"),
+    "cosine_logits_detach": (
+        "cifar10_lt_if100",
+        COSINE + LOGITS + DETACH,
+        "cosine / 0.1 in eq. 1, eq. 2 over its logits, detached latent losses",
+    ),
     "logits": ("cifar10_lt_if100", LOGITS, "eq. 2 over K^T f"),
     "detach": ("cifar10_lt_if100", DETACH, "latent losses do not reach the backbone"),
     "cosine_logits": ("cifar10_lt_if100", COSINE + LOGITS, "cosine / 0.1 in eq. 1, eq. 2 over its logits"),
-    "logits_detach_recon_sum": ("cifar10_lt_if100", LOGITS + DETACH + ["loss.recon_reduction=sum"],
-                                "logits + detach, eq. 4 summed over positions (as written)"),
-    "logits_detach_recon_cosine": ("cifar10_lt_if100", LOGITS + DETACH + ["loss.recon_similarity=cosine",
-                                                                          "loss.recon_temperature=0.1"],
-                                   "logits + detach, eq. 4 over cosine C_f / 0.1"),
-    "cosine_sigmoid_wtemp_detach": ("cifar10_lt_if100", COSINE + DETACH + ["model.latent.weight_temperature=0.1"],
-                                    "cosine / 0.1 in eq. 1, eq. 2 over S / 0.1 (softmax of the sigmoid maps "
-                                    "kept, its factor-e bound lifted), detached latent losses"),
+    "logits_detach_recon_sum": (
+        "cifar10_lt_if100",
+        LOGITS + DETACH + ["loss.recon_reduction=sum"],
+        "logits + detach, eq. 4 summed over positions (as written)",
+    ),
+    "logits_detach_recon_cosine": (
+        "cifar10_lt_if100",
+        LOGITS + DETACH + ["loss.recon_similarity=cosine", "loss.recon_temperature=0.1"],
+        "logits + detach, eq. 4 over cosine C_f / 0.1",
+    ),
+    "cosine_sigmoid_wtemp_detach": (
+        "cifar10_lt_if100",
+        COSINE + DETACH + ["model.latent.weight_temperature=0.1"],
+        "cosine / 0.1 in eq. 1, eq. 2 over S / 0.1 (softmax of the sigmoid maps "
+        "kept, its factor-e bound lifted), detached latent losses",
+    ),
 }
 
-DIAGNOSTICS = ("positional_share", "feature_positional_share", "effective_rank", "saturation", "histogram_entropy",
-               "histogram_class_accuracy")
+DIAGNOSTICS = (
+    "positional_share",
+    "feature_positional_share",
+    "effective_rank",
+    "saturation",
+    "histogram_entropy",
+    "histogram_class_accuracy",
+)
 
 
 def specs(names: list[str]) -> list[RunSpec]:
-    return [RunSpec("latent_screen", "cifar10", 100, n, 0, OUT / n, READINGS[n][0], [*SCHEDULE, *READINGS[n][1]])
-            for n in names]
+    return [
+        RunSpec("latent_screen", "cifar10", 100, n, 0, OUT / n, READINGS[n][0], [*SCHEDULE, *READINGS[n][1]])
+        for n in names
+    ]
 
 
 def row(name: str) -> dict | None:
@@ -92,9 +111,16 @@ def fmt(x, spec: str = ".3f") -> str:
 
 def write_table(names: list[str]) -> None:
     rows = [r for r in (row(n) for n in names) if r is not None]
-    (ROOT / "results" / "latent_screen.json").write_text(json.dumps(
-        {"schedule": SCHEDULE_TEXT, "data": "CIFAR-10-LT IF 100 (JPEG copy), 10% of training held out as val",
-         "rows": rows}, indent=2))
+    (ROOT / "results" / "latent_screen.json").write_text(
+        json.dumps(
+            {
+                "schedule": SCHEDULE_TEXT,
+                "data": "CIFAR-10-LT IF 100 (JPEG copy), 10% of training held out as val",
+                "rows": rows,
+            },
+            indent=2,
+        )
+    )
     lines = [
         "# Screen of the readings (CIFAR-10-LT IF 100, JPEG copy, shortened schedule)",
         "",
@@ -116,11 +142,14 @@ def write_table(names: list[str]) -> None:
             f"| {fmt(r['val_many'])} / {fmt(r['val_medium'])} | {fmt(r['stage2_test_top1'])} "
             f"| {fmt(r['positional_share'])} | {fmt(r['feature_positional_share'])} | {fmt(r['effective_rank'], '.1f')} "
             f"| {fmt(r['saturation'])} | {fmt(r['histogram_entropy'])} | {fmt(r['histogram_class_accuracy'])} "
-            f"| {fmt(r['class_kl_median'], '.2g')} | {fmt(r['shared_head_tail'], 'd')} |")
+            f"| {fmt(r['class_kl_median'], '.2g')} | {fmt(r['shared_head_tail'], 'd')} |"
+        )
     lines += ["", "Readings (overrides on top of the preset):", ""]
     for r in rows:
-        lines.append(f"- `{r['reading']}`: {r['what']}; `{' '.join(r['overrides']) or '(none)'}` (commit "
-                     f"`{(r['commit'] or '?')[:12]}`)")
+        lines.append(
+            f"- `{r['reading']}`: {r['what']}; `{' '.join(r['overrides']) or '(none)'}` (commit "
+            f"`{(r['commit'] or '?')[:12]}`)"
+        )
     (ROOT / "results" / "latent_screen.md").write_text("\n".join(lines) + "\n")
     print(f"wrote results/latent_screen.md ({len(rows)} readings)")
 
@@ -129,8 +158,11 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--data-dir", default="data/cifar10-jpeg.tar.gz")
     p.add_argument("--only", help="comma-separated readings (default: all, in order)")
-    p.add_argument("--train-args", default="--compile on amp=bf16",
-                   help="extra lcreg train arguments (default: the CPU bf16 fast path)")
+    p.add_argument(
+        "--train-args",
+        default="--compile on amp=bf16",
+        help="extra lcreg train arguments (default: the CPU bf16 fast path)",
+    )
     p.add_argument("--table-only", action="store_true", help="only rebuild the table from finished runs")
     args = p.parse_args()
     names = args.only.split(",") if args.only else list(READINGS)

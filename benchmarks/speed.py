@@ -41,10 +41,17 @@ import torch
 from lcreg.config import load_config
 from lcreg.data.images import ImageSet
 from lcreg.engine.environment import environment_info, select_device
-from lcreg.engine.stages import FeaturesAndHead, Stage1Step, StagePlan, compile_for_training, stage1_optimizer, train_one_epoch
+from lcreg.engine.stages import (
+    FeaturesAndHead,
+    Stage1Step,
+    StagePlan,
+    compile_for_training,
+    stage1_optimizer,
+    train_one_epoch,
+)
 from lcreg.engine.train import train_loader
-from lcreg.methods import create_model, get_method
 from lcreg.losses import CovarianceEstimator
+from lcreg.methods import create_model, get_method
 
 VARIANTS = {
     "plain": ["method=ce"],
@@ -98,12 +105,24 @@ def _sync(device: torch.device) -> None:
 # training step
 
 
-def prepare_step(variant: str, compiled: bool, device: torch.device, batch_size: int, steps: int,
-                 total_epochs: int, amp: str = "auto", compile_mode: str = "auto") -> dict:
+def prepare_step(
+    variant: str,
+    compiled: bool,
+    device: torch.device,
+    batch_size: int,
+    steps: int,
+    total_epochs: int,
+    amp: str = "auto",
+    compile_mode: str = "auto",
+) -> dict:
     """Model, objective, optimizer and loader of one variant, compiled if asked, after one
     warm-up epoch (allocator, autotuning, graphs). ``run(epoch)`` times one more epoch."""
-    overrides = VARIANTS[variant] + [f"compile={'on' if compiled else 'off'}", f"stage1.batch_size={batch_size}",
-                                     f"amp={amp}", f"compile_mode={compile_mode}"]
+    overrides = VARIANTS[variant] + [
+        f"compile={'on' if compiled else 'off'}",
+        f"stage1.batch_size={batch_size}",
+        f"amp={amp}",
+        f"compile_mode={compile_mode}",
+    ]
     cfg = load_config("cifar10_lt_if100", overrides)
     torch.manual_seed(0)
     rng = np.random.default_rng(0)
@@ -119,8 +138,18 @@ def prepare_step(variant: str, compiled: bool, device: torch.device, batch_size:
     is_compiled = compile_for_training(model, cfg, device, batch_size)
     compile_s = time.perf_counter() - start if compiled else 0.0
 
-    step = Stage1Step(FeaturesAndHead(model), objective, optimizer, scheduler, cfg, device,
-                      cfg.stage1.mixup_alpha if method.mixup else 0.0, rng, loader.generator, total_epochs * steps)
+    step = Stage1Step(
+        FeaturesAndHead(model),
+        objective,
+        optimizer,
+        scheduler,
+        cfg,
+        device,
+        cfg.stage1.mixup_alpha if method.mixup else 0.0,
+        rng,
+        loader.generator,
+        total_epochs * steps,
+    )
     plan = StagePlan(1, total_epochs, loader, optimizer, scheduler, step, lambda: (model.train(), objective.train()))
 
     def run(epoch: int) -> float:
@@ -128,12 +157,26 @@ def prepare_step(variant: str, compiled: bool, device: torch.device, batch_size:
         return res.images / res.seconds
 
     run(0)
-    return {"variant": variant, "compiled": is_compiled, "compile_requested": compiled, "amp": amp,
-            "compile_s": compile_s, "run": run}
+    return {
+        "variant": variant,
+        "compiled": is_compiled,
+        "compile_requested": compiled,
+        "amp": amp,
+        "compile_s": compile_s,
+        "run": run,
+    }
 
 
-def bench_steps(variants: list[str], compiled: bool, device: torch.device, batch_size: int, steps: int,
-                repeats: int, amp: str = "auto", compile_mode: str = "auto") -> list[dict]:
+def bench_steps(
+    variants: list[str],
+    compiled: bool,
+    device: torch.device,
+    batch_size: int,
+    steps: int,
+    repeats: int,
+    amp: str = "auto",
+    compile_mode: str = "auto",
+) -> list[dict]:
     """Images/s of each variant, median of ``repeats`` timed epochs. The variants take turns
     epoch by epoch, so a slow drift of a shared machine hits all of them alike (measured on
     the 2-core CPU: the same step, timed in separate blocks minutes apart, varied by 15%)."""
@@ -145,9 +188,17 @@ def bench_steps(variants: list[str], compiled: bool, device: torch.device, batch
             _reset_peak(device)
             rates[b["variant"]].append(b["run"](r))
             peaks[b["variant"]] = max(peaks[b["variant"]], _peak_mb(device))
-    return [{**{k: v for k, v in b.items() if k != "run"}, "images_per_s": statistics.median(rates[b["variant"]]),
-             "images_per_s_all": rates[b["variant"]], "peak_mb": peaks[b["variant"]], "steps": steps,
-             "repeats": repeats} for b in benches]
+    return [
+        {
+            **{k: v for k, v in b.items() if k != "run"},
+            "images_per_s": statistics.median(rates[b["variant"]]),
+            "images_per_s_all": rates[b["variant"]],
+            "peak_mb": peaks[b["variant"]],
+            "steps": steps,
+            "repeats": repeats,
+        }
+        for b in benches
+    ]
 
 
 # --------------------------------------------------------------------------------------
@@ -176,27 +227,41 @@ def bench_covariance(m: int, d: int, mode: str, device: torch.device, batch_size
     assert torch.isfinite(q).all()
     peak = _peak_mb(device) - base
     del est, q
-    return {"num_latents": m, "dim": d, "mode": mode, "samples_per_update": batch_size * m,
-            "state_mb": state_mb, "peak_mb_over_baseline": peak, "update_ms": update_ms, "quadratic_ms": quadratic_ms}
+    return {
+        "num_latents": m,
+        "dim": d,
+        "mode": mode,
+        "samples_per_update": batch_size * m,
+        "state_mb": state_mb,
+        "peak_mb_over_baseline": peak,
+        "update_ms": update_ms,
+        "quadratic_ms": quadratic_ms,
+    }
 
 
 # --------------------------------------------------------------------------------------
 
 
 def print_table(result: dict) -> None:
-    print(f"\n{result['device']} | torch {result['torch']} | batch {result['batch_size']} | amp {result.get('amp', 'auto')}")
+    print(
+        f"\n{result['device']} | torch {result['torch']} | batch {result['batch_size']} | amp {result.get('amp', 'auto')}"
+    )
     if result["steps"]:
         print(f"{'variant':<8} {'compiled':>8} {'images/s':>10} {'compile s':>10} {'peak MB':>9}")
         for r in result["steps"]:
-            print(f"{r['variant']:<8} {str(r['compiled']):>8} {r['images_per_s']:>10.0f} {r['compile_s']:>10.1f} "
-                  f"{r['peak_mb']:>9.0f}")
+            print(
+                f"{r['variant']:<8} {str(r['compiled']):>8} {r['images_per_s']:>10.0f} {r['compile_s']:>10.1f} "
+                f"{r['peak_mb']:>9.0f}"
+            )
         for k, v in result["ratios"].items():
             print(f"  {k}: {v:.3f}")
     if result["covariance"]:
         print(f"{'M x D':>11} {'mode':>9} {'state MB':>9} {'peak MB':>9} {'update ms':>10} {'W^T S W ms':>11}")
         for c in result["covariance"]:
-            print(f"{c['num_latents']:>5} x {c['dim']:<4} {c['mode']:>9} {c['state_mb']:>9.1f} "
-                  f"{c['peak_mb_over_baseline']:>9.1f} {c['update_ms']:>10.2f} {c['quadratic_ms']:>11.2f}")
+            print(
+                f"{c['num_latents']:>5} x {c['dim']:<4} {c['mode']:>9} {c['state_mb']:>9.1f} "
+                f"{c['peak_mb_over_baseline']:>9.1f} {c['update_ms']:>10.2f} {c['quadratic_ms']:>11.2f}"
+            )
 
 
 def main(argv=None) -> int:
@@ -208,10 +273,18 @@ def main(argv=None) -> int:
     p.add_argument("--compile", choices=["both", "on", "off"], default="both")
     p.add_argument("--only", choices=["steps", "covariance"], help="run one part only")
     p.add_argument("--variants", default="plain,mislas,lcreg")
-    p.add_argument("--amp", choices=["auto", "bf16", "off"], default="auto",
-                   help="auto: bf16 on GPU, fp32 on CPU; bf16 on CPU uses AMX/AVX512-BF16 where present")
-    p.add_argument("--compile-mode", default="auto", help="torch.compile mode of the compiled variants (config's "
-                   "compile_mode: auto, default, reduce-overhead, max-autotune, ...)")
+    p.add_argument(
+        "--amp",
+        choices=["auto", "bf16", "off"],
+        default="auto",
+        help="auto: bf16 on GPU, fp32 on CPU; bf16 on CPU uses AMX/AVX512-BF16 where present",
+    )
+    p.add_argument(
+        "--compile-mode",
+        default="auto",
+        help="torch.compile mode of the compiled variants (config's "
+        "compile_mode: auto, default, reduce-overhead, max-autotune, ...)",
+    )
     p.add_argument("--cov-updates", type=int, default=3)
     p.add_argument("--out", help="also write the JSON object here")
     args = p.parse_args(argv)
@@ -219,14 +292,31 @@ def main(argv=None) -> int:
     device = select_device(args.device)
     steps = args.steps or (200 if device.type == "cuda" else 20)
     # commit, device, torch, python, platform, command: the same record a run folder keeps
-    result = {**environment_info(device), "device_type": device.type, "batch_size": args.batch_size,
-              "amp": args.amp, "compile_mode": args.compile_mode, "timing": "variants interleaved epoch by epoch",
-              "threads": torch.get_num_threads(), "steps": [], "ratios": {}, "covariance": []}
+    result = {
+        **environment_info(device),
+        "device_type": device.type,
+        "batch_size": args.batch_size,
+        "amp": args.amp,
+        "compile_mode": args.compile_mode,
+        "timing": "variants interleaved epoch by epoch",
+        "threads": torch.get_num_threads(),
+        "steps": [],
+        "ratios": {},
+        "covariance": [],
+    }
     if args.only != "covariance":
         modes = {"both": [False, True], "on": [True], "off": [False]}[args.compile]
         for compiled in modes:
-            for r in bench_steps(args.variants.split(","), compiled, device, args.batch_size, steps, args.repeats,
-                                 args.amp, args.compile_mode):
+            for r in bench_steps(
+                args.variants.split(","),
+                compiled,
+                device,
+                args.batch_size,
+                steps,
+                args.repeats,
+                args.amp,
+                args.compile_mode,
+            ):
                 result["steps"].append(r)
                 print(json.dumps(r), file=sys.stderr)
         by = {(r["variant"], r["compile_requested"]): r["images_per_s"] for r in result["steps"]}
@@ -234,9 +324,13 @@ def main(argv=None) -> int:
             tag = "compiled" if compiled else "eager"
             if ("lcreg", compiled) in by and ("plain", compiled) in by:
                 # step time ratio: LCReg step / plain step (1.0 = as fast as the plain network)
-                result["ratios"][f"lcreg_step_time_over_plain_{tag}"] = by[("plain", compiled)] / by[("lcreg", compiled)]
+                result["ratios"][f"lcreg_step_time_over_plain_{tag}"] = (
+                    by[("plain", compiled)] / by[("lcreg", compiled)]
+                )
             if ("lcreg", compiled) in by and ("mislas", compiled) in by:
-                result["ratios"][f"lcreg_step_time_over_mislas_{tag}"] = by[("mislas", compiled)] / by[("lcreg", compiled)]
+                result["ratios"][f"lcreg_step_time_over_mislas_{tag}"] = (
+                    by[("mislas", compiled)] / by[("lcreg", compiled)]
+                )
         if ("lcreg", True) in by and ("lcreg", False) in by:
             result["ratios"]["lcreg_compiled_speedup"] = by[("lcreg", True)] / by[("lcreg", False)]
     if args.only != "steps":

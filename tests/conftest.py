@@ -20,8 +20,11 @@ def write_cifar10_pickles(root: Path, per_class: int = 5000, seed: int = 0) -> P
     folder.mkdir(parents=True)
     labels = rng.permutation(np.repeat(np.arange(10), per_class))
     # random pixels only for small sets (the folder test compares images); zeros otherwise
-    data = (rng.integers(0, 256, size=(len(labels), 3072), dtype=np.uint8) if per_class <= 100
-            else np.zeros((len(labels), 3072), dtype=np.uint8))
+    data = (
+        rng.integers(0, 256, size=(len(labels), 3072), dtype=np.uint8)
+        if per_class <= 100
+        else np.zeros((len(labels), 3072), dtype=np.uint8)
+    )
     for i, chunk in enumerate(np.array_split(np.arange(len(labels)), 5), 1):
         with open(folder / f"data_batch_{i}", "wb") as f:
             pickle.dump({"data": data[chunk], "labels": labels[chunk].tolist(), "batch_label": f"batch {i}"}, f)
@@ -40,15 +43,32 @@ def write_cifar100_pickles(root: Path, per_class: int = 500, seed: int = 0) -> P
     folder.mkdir(parents=True)
     labels = rng.permutation(np.repeat(np.arange(100), per_class))
     with open(folder / "train", "wb") as f:
-        pickle.dump({"data": np.zeros((len(labels), 3072), dtype=np.uint8), "fine_labels": labels.tolist(),
-                     "coarse_labels": (labels // 5).tolist()}, f)
+        pickle.dump(
+            {
+                "data": np.zeros((len(labels), 3072), dtype=np.uint8),
+                "fine_labels": labels.tolist(),
+                "coarse_labels": (labels // 5).tolist(),
+            },
+            f,
+        )
     test_labels = np.repeat(np.arange(100), 2)
     with open(folder / "test", "wb") as f:
-        pickle.dump({"data": np.zeros((len(test_labels), 3072), dtype=np.uint8), "fine_labels": test_labels.tolist(),
-                     "coarse_labels": (test_labels // 5).tolist()}, f)
+        pickle.dump(
+            {
+                "data": np.zeros((len(test_labels), 3072), dtype=np.uint8),
+                "fine_labels": test_labels.tolist(),
+                "coarse_labels": (test_labels // 5).tolist(),
+            },
+            f,
+        )
     with open(folder / "meta", "wb") as f:
-        pickle.dump({"fine_label_names": [f"class_{i:03d}" for i in range(100)],
-                     "coarse_label_names": [f"super_{i}" for i in range(20)]}, f)
+        pickle.dump(
+            {
+                "fine_label_names": [f"class_{i:03d}" for i in range(100)],
+                "coarse_label_names": [f"super_{i}" for i in range(20)],
+            },
+            f,
+        )
     return folder
 
 

@@ -18,6 +18,7 @@ import torch
 from PIL import Image
 
 from lcreg.cli import main
+
 from conftest import write_cifar10_pickles, write_image
 
 SHORT = ["stage1.epochs=2", "stage1.warmup_epochs=0", "stage1.milestones=[1]", "stage2.epochs=1", "eval_every=0"]
@@ -98,7 +99,7 @@ def _build_world(root: Path) -> Path:
     (root / "truncated.pt").write_bytes((run / "stage2_model.pt").read_bytes()[:1000])
     cifar = write_cifar10_pickles(root / "cifar_evil", per_class=2)
     with open(cifar / "batches.meta", "wb") as f:
-            pickle.dump({"label_names": Evil(marker)}, f, protocol=2)
+        pickle.dump({"label_names": Evil(marker)}, f, protocol=2)
     return root
 
 
@@ -114,20 +115,62 @@ def snapshot(root: Path) -> dict[str, str]:
 CASES = [
     ("missing data dir", ["train", "cifar10_lt_if100", "--data-dir", "{root}/nope"], "does not exist"),
     ("empty data dir", ["train", "cifar10_lt_if100", "--data-dir", "{root}/empty", "data.download=false"], "is empty"),
-    ("data dir is a file", ["train", "--dataset", "folder", "--data-dir", "{root}/a_file.txt", "--no-progress"], "is a file"),
-    ("train/ without test/", ["train", "--dataset", "folder", "--data-dir", "{root}/train_only", "data.image_size=32", "--no-progress"],
-     "no test/ or val/"),
-    ("corrupt image in training", ["train", "folder", "--data-dir", "{root}/corrupt", "data.image_size=32", "--no-progress"],
-     "broken.png"),
-    ("decompression bomb in training", ["train", "folder", "--data-dir", "{root}/bomb", "data.image_size=32", "--no-progress"],
-     "huge.png"),
-    ("corrupt image in data stats", ["data", "stats", "folder", "--data-dir", "{root}/corrupt", "data.image_size=32", "--no-progress"],
-     "broken.png"),
-    ("list names missing images", ["train", "--dataset", "list", "--data-dir", "{root}/lists", "data.image_size=32",
-                                   "data.train_list=train.txt", "data.test_list=test.txt", "--no-progress"], "2 image(s)"),
-    ("data stats checks list entries", ["data", "stats", "--dataset", "list", "--data-dir", "{root}/lists",
-                                        "data.image_size=32", "data.train_list=train.txt",
-                                        "data.test_list=test.txt", "--no-progress"], "missing1.png"),
+    (
+        "data dir is a file",
+        ["train", "--dataset", "folder", "--data-dir", "{root}/a_file.txt", "--no-progress"],
+        "is a file",
+    ),
+    (
+        "train/ without test/",
+        ["train", "--dataset", "folder", "--data-dir", "{root}/train_only", "data.image_size=32", "--no-progress"],
+        "no test/ or val/",
+    ),
+    (
+        "corrupt image in training",
+        ["train", "folder", "--data-dir", "{root}/corrupt", "data.image_size=32", "--no-progress"],
+        "broken.png",
+    ),
+    (
+        "decompression bomb in training",
+        ["train", "folder", "--data-dir", "{root}/bomb", "data.image_size=32", "--no-progress"],
+        "huge.png",
+    ),
+    (
+        "corrupt image in data stats",
+        ["data", "stats", "folder", "--data-dir", "{root}/corrupt", "data.image_size=32", "--no-progress"],
+        "broken.png",
+    ),
+    (
+        "list names missing images",
+        [
+            "train",
+            "--dataset",
+            "list",
+            "--data-dir",
+            "{root}/lists",
+            "data.image_size=32",
+            "data.train_list=train.txt",
+            "data.test_list=test.txt",
+            "--no-progress",
+        ],
+        "2 image(s)",
+    ),
+    (
+        "data stats checks list entries",
+        [
+            "data",
+            "stats",
+            "--dataset",
+            "list",
+            "--data-dir",
+            "{root}/lists",
+            "data.image_size=32",
+            "data.train_list=train.txt",
+            "data.test_list=test.txt",
+            "--no-progress",
+        ],
+        "missing1.png",
+    ),
     ("negative epochs", ["train", "stage1.epochs=-1"], "stage1.epochs"),
     ("zero stage-1 epochs", ["train", "stage1.epochs=0"], "--stage 2 --from"),
     ("infinite imbalance", ["train", "data.imbalance_factor=.inf"], "imbalance_factor"),
@@ -167,9 +210,16 @@ CASES = [
     ("predict top-k negative", ["predict", "{run}", "{root}/picture.png", "--top-k", "-3"], ">= 1"),
     ("predict a missing image", ["predict", "{run}", "{root}/nope.png"], "does not exist"),
     ("predict only unreadable files", ["predict", "{run}", "{root}/a_file.txt"], "could be read"),
-    ("export over the run's model", ["export", "{run}", "--out", "{run}/stage2_model.pt", "--force"],
-     "belongs to a run folder"),
-    ("export over the run's checkpoint", ["export", "{run}", "--out", "{run}/checkpoint.pt"], "belongs to a run folder"),
+    (
+        "export over the run's model",
+        ["export", "{run}", "--out", "{run}/stage2_model.pt", "--force"],
+        "belongs to a run folder",
+    ),
+    (
+        "export over the run's checkpoint",
+        ["export", "{run}", "--out", "{run}/checkpoint.pt"],
+        "belongs to a run folder",
+    ),
     ("export over an existing file", ["export", "{run}", "--out", "{root}/existing_export.ts"], "--force"),
     ("analyze a latent out of range", ["analyze", "{run}", "--latents", "99"], "out of range"),
     ("plot into a read-only folder", ["data", "stats", "--plot", "{ro}/dist.png"], "lcreg-read-only-test"),
@@ -266,8 +316,19 @@ def test_nan_loss_mid_run_keeps_the_last_checkpoint(tmp_path, monkeypatch, capsy
 
     monkeypatch.setattr(train_mod, "train_one_epoch", nan_in_second_epoch)
     run = tmp_path / "run"
-    code = main(["train", "--out", str(run), "--no-progress", "stage1.epochs=3", "stage1.warmup_epochs=0",
-                 "stage1.milestones=[2]", "stage2.epochs=1", "eval_every=0"])
+    code = main(
+        [
+            "train",
+            "--out",
+            str(run),
+            "--no-progress",
+            "stage1.epochs=3",
+            "stage1.warmup_epochs=0",
+            "stage1.milestones=[2]",
+            "stage2.epochs=1",
+            "eval_every=0",
+        ]
+    )
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1, err
     assert "non-finite loss in stage 1 epoch 2/3" in err[0] and "cls" in err[0]

@@ -21,8 +21,14 @@ def _collect_module():
     return module
 
 
-def _fake_run(folder: Path, seed: int, top1: float, overrides: list[str], device: str = "CPU (x86_64, 2 cores)",
-              wall: float | None = None):
+def _fake_run(
+    folder: Path,
+    seed: int,
+    top1: float,
+    overrides: list[str],
+    device: str = "CPU (x86_64, 2 cores)",
+    wall: float | None = None,
+):
     folder.mkdir(parents=True)
     save_config(load_config("cifar10_lt_if100", [f"seed={seed}", *overrides]), folder / "config.yaml")
     (folder / "environment.json").write_text(json.dumps({"device": device, "commit": "abc"}))
@@ -31,8 +37,9 @@ def _fake_run(folder: Path, seed: int, top1: float, overrides: list[str], device
     if wall is not None:
         final["stage2"]["wall_seconds"] = wall
     (folder / "final_metrics.json").write_text(json.dumps(final))
-    (folder / "metrics.jsonl").write_text("".join(json.dumps({"stage": 1, "epoch": e, "seconds": 30.0}) + "\n"
-                                                  for e in (1, 2)))
+    (folder / "metrics.jsonl").write_text(
+        "".join(json.dumps({"stage": 1, "epoch": e, "seconds": 30.0}) + "\n" for e in (1, 2))
+    )
 
 
 def test_precision_column_and_seed_summary(tmp_path):

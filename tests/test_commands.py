@@ -16,8 +16,23 @@ from lcreg.engine.inference import load_trained_model
 @pytest.fixture(scope="module")
 def demo_run(tmp_path_factory):
     run = tmp_path_factory.mktemp("cmds") / "run"
-    assert main(["train", "--out", str(run), "--no-progress", "--deterministic", "stage1.epochs=30",
-                 "stage1.warmup_epochs=2", "stage1.milestones=[25]", "stage2.epochs=3", "eval_every=0"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--out",
+                str(run),
+                "--no-progress",
+                "--deterministic",
+                "stage1.epochs=30",
+                "stage1.warmup_epochs=2",
+                "stage1.milestones=[25]",
+                "stage2.epochs=3",
+                "eval_every=0",
+            ]
+        )
+        == 0
+    )
     return run
 
 
@@ -58,8 +73,16 @@ def test_analyze_writes_every_file(demo_run, capsys):
     assert main(["analyze", str(demo_run), "--images", "5,x"]) == 2
 
 
-DIAGNOSTIC_KEYS = ("positional_share", "feature_positional_share", "effective_rank", "saturation",
-                   "histogram_entropy", "histogram_class_accuracy", "class_kl", "shared_categories")
+DIAGNOSTIC_KEYS = (
+    "positional_share",
+    "feature_positional_share",
+    "effective_rank",
+    "saturation",
+    "histogram_entropy",
+    "histogram_class_accuracy",
+    "class_kl",
+    "shared_categories",
+)
 
 
 def test_analyze_json_holds_the_content_diagnostics(demo_run, capsys):
@@ -131,7 +154,7 @@ def test_report_is_self_contained(demo_run, capsys):
     md, page = (out / "report.md").read_text(), (out / "report.html").read_text()
     for figure in ["class_distribution.png", "training_curves.png", "eval/reliability.png", "analysis/kl_heatmap.png"]:
         assert f"({figure})" in md
-    assert page.count("data:image/png;base64,") >= 8 and "<img src=\"eval/" not in page
+    assert page.count("data:image/png;base64,") >= 8 and '<img src="eval/' not in page
     assert "stage2 done after" in md  # the run's recorded wall time
     assert main(["report", str(demo_run / "eval")]) == 2
 
@@ -161,8 +184,23 @@ def test_export_onnx_matches_or_says_what_to_install(demo_run, tmp_path, capsys)
 
 def test_baseline_model_gets_backbone_diagnostics_and_evaluates(tmp_path, capsys):
     run = tmp_path / "base"
-    assert main(["train", "--out", str(run), "--no-progress", "method=mislas", "stage1.epochs=2",
-                 "stage1.warmup_epochs=1", "stage1.milestones=[1]", "stage2.epochs=1", "eval_every=0"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--out",
+                str(run),
+                "--no-progress",
+                "method=mislas",
+                "stage1.epochs=2",
+                "stage1.warmup_epochs=1",
+                "stage1.milestones=[1]",
+                "stage2.epochs=1",
+                "eval_every=0",
+            ]
+        )
+        == 0
+    )
     assert main(["eval", str(run)]) == 0
     assert main(["analyze", str(run)]) == 0
     assert "no latent head" in capsys.readouterr().out

@@ -11,8 +11,18 @@ from lcreg.errors import LcregError
 
 def test_every_preset_loads():
     names = preset_names()
-    for required in ["demo", "cifar10_lt_if100", "cifar10_lt_if50", "cifar10_lt_if10", "cifar100_lt_if100",
-                     "cifar100_lt_if50", "cifar100_lt_if10", "imagenet_lt", "inat2018", "places_lt"]:
+    for required in [
+        "demo",
+        "cifar10_lt_if100",
+        "cifar10_lt_if50",
+        "cifar10_lt_if10",
+        "cifar100_lt_if100",
+        "cifar100_lt_if50",
+        "cifar100_lt_if10",
+        "imagenet_lt",
+        "inat2018",
+        "places_lt",
+    ]:
         assert required in names
     for name in names:
         cfg = load_config(name)
@@ -20,8 +30,9 @@ def test_every_preset_loads():
 
 
 def test_overrides_are_typed():
-    cfg = load_config("cifar10_lt_if100", ["stage1.epochs=3", "loss.alpha=0.5", "stage1.milestones=[1,2]",
-                                           "method=mislas"])
+    cfg = load_config(
+        "cifar10_lt_if100", ["stage1.epochs=3", "loss.alpha=0.5", "stage1.milestones=[1,2]", "method=mislas"]
+    )
     assert cfg.stage1.epochs == 3 and cfg.loss.alpha == 0.5 and cfg.stage1.milestones == [1, 2]
     assert cfg.method == "mislas" and cfg.model.latent.num_latents == 40
     # lcreg 0.1's switch still reads, as the method it meant
@@ -41,15 +52,18 @@ def run_cli(capsys, *argv):
     return code, out, err
 
 
-@pytest.mark.parametrize("argv,needle", [
-    (["data", "stats", "--dataset", "cifar10-lt", "--data-dir", "/nonexistent/dir"], "does not exist"),
-    (["data", "stats", "--dataset", "imagenet"], "data.dataset"),
-    (["data", "stats", "--imbalance-factor", "0.5"], "imbalance_factor"),
-    (["data", "stats", "demo", "data.imbalanc_factor=3"], "data.imbalance_factor"),
-    (["data", "stats", "no_such_preset"], "no config preset"),
-    (["train", "--stage", "2"], "--from"),
-    (["train", "--resume", "/nonexistent/run"], "not a run folder"),
-])
+@pytest.mark.parametrize(
+    "argv,needle",
+    [
+        (["data", "stats", "--dataset", "cifar10-lt", "--data-dir", "/nonexistent/dir"], "does not exist"),
+        (["data", "stats", "--dataset", "imagenet"], "data.dataset"),
+        (["data", "stats", "--imbalance-factor", "0.5"], "imbalance_factor"),
+        (["data", "stats", "demo", "data.imbalanc_factor=3"], "data.imbalance_factor"),
+        (["data", "stats", "no_such_preset"], "no config preset"),
+        (["train", "--stage", "2"], "--from"),
+        (["train", "--resume", "/nonexistent/run"], "not a run folder"),
+    ],
+)
 def test_bad_input_is_one_line_exit_2(capsys, no_download, argv, needle):
     code, out, err = run_cli(capsys, *argv)
     assert code == 2

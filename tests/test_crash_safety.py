@@ -11,8 +11,15 @@ from lcreg.cli import main
 from lcreg.engine import train as train_mod
 from lcreg.engine.checkpoint import load_checkpoint
 
-SHORT = ["--no-progress", "stage1.epochs=3", "stage1.warmup_epochs=0", "stage1.milestones=[2]", "stage2.epochs=2",
-         "eval_every=0", "--deterministic"]
+SHORT = [
+    "--no-progress",
+    "stage1.epochs=3",
+    "stage1.warmup_epochs=0",
+    "stage1.milestones=[2]",
+    "stage2.epochs=2",
+    "eval_every=0",
+    "--deterministic",
+]
 
 
 def epochs_logged(run):
@@ -43,8 +50,22 @@ def test_killed_while_writing_the_stage1_model(tmp_path, monkeypatch):
     assert not list(run.glob("*.tmp")) and not list(run.glob(".*.tmp"))
     assert epochs_logged(run) == [(1, 1), (1, 2), (1, 3), (2, 1), (2, 2)]
     # the folder now serves --stage 2 --from
-    assert main(["train", "--stage", "2", "--from", str(run), "--out", str(tmp_path / "s2"), "--no-progress",
-                 "stage2.epochs=1"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--stage",
+                "2",
+                "--from",
+                str(run),
+                "--out",
+                str(tmp_path / "s2"),
+                "--no-progress",
+                "stage2.epochs=1",
+            ]
+        )
+        == 0
+    )
     # and a second resume says it is finished, touching nothing
     before = {p.name: p.stat().st_mtime_ns for p in run.iterdir()}
     assert main(["train", "--resume", str(run), "--no-progress"]) == 2

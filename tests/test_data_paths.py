@@ -17,6 +17,7 @@ from lcreg.data import build_dataset
 from lcreg.data.images import decode_images
 from lcreg.engine import train as train_mod
 from lcreg.engine.checkpoint import load_checkpoint
+
 from conftest import write_image
 
 
@@ -34,9 +35,25 @@ def test_worker_path_trains_and_resumes(tmp_path, no_download, monkeypatch):
     first epoch's checkpoint, resumed to the end (this path crashed after one epoch)."""
     data = photo_folder(tmp_path / "photos")
     run = tmp_path / "run"
-    args = ["train", "folder", "--data-dir", str(data), "--out", str(run), "--no-progress", "data.image_size=72",
-            "model.backbone=resnet32", "data.num_workers=2", "stage1.epochs=2", "stage1.warmup_epochs=0",
-            "stage1.milestones=[1]", "stage1.batch_size=4", "stage2.epochs=1", "stage2.batch_size=4", "eval_every=0"]
+    args = [
+        "train",
+        "folder",
+        "--data-dir",
+        str(data),
+        "--out",
+        str(run),
+        "--no-progress",
+        "data.image_size=72",
+        "model.backbone=resnet32",
+        "data.num_workers=2",
+        "stage1.epochs=2",
+        "stage1.warmup_epochs=0",
+        "stage1.milestones=[1]",
+        "stage1.batch_size=4",
+        "stage2.epochs=1",
+        "stage2.batch_size=4",
+        "eval_every=0",
+    ]
     real = train_mod.Trainer._checkpoint
     calls = {"n": 0}
 
@@ -59,7 +76,7 @@ def test_worker_path_trains_and_resumes(tmp_path, no_download, monkeypatch):
 
 
 def test_folder_preset_chooses_size_and_backbone_from_the_images(tmp_path, no_download, capsys):
-    from lcreg.cli import build_parser, _resolve
+    from lcreg.cli import _resolve, build_parser
 
     small = photo_folder(tmp_path / "small", side=20)
     large = photo_folder(tmp_path / "large", side=150)
@@ -81,13 +98,14 @@ def test_imbalance_factor_applies_from_the_largest_class_down(tmp_path, no_downl
     for name, n in (("a", 12), ("b", 60), ("c", 30)):
         for i in range(n):
             write_image(tmp_path / "d" / name / f"{i}.png", rng.integers(0, 255, (8, 8, 3), dtype=np.uint8))
-    cfg = DataConfig(dataset="folder", data_dir=str(tmp_path / "d"), imbalance_factor=5, image_size=8,
-                     test_fraction=0.5)
+    cfg = DataConfig(
+        dataset="folder", data_dir=str(tmp_path / "d"), imbalance_factor=5, image_size=8, test_fraction=0.5
+    )
     data = build_dataset(cfg)
     counts = dict(zip(data.class_names, data.counts))
     assert counts["b"] == 30  # the largest class keeps all its training images
     assert counts["b"] / min(counts.values()) == pytest.approx(5, rel=0.2)
-    assert counts["c"] == int(30 * 5 ** -0.5)
+    assert counts["c"] == int(30 * 5**-0.5)
 
 
 def test_list_paths_stay_under_the_root_and_val_list(tmp_path, no_download):
@@ -97,8 +115,15 @@ def test_list_paths_stay_under_the_root_and_val_list(tmp_path, no_download):
     (tmp_path / "root" / "train.txt").write_text("/imgs/0.png 0\n/imgs/1.png 1\nimgs/2.png 0\nimgs/3.png 1\n")
     (tmp_path / "root" / "val.txt").write_text("/imgs/4.png 0\n")
     (tmp_path / "root" / "test.txt").write_text("imgs/5.png 1\n")
-    cfg = DataConfig(dataset="list", data_dir=str(tmp_path / "root"), train_list="train.txt", test_list="test.txt",
-                     val_list="val.txt", imbalance_factor=None, image_size=224)
+    cfg = DataConfig(
+        dataset="list",
+        data_dir=str(tmp_path / "root"),
+        train_list="train.txt",
+        test_list="test.txt",
+        val_list="val.txt",
+        imbalance_factor=None,
+        image_size=224,
+    )
     data = build_dataset(cfg)
     assert data.train.paths[0] == str(tmp_path / "root" / "imgs" / "0.png")  # '/imgs/..' is under the root
     assert len(data.val) == 1 and data.val.paths[0].endswith("imgs/4.png")
@@ -126,8 +151,22 @@ def test_decoded_cache_sees_a_same_size_replacement(tmp_path, no_download):
 
 def test_predict_names_a_decompression_bomb_and_predicts_the_rest(tmp_path, capsys, monkeypatch):
     run = tmp_path / "run"
-    assert main(["train", "--out", str(run), "--no-progress", "stage1.epochs=1", "stage1.warmup_epochs=0",
-                 "stage1.milestones=[1]", "stage2.epochs=0", "eval_every=0"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--out",
+                str(run),
+                "--no-progress",
+                "stage1.epochs=1",
+                "stage1.warmup_epochs=0",
+                "stage1.milestones=[1]",
+                "stage2.epochs=0",
+                "eval_every=0",
+            ]
+        )
+        == 0
+    )
     write_image(tmp_path / "imgs" / "good.png", np.zeros((8, 8, 3), np.uint8))
     write_image(tmp_path / "imgs" / "bomb.png", np.zeros((300, 300, 3), np.uint8))
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 20_000)

@@ -40,8 +40,10 @@ def _estimator_worker(rank: int, store_file: str, out_dir: str) -> None:
             est.update(x.chunk(WORLD)[rank])  # this rank's half of the global batch
             est_labelled.update(f.chunk(WORLD)[rank], y.chunk(WORLD)[rank])
         states[mode] = (est.state_dict(), est_labelled.state_dict())
-    torch.save({"states": states, "batches": batches, "flat": flat, "labels": labels},
-               os.path.join(out_dir, f"estimator{rank}.pt"))
+    torch.save(
+        {"states": states, "batches": batches, "flat": flat, "labels": labels},
+        os.path.join(out_dir, f"estimator{rank}.pt"),
+    )
     dist.barrier()
     dist.destroy_process_group()
 
@@ -64,14 +66,26 @@ def test_estimator_holds_global_batch_statistics_on_every_rank(tmp_path):
 
 def _trainer_worker(rank: int, store_file: str, run_dir: str, out_dir: str) -> None:
     _join(rank, store_file)
-    cfg = load_config("demo", ["device=cpu", "stage1.epochs=2", "stage1.warmup_epochs=1", "stage1.milestones=[1]",
-                               "stage2.epochs=1", "eval_every=0", "data.imbalance_factor=10"])
+    cfg = load_config(
+        "demo",
+        [
+            "device=cpu",
+            "stage1.epochs=2",
+            "stage1.warmup_epochs=1",
+            "stage1.milestones=[1]",
+            "stage2.epochs=1",
+            "eval_every=0",
+            "data.imbalance_factor=10",
+        ],
+    )
     trainer = Trainer(cfg, run_dir, show_progress=False, dist_info=DistInfo(rank, WORLD, rank))
     if rank == 0:
         trainer.write_run_files()
     trainer.run()
-    torch.save({"model": trainer.model.state_dict(), "objective": trainer.objective.state_dict()},
-               os.path.join(out_dir, f"trained{rank}.pt"))
+    torch.save(
+        {"model": trainer.model.state_dict(), "objective": trainer.objective.state_dict()},
+        os.path.join(out_dir, f"trained{rank}.pt"),
+    )
     dist.barrier()
     dist.destroy_process_group()
 
@@ -101,13 +115,30 @@ def test_ddp_ranks_stay_identical_and_rank0_writes(tmp_path):
 @pytest.mark.slow  # 15 s; failed once in ~12 runs (inside a full suite, output not kept), not reproduced since
 def test_torchrun_launches_lcreg_train(tmp_path):
     run = tmp_path / "run"
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(WORLD),
-           "-m", "lcreg", "train", "demo", "device=cpu", "stage1.epochs=2", "stage1.warmup_epochs=1",
-           "stage1.milestones=[1]", "stage2.epochs=1", "eval_every=0", "--out", str(run), "--no-progress"]
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=600,
-                          env={**os.environ, "OMP_NUM_THREADS": "1"})
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node",
+        str(WORLD),
+        "-m",
+        "lcreg",
+        "train",
+        "demo",
+        "device=cpu",
+        "stage1.epochs=2",
+        "stage1.warmup_epochs=1",
+        "stage1.milestones=[1]",
+        "stage2.epochs=1",
+        "eval_every=0",
+        "--out",
+        str(run),
+        "--no-progress",
+    ]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.count('"run_dir"') == 1, done.stdout[-3000:]  # printed once, by rank 0
-    summary = json.loads(done.stdout[done.stdout.index('{\n  "run_dir"'):])
+    summary = json.loads(done.stdout[done.stdout.index('{\n  "run_dir"') :])
     assert summary["final"]["stage2"]["top1"] > 0
     assert (run / "stage2_model.pt").is_file() and (run / "checkpoint.pt").is_file()

@@ -42,7 +42,8 @@ def slow_maps(head, f, weights_from="sigmoid", similarity="dot", tau=1.0, tau_w=
                 dot = float(sum(keys[d, m] * x[b, d, n] for d in range(D)))
                 if similarity == "cosine":
                     dot /= math.sqrt(float(sum(keys[d, m] ** 2 for d in range(D)))) * math.sqrt(
-                        float(sum(x[b, d, n] ** 2 for d in range(D))))
+                        float(sum(x[b, d, n] ** 2 for d in range(D)))
+                    )
                 raw[b, m, n] = dot / tau
                 sim[b, m, n] = 1 / (1 + math.exp(-raw[b, m, n]))
     src = sim if weights_from == "sigmoid" else raw
@@ -58,8 +59,10 @@ def slow_maps(head, f, weights_from="sigmoid", similarity="dot", tau=1.0, tau_w=
     return keys, raw, sim, weights, recon
 
 
-@pytest.mark.parametrize("decoder,weights_from", [("concat_sim", "sigmoid"), ("sum_recon", "sigmoid"),
-                                                  ("concat_recon", "sigmoid"), ("concat_sim", "logits")])
+@pytest.mark.parametrize(
+    "decoder,weights_from",
+    [("concat_sim", "sigmoid"), ("sum_recon", "sigmoid"), ("concat_recon", "sigmoid"), ("concat_sim", "logits")],
+)
 def test_head_matches_equations_1_to_3(feats, decoder, weights_from):
     head = LatentCategoryHead(D, C, M, decoder, weights_from).eval()
     with torch.no_grad():
@@ -85,9 +88,15 @@ def test_head_matches_equations_1_to_3(feats, decoder, weights_from):
         assert out.logits.shape == (B, C)
 
 
-@pytest.mark.parametrize("weights_from,similarity,tau,tau_w", [
-    ("sigmoid", "cosine", 0.1, 1.0), ("logits", "cosine", 0.1, 1.0), ("logits", "dot", 2.0, 0.5),
-    ("sigmoid", "dot", 1.0, 0.1)])
+@pytest.mark.parametrize(
+    "weights_from,similarity,tau,tau_w",
+    [
+        ("sigmoid", "cosine", 0.1, 1.0),
+        ("logits", "cosine", 0.1, 1.0),
+        ("logits", "dot", 2.0, 0.5),
+        ("sigmoid", "dot", 1.0, 0.1),
+    ],
+)
 def test_similarity_and_temperature_readings_match_loops(feats, weights_from, similarity, tau, tau_w):
     head = LatentCategoryHead(D, C, M, "concat_sim", weights_from, similarity, tau, tau_w).eval()
     with torch.no_grad():
@@ -137,8 +146,10 @@ def test_reconstruction_loss_eq4(feats):
     assert expected == pytest.approx(slow_recon_loss(recon, feats), rel=1e-12)
 
 
-@pytest.mark.parametrize("similarity,tau,reduction", [("dot", 1.0, "sum"), ("cosine", 0.1, "mean"),
-                                                      ("cosine", 0.2, "sum"), ("dot", 3.0, "mean")])
+@pytest.mark.parametrize(
+    "similarity,tau,reduction",
+    [("dot", 1.0, "sum"), ("cosine", 0.1, "mean"), ("cosine", 0.2, "sum"), ("dot", 3.0, "mean")],
+)
 def test_reconstruction_loss_readings(feats, similarity, tau, reduction):
     torch.manual_seed(1)
     recon = torch.randn(B, D, H * W)
@@ -238,7 +249,9 @@ def test_surrogate_upper_bounds_monte_carlo_cross_entropy():
     plain = F.cross_entropy(loss.augmented_logits(x, labels, keys, bias, 0.0), labels, reduction="none")
     for i in range(5):
         sigma = loss.estimator.cov[labels[i]].double()
-        dist = torch.distributions.MultivariateNormal(torch.zeros(D), covariance_matrix=lam * sigma + 1e-9 * torch.eye(D))
+        dist = torch.distributions.MultivariateNormal(
+            torch.zeros(D), covariance_matrix=lam * sigma + 1e-9 * torch.eye(D)
+        )
         xs = x[i] + dist.sample((20000,))
         mc = F.cross_entropy(xs @ keys + bias, labels[i].expand(20000)).item()
         assert mc <= surrogate[i].item() + 1e-3
@@ -251,8 +264,12 @@ def test_objective_switches_give_the_ablation_rows(feats):
     out = head(feats)
     y = torch.randint(0, C, (B,))
     aug = LatentAugmentationLoss(M, D)
-    for alpha, beta, expected in [(0.1, 0.1, {"cls", "recon", "latent_aug"}), (0.0, 0.1, {"cls", "recon"}),
-                                  (0.1, 0.0, {"cls", "latent_aug"}), (0.0, 0.0, {"cls"})]:
+    for alpha, beta, expected in [
+        (0.1, 0.1, {"cls", "recon", "latent_aug"}),
+        (0.0, 0.1, {"cls", "recon"}),
+        (0.1, 0.0, {"cls", "latent_aug"}),
+        (0.0, 0.0, {"cls"}),
+    ]:
         total, terms = LCRegObjective(alpha, beta, 1.0, aug)(out, feats, y, y, 1.0, 0.5, head.latent_bias)
         assert set(terms) == expected
         want = terms["cls"] + alpha * terms.get("latent_aug", 0) + beta * terms.get("recon", 0)
@@ -268,8 +285,9 @@ def test_detached_features_keep_latent_loss_gradients_out_of_the_backbone(feats)
         head = LatentCategoryHead(D, C, M, weights="logits")
         f = feats.clone().requires_grad_(True)
         out = head(f)
-        objective = LCRegObjective(0.1, 0.1, 1.0, LatentAugmentationLoss(M, D),
-                                   latent_maps=head.latent_maps if detach else None)
+        objective = LCRegObjective(
+            0.1, 0.1, 1.0, LatentAugmentationLoss(M, D), latent_maps=head.latent_maps if detach else None
+        )
         _, terms = objective(out, f, y, y, 1.0, 0.5, head.latent_bias)
         aux = terms["recon"] + terms["latent_aug"]
         g_f, g_k = torch.autograd.grad(aux, [f, head.latents], retain_graph=True, allow_unused=True)
@@ -277,10 +295,12 @@ def test_detached_features_keep_latent_loss_gradients_out_of_the_backbone(feats)
         if detach:
             assert g_f is None or g_f.abs().max() == 0
             # the same values as without detaching: only the gradient paths differ
-            plain = LCRegObjective(0.1, 0.1, 1.0, LatentAugmentationLoss(M, D))(out, f, y, y, 1.0, 0.5,
-                                                                                  head.latent_bias)[1]
-            assert torch.allclose(plain["recon"], terms["recon"]) and torch.allclose(plain["latent_aug"],
-                                                                                   terms["latent_aug"])
+            plain = LCRegObjective(0.1, 0.1, 1.0, LatentAugmentationLoss(M, D))(
+                out, f, y, y, 1.0, 0.5, head.latent_bias
+            )[1]
+            assert torch.allclose(plain["recon"], terms["recon"]) and torch.allclose(
+                plain["latent_aug"], terms["latent_aug"]
+            )
         else:
             assert g_f.abs().max() > 0
         assert torch.autograd.grad(terms["cls"], f)[0].abs().max() > 0

@@ -20,7 +20,7 @@ def test_crop_flip_shapes_offsets_and_flips():
     g = torch.Generator().manual_seed(0)
     out = aug.crop_flip(padded, g)
     assert out.shape == (400, 3, size, size) and out.dtype == torch.uint8
-    top = (out[:, 0, 0, :].long().min(dim=1).values // s)
+    top = out[:, 0, 0, :].long().min(dim=1).values // s
     corners = out[:, 0, 0, 0].long()
     flipped = out[:, 0, 0, 0] > out[:, 0, 0, -1]
     left = torch.where(flipped, out[:, 0, 0, -1].long() % s, corners % s)
@@ -61,9 +61,14 @@ def test_device_loader_drops_last_and_follows_sampler():
 TARGETS = np.repeat(np.arange(5), [400, 200, 100, 50, 10])
 
 
-@pytest.mark.parametrize("name,expected_share_of_tail", [
-    ("instance", 10 / 760), ("class_balanced", 0.2), ("sqrt", np.sqrt(10) / np.sqrt([400, 200, 100, 50, 10]).sum()),
-])
+@pytest.mark.parametrize(
+    "name,expected_share_of_tail",
+    [
+        ("instance", 10 / 760),
+        ("class_balanced", 0.2),
+        ("sqrt", np.sqrt(10) / np.sqrt([400, 200, 100, 50, 10]).sum()),
+    ],
+)
 def test_sampler_class_shares(name, expected_share_of_tail):
     sampler = create_sampler(name, TARGETS, seed=0)
     idx = np.concatenate([list(sampler) for sampler.epoch in range(5)])
@@ -106,8 +111,18 @@ def test_worker_loader_reads_paths_and_names_a_corrupt_file(tmp_path):
         Image.fromarray(np.full((40, 30), 60 * i, dtype=np.uint8)).save(p)  # grayscale, not square
         paths.append(str(p))
     split = ImageSet(np.array([0, 1, 0, 1]), paths=paths)
-    train = worker_loader(split, 2, 24, MEAN, STD, train=True, sampler=create_sampler("instance", split.targets),
-                          num_workers=0, color_jitter=0.4, pin_memory=False)
+    train = worker_loader(
+        split,
+        2,
+        24,
+        MEAN,
+        STD,
+        train=True,
+        sampler=create_sampler("instance", split.targets),
+        num_workers=0,
+        color_jitter=0.4,
+        pin_memory=False,
+    )
     x, y = next(iter(train))
     assert x.shape == (2, 3, 24, 24) and y.dtype == torch.int64
     test = worker_loader(split, 3, 24, MEAN, STD, train=False, num_workers=0, pin_memory=False)
@@ -120,6 +135,8 @@ def test_worker_loader_reads_paths_and_names_a_corrupt_file(tmp_path):
 def test_cli_error_from_a_worker_is_one_line():
     from lcreg.cli import _one_line
 
-    wrapped = ("Caught LcregError in DataLoader worker process 0.\nOriginal Traceback (most recent call last):\n"
-               '  File "x.py", line 1\nlcreg.errors.LcregError: cannot read image /d/bad.jpg: OSError')
+    wrapped = (
+        "Caught LcregError in DataLoader worker process 0.\nOriginal Traceback (most recent call last):\n"
+        '  File "x.py", line 1\nlcreg.errors.LcregError: cannot read image /d/bad.jpg: OSError'
+    )
     assert _one_line(wrapped) == "cannot read image /d/bad.jpg: OSError"

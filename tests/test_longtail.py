@@ -5,6 +5,7 @@ from lcreg.config import DataConfig
 from lcreg.data import build_dataset, class_counts_profile, make_longtail_indices, select_longtail, shot_splits
 from lcreg.data.longtail import stratified_split
 from lcreg.errors import LcregError
+
 from conftest import write_cifar10_pickles, write_cifar100_pickles
 
 CIFAR10_TOTALS = {100: 12406, 50: 13996, 10: 20431}
@@ -60,8 +61,9 @@ def test_cifar10_pickle_layout_totals(tmp_path, no_download, imb):
 @pytest.mark.parametrize("imb", [100, 50, 10])
 def test_cifar100_pickle_layout_totals(tmp_path, no_download, imb):
     write_cifar100_pickles(tmp_path)
-    data = build_dataset(DataConfig(dataset="cifar100-lt", data_dir=str(tmp_path / "cifar-100-python"),
-                                    imbalance_factor=imb))
+    data = build_dataset(
+        DataConfig(dataset="cifar100-lt", data_dir=str(tmp_path / "cifar-100-python"), imbalance_factor=imb)
+    )
     assert len(data.train) == CIFAR100_TOTALS[imb]
     assert data.num_classes == 100 and data.class_names[5] == "class_005"
     splits = data.splits

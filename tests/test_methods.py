@@ -14,8 +14,16 @@ import torch.nn.functional as F
 
 from lcreg.cli import main
 from lcreg.config import load_config
-from lcreg.losses import (ClassISDALoss, FocalLoss, LDAMLoss, LogitAdjustedLoss, SoftMixupCrossEntropy,
-                          WeightedCrossEntropy, effective_number_weights, remix_targets)
+from lcreg.losses import (
+    ClassISDALoss,
+    FocalLoss,
+    LDAMLoss,
+    LogitAdjustedLoss,
+    SoftMixupCrossEntropy,
+    WeightedCrossEntropy,
+    effective_number_weights,
+    remix_targets,
+)
 from lcreg.methods import get_method
 from lcreg.methods.base import apply_drw
 from lcreg.methods.decoupled import TAU_GRID, choose_tau, tau_normalize_
@@ -37,7 +45,7 @@ def test_ldam_loss_against_a_loop():
     torch.manual_seed(0)
     logits, y = torch.randn(6, 4).clamp(-1, 1), torch.tensor([0, 1, 2, 3, 3, 2])
     loss = LDAMLoss(COUNTS, max_margin=0.5, scale=30.0)
-    m = [n ** -0.25 for n in COUNTS]
+    m = [n**-0.25 for n in COUNTS]
     margins = [0.5 * x / max(m) for x in m]
     total = 0.0
     for i in range(6):
@@ -120,15 +128,22 @@ def test_tau_normalisation_and_the_choice_on_validation():
 
     def score():
         state["last"] = fc.weight.norm(dim=1)[0].item()
-        return -abs(state["last"] - 5 ** 0.3)
+        return -abs(state["last"] - 5**0.3)
 
     choice = choose_tau(fc, score)
     assert choice["tau"] == pytest.approx(0.7) and len(choice["validation_balanced_accuracy"]) == len(TAU_GRID)
-    assert fc.weight.norm(dim=1)[0].item() == pytest.approx(5 ** 0.3, rel=1e-5)
+    assert fc.weight.norm(dim=1)[0].item() == pytest.approx(5**0.3, rel=1e-5)
 
 
-SHORT = ["--no-progress", "stage1.epochs=2", "stage1.warmup_epochs=0", "stage1.milestones=[1]", "stage2.epochs=1",
-         "eval_every=0", "data.val_fraction=0.2"]
+SHORT = [
+    "--no-progress",
+    "stage1.epochs=2",
+    "stage1.warmup_epochs=0",
+    "stage1.milestones=[1]",
+    "stage2.epochs=1",
+    "eval_every=0",
+    "data.val_fraction=0.2",
+]
 
 
 @pytest.mark.parametrize("name", METHODS.names())

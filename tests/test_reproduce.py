@@ -9,6 +9,7 @@ import pytest
 from lcreg.cli import main
 from lcreg.engine import reproduce as rp
 from lcreg.errors import LcregError
+
 from conftest import write_cifar10_pickles
 
 
@@ -26,10 +27,15 @@ def test_plan_shares_folders_and_labels_shortened_schedules(tmp_path):
     with pytest.raises(LcregError, match="not a variant of table1"):
         rp.plan("table1", tmp_path, ["cifar10"], [100], [0], ["ldam"], None)
     # Table 10's latent-augmentation row is Table 7's, its baseline Table 1's MiSLAS
-    t10 = {r.variant: r.out.relative_to(tmp_path).as_posix() for r in rp.plan("table10", tmp_path, ["cifar10"], [100],
-                                                                              [0], None, None)}
-    assert t10 == {"baseline": "table1/cifar10_if100/mislas_seed0", "isda": "table1/cifar10_if100/isda_seed0",
-                   "latent_aug": "table7/cifar10_if100/latent_aug_seed0"}
+    t10 = {
+        r.variant: r.out.relative_to(tmp_path).as_posix()
+        for r in rp.plan("table10", tmp_path, ["cifar10"], [100], [0], None, None)
+    }
+    assert t10 == {
+        "baseline": "table1/cifar10_if100/mislas_seed0",
+        "isda": "table1/cifar10_if100/isda_seed0",
+        "latent_aug": "table7/cifar10_if100/latent_aug_seed0",
+    }
     with pytest.raises(LcregError, match="unknown table"):
         rp.plan("table42", tmp_path, ["cifar10"], None, [0], None, None)
 
@@ -68,9 +74,22 @@ def test_queue_trains_skips_finished_and_writes_the_table(tmp_path, no_download,
     pruned, analysed, tabled; a second call trains nothing."""
     data = write_cifar10_pickles(tmp_path / "data", per_class=30).parent
     results = tmp_path / "results"
-    args = ["reproduce", "table7", "--data-dir", str(data), "--results", str(results), "--epochs", "1",
-            "--methods", "baseline,latent", "--imbalance-factors", "10",
-            "--train-args", "stage2.epochs=1 stage1.batch_size=16 stage2.batch_size=16 eval_every=0 --compile off"]
+    args = [
+        "reproduce",
+        "table7",
+        "--data-dir",
+        str(data),
+        "--results",
+        str(results),
+        "--epochs",
+        "1",
+        "--methods",
+        "baseline,latent",
+        "--imbalance-factors",
+        "10",
+        "--train-args",
+        "stage2.epochs=1 stage1.batch_size=16 stage2.batch_size=16 eval_every=0 --compile off",
+    ]
     assert main(args) == 0
     baseline = results / "table1" / "cifar10_if10" / "mislas_seed0_e1"
     latent = results / "table7" / "cifar10_if10" / "latent_seed0_e1"

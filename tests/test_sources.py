@@ -12,6 +12,7 @@ from lcreg.config import DataConfig
 from lcreg.data import build_dataset
 from lcreg.data.cache import extract_archive
 from lcreg.errors import LcregError
+
 from conftest import SHARED_DATA, write_image
 
 RGB = np.full((12, 10, 3), 200, dtype=np.uint8)
@@ -48,8 +49,9 @@ def test_user_folder_subsampled_to_target_factor(tmp_path, no_download):
 
 def test_single_folder_split_by_fraction(tmp_path, no_download):
     make_folder(tmp_path, ["a", "b"], [10, 5], split_dirs=("all",))
-    cfg = DataConfig(dataset="folder", data_dir=str(tmp_path / "all"), imbalance_factor=None, test_fraction=0.2,
-                     image_size=8)
+    cfg = DataConfig(
+        dataset="folder", data_dir=str(tmp_path / "all"), imbalance_factor=None, test_fraction=0.2, image_size=8
+    )
     data = build_dataset(cfg)
     assert data.counts == [8, 4] and np.bincount(data.test.targets).tolist() == [2, 1]
 
@@ -70,10 +72,19 @@ def test_val_split_carved_from_training(tmp_path, no_download):
 def test_list_files_reindexed_by_frequency(tmp_path, no_download):
     for i in range(6):
         write_image(tmp_path / "imgs" / f"{i}.jpg", RGB)
-    (tmp_path / "train.txt").write_text("imgs/0.jpg 2\nimgs/1.jpg 2\nimgs/2.jpg 2\nimgs/3.jpg 0\nimgs/4.jpg 1\nimgs/5.jpg 1\n")
+    (tmp_path / "train.txt").write_text(
+        "imgs/0.jpg 2\nimgs/1.jpg 2\nimgs/2.jpg 2\nimgs/3.jpg 0\nimgs/4.jpg 1\nimgs/5.jpg 1\n"
+    )
     (tmp_path / "test.txt").write_text("imgs/0.jpg 0\nimgs/1.jpg 1\nimgs/2.jpg 2\n")
-    cfg = DataConfig(dataset="list", data_dir=str(tmp_path), train_list="train.txt", test_list="test.txt",
-                     imbalance_factor=None, image_size=224, reindex_by_frequency=True)
+    cfg = DataConfig(
+        dataset="list",
+        data_dir=str(tmp_path),
+        train_list="train.txt",
+        test_list="test.txt",
+        imbalance_factor=None,
+        image_size=224,
+        reindex_by_frequency=True,
+    )
     data = build_dataset(cfg)
     assert data.counts == [3, 2, 1]
     assert data.class_names == ["2", "1", "0"]  # original label of each new index
@@ -84,8 +95,9 @@ def test_list_files_reindexed_by_frequency(tmp_path, no_download):
 def test_list_file_bad_line_names_the_line(tmp_path, no_download):
     (tmp_path / "train.txt").write_text("a.jpg 0\nbroken-line\n")
     (tmp_path / "test.txt").write_text("a.jpg 0\n")
-    cfg = DataConfig(dataset="list", data_dir=str(tmp_path), train_list="train.txt", test_list="test.txt",
-                     imbalance_factor=None)
+    cfg = DataConfig(
+        dataset="list", data_dir=str(tmp_path), train_list="train.txt", test_list="test.txt", imbalance_factor=None
+    )
     with pytest.raises(LcregError, match="train.txt:2"):
         build_dataset(cfg)
 
@@ -154,11 +166,14 @@ def test_offline_download_names_data_dir(tmp_path, no_download, monkeypatch):
     assert "cifar-10-batches-py" in str(e.value) or "pickle" in str(e.value)
 
 
-@pytest.mark.parametrize("setup,match", [
-    (lambda p: None, "does not exist"),
-    (lambda p: p.mkdir(), "is empty"),
-    (lambda p: (p.mkdir(), (p / "notes.txt").write_text("x")), "none of the accepted layouts"),
-])
+@pytest.mark.parametrize(
+    "setup,match",
+    [
+        (lambda p: None, "does not exist"),
+        (lambda p: p.mkdir(), "is empty"),
+        (lambda p: (p.mkdir(), (p / "notes.txt").write_text("x")), "none of the accepted layouts"),
+    ],
+)
 def test_bad_cifar_dirs(tmp_path, no_download, setup, match):
     d = tmp_path / "d"
     setup(d)

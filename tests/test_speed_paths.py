@@ -41,8 +41,24 @@ def test_profile_writes_a_trace(tmp_path):
     run = tmp_path / "run"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        assert main(["train", "--out", str(run), "--no-progress", "--profile", "2", "stage1.epochs=1",
-                     "stage1.warmup_epochs=0", "stage1.milestones=[]", "stage2.epochs=0", "eval_every=0"]) == 0
+        assert (
+            main(
+                [
+                    "train",
+                    "--out",
+                    str(run),
+                    "--no-progress",
+                    "--profile",
+                    "2",
+                    "stage1.epochs=1",
+                    "stage1.warmup_epochs=0",
+                    "stage1.milestones=[]",
+                    "stage2.epochs=0",
+                    "eval_every=0",
+                ]
+            )
+            == 0
+        )
     traces = list((run / "profile").glob("*.json"))
     assert traces and traces[0].stat().st_size > 0
     assert "ProfilerStep" in (run / "profile" / "top_ops.txt").read_text()

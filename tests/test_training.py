@@ -20,8 +20,16 @@ def test_demo_learns_and_writes_a_run_folder(tmp_path, capsys):
     top1 = final["stage2"]["test"]["top1"]
     assert top1 > 0.6, top1  # 10 balanced test classes: chance is 0.1
     assert out["final"]["stage2"]["top1"] == top1
-    for name in ["config.yaml", "environment.json", "data_stats.json", "metrics.jsonl", "metrics.csv",
-                 "checkpoint.pt", "stage1_model.pt", "stage2_model.pt"]:
+    for name in [
+        "config.yaml",
+        "environment.json",
+        "data_stats.json",
+        "metrics.jsonl",
+        "metrics.csv",
+        "checkpoint.pt",
+        "stage1_model.pt",
+        "stage2_model.pt",
+    ]:
         assert (run / name).stat().st_size > 0, name
     assert any((run / "tensorboard").iterdir())
     records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
@@ -31,14 +39,24 @@ def test_demo_learns_and_writes_a_run_folder(tmp_path, capsys):
     assert set(records[0]["loss"]) == {"total", "cls", "recon", "latent_aug"}
     # stage 2 re-run from the stage-1 folder, into a new folder
     run2 = tmp_path / "run2"
-    assert main(["train", "--stage", "2", "--from", str(run), "--out", str(run2), "--no-progress",
-                 "stage2.epochs=1"]) == 0
+    assert (
+        main(["train", "--stage", "2", "--from", str(run), "--out", str(run2), "--no-progress", "stage2.epochs=1"]) == 0
+    )
     assert json.loads((run2 / "final_metrics.json").read_text())["stage2"]["test"]["top1"] > 0.5
 
 
 def _short(tmp_path, name):
-    cfg = load_config("demo", ["stage1.epochs=4", "stage1.warmup_epochs=1", "stage1.milestones=[3]",
-                               "stage2.epochs=2", "deterministic=true", "eval_every=0"])
+    cfg = load_config(
+        "demo",
+        [
+            "stage1.epochs=4",
+            "stage1.warmup_epochs=1",
+            "stage1.milestones=[3]",
+            "stage2.epochs=2",
+            "deterministic=true",
+            "eval_every=0",
+        ],
+    )
     return cfg, tmp_path / name
 
 

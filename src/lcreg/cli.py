@@ -44,8 +44,13 @@ def _split_config_args(items: Sequence[str]) -> tuple[Optional[str], list[str]]:
 def _data_overrides(args: argparse.Namespace) -> list[str]:
     """Shorthand flags become ordinary dotted overrides, so there is one code path."""
     out = []
-    for flag, key in (("dataset", "data.dataset"), ("data_dir", "data.data_dir"),
-                      ("imbalance_factor", "data.imbalance_factor"), ("seed", "seed"), ("device", "device")):
+    for flag, key in (
+        ("dataset", "data.dataset"),
+        ("data_dir", "data.data_dir"),
+        ("imbalance_factor", "data.imbalance_factor"),
+        ("seed", "seed"),
+        ("device", "device"),
+    ):
         value = getattr(args, flag, None)
         if value is not None:
             out.append(f"{key}={value}")
@@ -57,8 +62,12 @@ def _data_overrides(args: argparse.Namespace) -> list[str]:
 
 
 # the preset a bare --dataset starts from (no preset named): its own, never the 8x8 demo's
-_DATASET_PRESETS = {"cifar10-lt": "cifar10_lt_if100", "cifar100-lt": "cifar100_lt_if100", "folder": "folder",
-                    "list": "folder"}
+_DATASET_PRESETS = {
+    "cifar10-lt": "cifar10_lt_if100",
+    "cifar100-lt": "cifar100_lt_if100",
+    "folder": "folder",
+    "list": "folder",
+}
 IMAGENET_MEAN, IMAGENET_STD = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]
 
 
@@ -67,8 +76,9 @@ def _resolve(args: argparse.Namespace):
 
     preset, overrides = _split_config_args(args.config)
     preset = preset or _DATASET_PRESETS.get(getattr(args, "dataset", None) or "", "demo")
-    return _resolve_auto(load_config(preset, overrides + _data_overrides(args)),
-                         quiet=getattr(args, "no_progress", False))
+    return _resolve_auto(
+        load_config(preset, overrides + _data_overrides(args)), quiet=getattr(args, "no_progress", False)
+    )
 
 
 def _resolve_auto(cfg, quiet: bool = False):
@@ -117,8 +127,10 @@ def _new_run_dir(out: Optional[str], cfg) -> Path:
         if run_dir.exists() and any(run_dir.iterdir()):
             names = {p.name for p in run_dir.iterdir()}
             if not names <= set(_START_FILES):
-                raise LcregError(f"run folder {run_dir} already exists and is not empty; "
-                                 "pick another --out or continue it with --resume")
+                raise LcregError(
+                    f"run folder {run_dir} already exists and is not empty; "
+                    "pick another --out or continue it with --resume"
+                )
             for name in names:  # a start that failed before its first epoch: begin afresh
                 target = run_dir / name
                 shutil.rmtree(target) if target.is_dir() else target.unlink()
@@ -159,20 +171,25 @@ def _train_inputs(args: argparse.Namespace):
     if args.resume:
         run_dir = Path(args.resume)
         if args.config or args.out or args.from_run:
-            raise LcregError("--resume continues a run as it was configured; give no preset, overrides, --out or --from")
+            raise LcregError(
+                "--resume continues a run as it was configured; give no preset, overrides, --out or --from"
+            )
         if not (run_dir / "config.yaml").exists():
             raise LcregError(f"{run_dir} is not a run folder (no config.yaml)")
         cfg = load_saved_config(run_dir / "config.yaml")
         if _finished(run_dir, cfg):
-            raise LcregError(f"{run_dir} is finished (final_metrics.json and its model files are complete); "
-                             "nothing to resume")
+            raise LcregError(
+                f"{run_dir} is finished (final_metrics.json and its model files are complete); nothing to resume"
+            )
         ckpt = run_dir / "checkpoint.pt"
         return cfg, stages, load_checkpoint(ckpt) if ckpt.exists() else None, None
     if args.stage != "2":
         cfg = _resolve(args)
         if cfg.stage1.epochs == 0:
-            raise LcregError("stage1.epochs=0 trains no representation; to re-train only the classifier of a "
-                             "finished stage 1, use --stage 2 --from RUN")
+            raise LcregError(
+                "stage1.epochs=0 trains no representation; to re-train only the classifier of a "
+                "finished stage 1, use --stage 2 --from RUN"
+            )
         return cfg, stages, None, None
     if not args.from_run:
         raise LcregError("--stage 2 needs --from RUN (a run folder with stage1_model.pt)")
@@ -215,8 +232,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             if error:
                 raise LcregError(error)
             run_dir, created = Path(path), info.is_main
-        trainer = Trainer(cfg, run_dir, show_progress=not args.no_progress, profile_steps=args.profile,
-                          dist_info=info)
+        trainer = Trainer(cfg, run_dir, show_progress=not args.no_progress, profile_steps=args.profile, dist_info=info)
         if info.is_main:
             if resume is None:
                 trainer.write_run_files()
@@ -232,8 +248,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     finally:
         destroy(info)
     if info.is_main:
-        summary = {stage: {k: v for k, v in m.get("test", {}).items() if k != "per_class"}
-                   for stage, m in final.items()}
+        summary = {
+            stage: {k: v for k, v in m.get("test", {}).items() if k != "per_class"} for stage, m in final.items()
+        }
         print(json.dumps({"run_dir": str(run_dir), "final": summary}, indent=2))
     return 0
 
@@ -261,14 +278,20 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from lcreg.engine.evaluation import EVAL_FILES, evaluate_checkpoint, pct
 
     trained, device = _load(args)
-    out = Path(args.out) if args.out else _default_out(trained, "eval" if args.split == "test" else f"eval_{args.split}")
+    out = (
+        Path(args.out) if args.out else _default_out(trained, "eval" if args.split == "test" else f"eval_{args.split}")
+    )
     result = evaluate_checkpoint(trained, out, device, args.data_dir, args.split, args.batch_size)
     m = result["metrics"]
     print(f"{result['checkpoint']} on {result['split']} ({m['num_samples']} images)")
-    print(f"  top-1 {pct(m['top1'])}  top-5 {pct(m['top5'])}  many {pct(m['many'])}  medium {pct(m['medium'])}  "
-          f"few {pct(m['few'])}  ece {pct(m['ece'])}  mce {pct(m['mce'])}  nll {m['nll']:.4f}")
-    print(f"  splits: {result['split_rule']} ({result['split_classes']['many']} / "
-          f"{result['split_classes']['medium']} / {result['split_classes']['few']} classes)")
+    print(
+        f"  top-1 {pct(m['top1'])}  top-5 {pct(m['top5'])}  many {pct(m['many'])}  medium {pct(m['medium'])}  "
+        f"few {pct(m['few'])}  ece {pct(m['ece'])}  mce {pct(m['mce'])}  nll {m['nll']:.4f}"
+    )
+    print(
+        f"  splits: {result['split_rule']} ({result['split_classes']['many']} / "
+        f"{result['split_classes']['medium']} / {result['split_classes']['few']} classes)"
+    )
     print(f"  wrote {out}/: {', '.join(EVAL_FILES)}")
     return 0
 
@@ -284,8 +307,10 @@ def _int_list(text: Optional[str], flag: str) -> Optional[list[int]]:
 
 def _diagnostics_lines(d: dict) -> list[str]:
     """The content measures of a latent head, one line each (eval/latent_diagnostics.py)."""
-    lines = [f"  held-out split: {d['held_out_split']} ({d['held_out_images']} images)",
-             f"  feature_positional_share {d['feature_positional_share']:.3f}  (backbone features explained by position)"]
+    lines = [
+        f"  held-out split: {d['held_out_split']} ({d['held_out_images']} images)",
+        f"  feature_positional_share {d['feature_positional_share']:.3f}  (backbone features explained by position)",
+    ]
     if not d["latent_head"]:
         return lines
     return lines + [
@@ -304,10 +329,18 @@ def cmd_analyze(args: argparse.Namespace) -> int:
 
     trained, device = _load(args)
     out = Path(args.out) if args.out else _default_out(trained, "analysis")
-    result = analyze_checkpoint(trained, out, device, args.data_dir, per_split=args.per_split,
-                                num_latents_shown=args.num_latents, images_per_latent=args.images_per_latent,
-                                latents=_int_list(args.latents, "--latents"), images=_int_list(args.images, "--images"),
-                                seed=args.seed)
+    result = analyze_checkpoint(
+        trained,
+        out,
+        device,
+        args.data_dir,
+        per_split=args.per_split,
+        num_latents_shown=args.num_latents,
+        images_per_latent=args.images_per_latent,
+        latents=_int_list(args.latents, "--latents"),
+        images=_int_list(args.images, "--images"),
+        seed=args.seed,
+    )
     if args.json:
         print(json.dumps(result))
         return 0
@@ -321,8 +354,10 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     print(f"{result['checkpoint']}: {result['num_latents']} latent categories over {result['num_images']} images")
     print("\n".join(_diagnostics_lines(diagnostics)))
     print(f"  tail classes' top-{s['top_k']} latents shared with the head: {s['mean_shared_with_head']}")
-    print(f"  mean KL tail -> nearest head class {s['mean_kl_tail_to_nearest_head']}, "
-          f"between head classes {s['mean_kl_between_head_classes']}")
+    print(
+        f"  mean KL tail -> nearest head class {s['mean_kl_tail_to_nearest_head']}, "
+        f"between head classes {s['mean_kl_between_head_classes']}"
+    )
     print(f"  wrote {out}/: {', '.join(ANALYSIS_FILES)}")
     return 0
 
@@ -340,9 +375,20 @@ def cmd_predict(args: argparse.Namespace) -> int:
     for path, reason in skipped:
         print(f"lcreg: skipped {path}: {_one_line(reason)}", file=sys.stderr)
     if args.json:
-        print(json.dumps([{"path": r.path, "top": [{"class": c, "index": i, "probability": p}
-                                                  for c, i, p in zip(r.classes, r.indices, r.probabilities)]}
-                          for r in results]))
+        print(
+            json.dumps(
+                [
+                    {
+                        "path": r.path,
+                        "top": [
+                            {"class": c, "index": i, "probability": p}
+                            for c, i, p in zip(r.classes, r.indices, r.probabilities)
+                        ],
+                    }
+                    for r in results
+                ]
+            )
+        )
     elif args.csv:
         w = csv.writer(sys.stdout)
         w.writerow(["path", "rank", "class", "index", "probability"])
@@ -381,7 +427,9 @@ def _check_output_file(out: Path, force: bool) -> None:
     if out.is_dir():
         raise LcregError(f"--out {out} is a folder; give a file name")
     if out.exists() and _is_run_file(out.resolve()):
-        raise LcregError(f"{out} belongs to a run folder (model, checkpoint, config or log); write the export elsewhere")
+        raise LcregError(
+            f"{out} belongs to a run folder (model, checkpoint, config or log); write the export elsewhere"
+        )
     if out.exists() and not force:
         raise LcregError(f"{out} already exists; pass --force to overwrite it")
 
@@ -394,9 +442,11 @@ def cmd_export(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else trained.path.with_suffix(suffix)
     _check_output_file(out, args.force)
     info = export_model(trained, args.format, out)
-    print(f"wrote {info['path']} ({info['format']}: images (B, {', '.join(map(str, info['input']))}) -> logits "
-          f"(B, {info['num_classes']}); max |logit difference| on {info['check_batch']} images: "
-          f"{info['max_abs_diff']:.2e})")
+    print(
+        f"wrote {info['path']} ({info['format']}: images (B, {', '.join(map(str, info['input']))}) -> logits "
+        f"(B, {info['num_classes']}); max |logit difference| on {info['check_batch']} images: "
+        f"{info['max_abs_diff']:.2e})"
+    )
     return 0
 
 
@@ -417,14 +467,21 @@ def cmd_data_stats(args: argparse.Namespace) -> int:
         if plot.exists() and not args.force:
             raise LcregError(f"{plot} already exists; pass --force to overwrite it")
         plot.parent.mkdir(parents=True, exist_ok=True)
-        plot_class_distribution(stats["counts"], stats["class_names"], stats["splits"], plot,
-                                title=f"{cfg.name}: {stats['total']} training images")
+        plot_class_distribution(
+            stats["counts"],
+            stats["class_names"],
+            stats["splits"],
+            plot,
+            title=f"{cfg.name}: {stats['total']} training images",
+        )
     if args.json:
         print(json.dumps(stats))
         return 0
     print(f"dataset   {stats['dataset']}  ({stats['source']})")
-    print(f"classes   {stats['num_classes']}   train {stats['total']}   test {stats['test_total']}"
-          + (f"   val {stats['val_total']}" if stats["val_total"] else ""))
+    print(
+        f"classes   {stats['num_classes']}   train {stats['total']}   test {stats['test_total']}"
+        + (f"   val {stats['val_total']}" if stats["val_total"] else "")
+    )
     imb = stats["imbalance_factor"]
     print(f"imbalance {imb:.1f} (largest / smallest training class)")
     print(f"splits    {stats['split_rule']}")
@@ -439,7 +496,9 @@ def cmd_data_stats(args: argparse.Namespace) -> int:
         if c is None:
             print(f"  {'...':<{width}}")
             continue
-        print(f"  {stats['class_names'][c]:<{width}}  {stats['counts'][c]:>7}  {stats['test_counts'][c]:>6}  {split_of[c]}")
+        print(
+            f"  {stats['class_names'][c]:<{width}}  {stats['counts'][c]:>7}  {stats['test_counts'][c]:>6}  {split_of[c]}"
+        )
     if args.plot:
         print(f"plot      {args.plot}")
     return 0
@@ -452,8 +511,10 @@ def cmd_data_prepare(args: argparse.Namespace) -> int:
     cfg = _resolve(args)
     start = time.perf_counter()
     data = build_dataset(cfg.data)
-    print(f"prepared {cfg.data.dataset}: {len(data.train)} train / {len(data.test)} test images "
-          f"in {time.perf_counter() - start:.1f} s; cache: {default_cache_dir(cfg.data.cache_dir)}")
+    print(
+        f"prepared {cfg.data.dataset}: {len(data.train)} train / {len(data.test)} test images "
+        f"in {time.perf_counter() - start:.1f} s; cache: {default_cache_dir(cfg.data.cache_dir)}"
+    )
     return 0
 
 
@@ -461,22 +522,33 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
     from lcreg.engine import reproduce as rp
 
     results = Path(args.results)
-    runs = rp.plan(args.table, results, _str_list(args.datasets, "--datasets"),
-                   _int_list(args.imbalance_factors, "--imbalance-factors"), _int_list(args.seeds, "--seeds") or [0],
-                   _str_list(args.methods, "--methods") if args.methods else None, args.epochs)
+    runs = rp.plan(
+        args.table,
+        results,
+        _str_list(args.datasets, "--datasets"),
+        _int_list(args.imbalance_factors, "--imbalance-factors"),
+        _int_list(args.seeds, "--seeds") or [0],
+        _str_list(args.methods, "--methods") if args.methods else None,
+        args.epochs,
+    )
     epochs = args.epochs or rp.FULL_EPOCHS
     print(f"lcreg reproduce {args.table}: {len(runs)} runs, {rp.schedule_label(args.epochs)}")
     if args.dry_run:
         total = 0.0
         for r in runs:
             state = rp.run_state(r.out)
-            est = None if state == "finished" else rp.estimate_minutes(
-                results, r.variant in rp.LATENT_VARIANTS, epochs, args.train_args.split())
+            est = (
+                None
+                if state == "finished"
+                else rp.estimate_minutes(results, r.variant in rp.LATENT_VARIANTS, epochs, args.train_args.split())
+            )
             total += est or 0.0
             when = "" if state == "finished" else (f", about {est:.0f} min here" if est else ", time unknown here")
             print(f"  {r.out} [{state}{when}]: lcreg train {r.preset} --seed {r.seed} {' '.join(r.overrides)}")
-        print(f"estimated: {total:.0f} min for the runs not finished (from the wall time of finished runs on this "
-              "device; 'unknown' ones not counted)")
+        print(
+            f"estimated: {total:.0f} min for the runs not finished (from the wall time of finished runs on this "
+            "device; 'unknown' ones not counted)"
+        )
         return 0
     if not args.table_only:
         if not args.data_dir:
@@ -551,12 +623,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"lcreg {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
 
-    p = sub.add_parser("train", help="train a model (stage 1 then stage 2)",
-                       description="Train into a run folder: config.yaml, metrics.jsonl/.csv, tensorboard/, "
-                                   "checkpoint.pt, final_metrics.json. With no arguments: the offline demo.",
-                       epilog="Several GPUs: torchrun --nproc_per_node N -m lcreg train PRESET ... (the configured "
-                              "batch size is the global batch). Fast CPU path where the CPU has native bf16 "
-                              "(AMX / AVX512-BF16): --compile on amp=bf16.")
+    p = sub.add_parser(
+        "train",
+        help="train a model (stage 1 then stage 2)",
+        description="Train into a run folder: config.yaml, metrics.jsonl/.csv, tensorboard/, "
+        "checkpoint.pt, final_metrics.json. With no arguments: the offline demo.",
+        epilog="Several GPUs: torchrun --nproc_per_node N -m lcreg train PRESET ... (the configured "
+        "batch size is the global batch). Fast CPU path where the CPU has native bf16 "
+        "(AMX / AVX512-BF16): --compile on amp=bf16.",
+    )
     _add_data_flags(p)
     p.add_argument("--stage", choices=["1", "2", "all"], default="all", help="which stage(s) to run")
     p.add_argument("--from", dest="from_run", help="stage 2: the stage-1 run folder (or stage1_model.pt)")
@@ -566,8 +641,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--deterministic", action="store_true", help="repeatable bit for bit on CPU")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.add_argument("--compile", choices=["auto", "on", "off"], help="torch.compile (auto: on CUDA only)")
-    p.add_argument("--profile", type=int, nargs="?", const=10, default=0, metavar="STEPS",
-                   help="write a profiler trace of STEPS (default 10) stage-1 steps to RUN/profile/")
+    p.add_argument(
+        "--profile",
+        type=int,
+        nargs="?",
+        const=10,
+        default=0,
+        metavar="STEPS",
+        help="write a profiler trace of STEPS (default 10) stage-1 steps to RUN/profile/",
+    )
     p.set_defaults(func=cmd_train)
 
     def model_command(name: str, func, help: str, model_help: str = "a run folder or a model .pt file"):
@@ -602,8 +684,11 @@ def build_parser() -> argparse.ArgumentParser:
     fmt.add_argument("--json", action="store_true", help="one JSON list on stdout")
     fmt.add_argument("--csv", action="store_true", help="CSV on stdout (path, rank, class, index, probability)")
 
-    p = sub.add_parser("report", help="markdown + HTML report of a run folder",
-                       description="config, data, training curves, final metrics, eval and analysis figures")
+    p = sub.add_parser(
+        "report",
+        help="markdown + HTML report of a run folder",
+        description="config, data, training curves, final metrics, eval and analysis figures",
+    )
     p.add_argument("run", help="a run folder")
     p.add_argument("--data-dir", help="data for the evaluation, if not where training found it")
     p.add_argument("--out", help="output folder (default: RUN/report)")
@@ -629,10 +714,13 @@ def build_parser() -> argparse.ArgumentParser:
     pp.add_argument("--no-progress", action="store_true", help="no progress bars or notes on stderr")
     pp.set_defaults(func=cmd_data_prepare)
 
-    pr = sub.add_parser("reproduce", help="a paper table as a restartable queue of runs, then its table",
-                        description="Train every cell of a paper table (one folder per run under RESULTS/TABLE/; "
-                                    "finished runs skipped, interrupted ones resumed), then write RESULTS/TABLE.md "
-                                    "and .json with mean and std over seeds beside the paper's numbers.")
+    pr = sub.add_parser(
+        "reproduce",
+        help="a paper table as a restartable queue of runs, then its table",
+        description="Train every cell of a paper table (one folder per run under RESULTS/TABLE/; "
+        "finished runs skipped, interrupted ones resumed), then write RESULTS/TABLE.md "
+        "and .json with mean and std over seeds beside the paper's numbers.",
+    )
     pr.add_argument("table", help="table1, table5, table6, table7 or table9")
     pr.add_argument("--data-dir", help="the CIFAR data (any accepted layout)")
     pr.add_argument("--datasets", default="cifar10", help="comma-separated: cifar10, cifar100 (default cifar10)")

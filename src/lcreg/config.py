@@ -269,9 +269,7 @@ def resolve_preset(name_or_path: str) -> Path:
         return candidate
     close = difflib.get_close_matches(name_or_path, preset_names(), n=1, cutoff=0.4)
     hint = f"; did you mean '{close[0]}'?" if close else ""
-    raise LcregError(
-        f"no config preset or file '{name_or_path}'{hint} (presets: {', '.join(preset_names())})"
-    )
+    raise LcregError(f"no config preset or file '{name_or_path}'{hint} (presets: {', '.join(preset_names())})")
 
 
 def parse_override(text: str) -> dict:
@@ -293,8 +291,9 @@ def parse_override(text: str) -> dict:
     return out
 
 
-def load_config(preset: Optional[str] = None, overrides: Optional[list[str]] = None,
-                base: Optional[Config] = None) -> Config:
+def load_config(
+    preset: Optional[str] = None, overrides: Optional[list[str]] = None, base: Optional[Config] = None
+) -> Config:
     """Defaults (or ``base``, e.g. a saved run's config), then a preset, then overrides."""
     cfg = base if base is not None else Config()
     if preset:
@@ -341,15 +340,35 @@ def get_key(cfg: Config, key: str) -> Any:
 
 # (key, lowest allowed, whether the lowest itself is allowed): counts, sizes and rates
 _LOWER_BOUNDS = (
-    ("stage1.epochs", 0, True), ("stage2.epochs", 0, True), ("stage1.batch_size", 1, True),
-    ("stage2.batch_size", 1, True), ("stage1.lr", 0, False), ("stage2.lr", 0, False), ("stage2.lr_factor", 0, False),
-    ("stage1.momentum", 0, True), ("stage2.momentum", 0, True), ("stage1.weight_decay", 0, True),
-    ("stage2.weight_decay", 0, True), ("stage1.warmup_epochs", 0, True), ("stage1.mixup_alpha", 0, True),
-    ("stage2.eps_head", 0, True), ("stage2.eps_tail", 0, True), ("loss.alpha", 0, True), ("loss.beta", 0, True),
-    ("loss.gamma", 0, True), ("loss.lambda0", 0, True), ("model.latent.num_latents", 1, True),
-    ("data.image_size", 0, True), ("data.crop_padding", 0, True), ("data.num_workers", 0, True),
-    ("data.many_threshold", 0, True), ("data.few_threshold", 0, True), ("eval_every", 0, True), ("log_every", 1, True),
-    ("model.latent.temperature", 0, False), ("model.latent.weight_temperature", 0, False),
+    ("stage1.epochs", 0, True),
+    ("stage2.epochs", 0, True),
+    ("stage1.batch_size", 1, True),
+    ("stage2.batch_size", 1, True),
+    ("stage1.lr", 0, False),
+    ("stage2.lr", 0, False),
+    ("stage2.lr_factor", 0, False),
+    ("stage1.momentum", 0, True),
+    ("stage2.momentum", 0, True),
+    ("stage1.weight_decay", 0, True),
+    ("stage2.weight_decay", 0, True),
+    ("stage1.warmup_epochs", 0, True),
+    ("stage1.mixup_alpha", 0, True),
+    ("stage2.eps_head", 0, True),
+    ("stage2.eps_tail", 0, True),
+    ("loss.alpha", 0, True),
+    ("loss.beta", 0, True),
+    ("loss.gamma", 0, True),
+    ("loss.lambda0", 0, True),
+    ("model.latent.num_latents", 1, True),
+    ("data.image_size", 0, True),
+    ("data.crop_padding", 0, True),
+    ("data.num_workers", 0, True),
+    ("data.many_threshold", 0, True),
+    ("data.few_threshold", 0, True),
+    ("eval_every", 0, True),
+    ("log_every", 1, True),
+    ("model.latent.temperature", 0, False),
+    ("model.latent.weight_temperature", 0, False),
     ("loss.recon_temperature", 0, False),
 )
 
@@ -373,8 +392,10 @@ def validate(cfg: Config) -> None:
             raise LcregError(f"{key} must be {relation} {low}, got {value}")
     imb = cfg.data.imbalance_factor
     if imb is not None and not (math.isfinite(imb) and imb >= 1):
-        raise LcregError(f"data.imbalance_factor must be a finite number >= 1 (or null to keep the data's own "
-                         f"distribution), got {imb}")
+        raise LcregError(
+            f"data.imbalance_factor must be a finite number >= 1 (or null to keep the data's own "
+            f"distribution), got {imb}"
+        )
     if not 0 <= cfg.data.val_fraction < 1 or not 0 < cfg.data.test_fraction < 1:
         raise LcregError("data.val_fraction must lie in [0, 1) and data.test_fraction in (0, 1)")
     if cfg.stage1.momentum >= 1 or cfg.stage2.momentum >= 1:

@@ -26,7 +26,7 @@ class Registry(Generic[T]):
 
     def register(self, name: Optional[str] = None) -> Callable[[T], T]:
         def add(obj: T) -> T:
-            key = name or getattr(obj, "name", None) or getattr(obj, "__name__")
+            key = name or getattr(obj, "name", None) or obj.__name__
             if key in self._items and self._items[key] is not obj:
                 raise ValueError(f"{self.kind} '{key}' registered twice")
             self._items[key] = obj

@@ -13,7 +13,19 @@ from lcreg.data.samplers import (
 )
 
 __all__ = [
-    "LongTailData", "build_dataset", "uses_device_loader", "ImageSet", "DeviceLoader", "worker_loader",
-    "class_counts_profile", "make_longtail_indices", "select_longtail", "shot_splits",
-    "ClassBalancedSampler", "InstanceSampler", "ProgressiveSampler", "WeightedClassSampler", "create_sampler",
+    "LongTailData",
+    "build_dataset",
+    "uses_device_loader",
+    "ImageSet",
+    "DeviceLoader",
+    "worker_loader",
+    "class_counts_profile",
+    "make_longtail_indices",
+    "select_longtail",
+    "shot_splits",
+    "ClassBalancedSampler",
+    "InstanceSampler",
+    "ProgressiveSampler",
+    "WeightedClassSampler",
+    "create_sampler",
 ]

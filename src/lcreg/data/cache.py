@@ -34,9 +34,7 @@ def fingerprint(*parts: object) -> str:
     return h.hexdigest()[:16]
 
 
-def cached_arrays(
-    cache_dir: Path, key: str, build: Callable[[], dict[str, np.ndarray]]
-) -> dict[str, np.ndarray]:
+def cached_arrays(cache_dir: Path, key: str, build: Callable[[], dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
     """Return the arrays stored under ``key``, building and storing them on a miss.
 
     The file is written to a temporary name and renamed, so an interrupted build never
@@ -99,6 +97,6 @@ def extract_archive(archive: Path, cache_dir: Path) -> Path:
                 raise
     entries = [p for p in dest.iterdir() if not p.name.startswith(".")]
     # an archive that wraps everything in one top folder: descend into it
-    if len(entries) == 1 and entries[0].is_dir() and not (entries[0].name in ("train", "test")):
+    if len(entries) == 1 and entries[0].is_dir() and entries[0].name not in ("train", "test"):
         return entries[0]
     return dest

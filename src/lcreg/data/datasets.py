@@ -3,8 +3,8 @@ optional held-out validation split, class names, training counts and Many/Medium
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
@@ -100,7 +100,9 @@ def _read_cifar(which: str, cfg: DataConfig, cache_dir: Path) -> tuple[ImageSet,
     return (*sources.read_cifar_pickles(folder, which), str(folder))
 
 
-def _read_folder(cfg: DataConfig, cache_dir: Path, decode_size: Optional[int]) -> tuple[ImageSet, ImageSet, list[str], str]:
+def _read_folder(
+    cfg: DataConfig, cache_dir: Path, decode_size: Optional[int]
+) -> tuple[ImageSet, ImageSet, list[str], str]:
     root = _data_root(cfg, cache_dir)
     if root is None:
         raise LcregError("dataset 'folder' needs --data-dir (train/<class>/ and test/<class>/, or one <class>/ folder)")
@@ -109,7 +111,12 @@ def _read_folder(cfg: DataConfig, cache_dir: Path, decode_size: Optional[int]) -
         return (*sources.read_split_folders(*split_dirs, image_size=decode_size, cache_dir=cache_dir), str(root))
     full, names = sources.read_single_folder(root, decode_size, cache_dir)
     train_idx, test_idx = stratified_split(full.targets, cfg.test_fraction, seed=cfg.selection_seed)
-    return full.subset(train_idx), full.subset(test_idx), names, f"{root} (stratified test fraction {cfg.test_fraction})"
+    return (
+        full.subset(train_idx),
+        full.subset(test_idx),
+        names,
+        f"{root} (stratified test fraction {cfg.test_fraction})",
+    )
 
 
 def _read_lists(cfg: DataConfig, cache_dir: Path, decode_size: Optional[int]):
@@ -124,8 +131,14 @@ def _read_lists(cfg: DataConfig, cache_dir: Path, decode_size: Optional[int]):
 
     val_list = resolve(cfg.val_list) if cfg.val_list else None
     train, test, names, val = sources.read_list_files(
-        root, resolve(cfg.train_list), resolve(cfg.test_list), cfg.reindex_by_frequency, decode_size, cache_dir,
-        val_list)
+        root,
+        resolve(cfg.train_list),
+        resolve(cfg.test_list),
+        cfg.reindex_by_frequency,
+        decode_size,
+        cache_dir,
+        val_list,
+    )
     lists = ", ".join(str(x) for x in (cfg.train_list, cfg.val_list, cfg.test_list) if x)
     return train, test, names, f"{root} ({lists})", val
 
@@ -137,14 +150,17 @@ def typical_image_side(cfg: DataConfig, sample: int = 32) -> int:
 
     root = _data_root(cfg, default_cache_dir(cfg.cache_dir))
     if root is None or cfg.dataset not in ("folder", "list"):
-        raise LcregError(f"data.image_size=0 (choose from the images) needs a folder or list dataset with --data-dir; "
-                         f"set data.image_size for {cfg.dataset}")
+        raise LcregError(
+            f"data.image_size=0 (choose from the images) needs a folder or list dataset with --data-dir; "
+            f"set data.image_size for {cfg.dataset}"
+        )
     if cfg.dataset == "list":
         if cfg.train_list is None:
             raise LcregError("dataset 'list' needs data.train_list")
         train_list = Path(cfg.train_list).expanduser()
-        paths, _ = sources.read_list_file(train_list if train_list.is_absolute() or train_list.exists()
-                                          else root / train_list, root)
+        paths, _ = sources.read_list_file(
+            train_list if train_list.is_absolute() or train_list.exists() else root / train_list, root
+        )
     else:
         split_dirs = sources.find_split_folders(root)
         _, paths, _ = sources.list_class_folder(split_dirs[0] if split_dirs else root)
@@ -167,13 +183,19 @@ def check_imbalance(targets: np.ndarray, num_classes: int, asked: float, source:
     counts = np.bincount(targets, minlength=num_classes)
     present = counts[counts > 0]
     if len(present) < num_classes:
-        raise LcregError(f"imbalance factor {asked:g} leaves {num_classes - len(present)} class(es) of {source} "
-                         "without training images; ask for a smaller one")
+        raise LcregError(
+            f"imbalance factor {asked:g} leaves {num_classes - len(present)} class(es) of {source} "
+            "without training images; ask for a smaller one"
+        )
     observed = present.max() / present.min()
     if not 0.8 <= observed / asked <= 1.25:
-        warnings.warn(f"asked for imbalance factor {asked:g}, the training split has {observed:.1f} "
-                      f"(largest {present.max()} / smallest {present.min()} images): some class holds fewer images "
-                      "than the profile gives it", RuntimeWarning, stacklevel=3)
+        warnings.warn(
+            f"asked for imbalance factor {asked:g}, the training split has {observed:.1f} "
+            f"(largest {present.max()} / smallest {present.min()} images): some class holds fewer images "
+            "than the profile gives it",
+            RuntimeWarning,
+            stacklevel=3,
+        )
 
 
 def uses_device_loader(cfg: DataConfig) -> bool:
@@ -229,12 +251,24 @@ def build_dataset(cfg: DataConfig) -> LongTailData:
     cache_dir = default_cache_dir(cfg.cache_dir)
     decode_size = cfg.image_size if uses_device_loader(cfg) else None
     raw = DATASETS.get(cfg.dataset)(cfg, cache_dir, decode_size)
-    train, test, names, source, n_max, by_size = raw.train, raw.test, raw.class_names, raw.source, raw.n_max, raw.by_size
+    train, test, names, source, n_max, by_size = (
+        raw.train,
+        raw.test,
+        raw.class_names,
+        raw.source,
+        raw.n_max,
+        raw.by_size,
+    )
     given_val = raw.val
 
     if cfg.imbalance_factor is not None:
         keep = make_longtail_indices(
-            train.targets, len(names), cfg.imbalance_factor, cfg.profile, cfg.selection_seed, n_max=n_max,
+            train.targets,
+            len(names),
+            cfg.imbalance_factor,
+            cfg.profile,
+            cfg.selection_seed,
+            n_max=n_max,
             by_size=by_size,
         )
         train = train.subset(keep)

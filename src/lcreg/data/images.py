@@ -31,7 +31,7 @@ class ImageSet:
     def __len__(self) -> int:
         return len(self.targets)
 
-    def subset(self, idx: np.ndarray) -> "ImageSet":
+    def subset(self, idx: np.ndarray) -> ImageSet:
         idx = np.asarray(idx, dtype=np.int64)
         if self.images is not None:
             return ImageSet(self.targets[idx], images=self.images[idx])
@@ -48,8 +48,10 @@ def load_rgb(path: str | Path) -> Image.Image:
         with Image.open(path) as im:
             return im.convert("RGB")
     except Image.DecompressionBombError:
-        raise LcregError(f"cannot read image {path}: it has more pixels than Pillow's decompression-bomb limit "
-                         f"({Image.MAX_IMAGE_PIXELS} x 2); refusing to decode it") from None
+        raise LcregError(
+            f"cannot read image {path}: it has more pixels than Pillow's decompression-bomb limit "
+            f"({Image.MAX_IMAGE_PIXELS} x 2); refusing to decode it"
+        ) from None
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as e:
         raise LcregError(f"cannot read image {path}: {type(e).__name__}") from None
 
@@ -69,8 +71,9 @@ def decode_images(paths: Sequence[str], size: Optional[int], desc: str = "decodi
     if len(paths) == 0:
         return np.zeros((0, size or 1, size or 1, 3), dtype=np.uint8)
     with ThreadPoolExecutor(max_workers=4) as pool:
-        arrays = list(progress(pool.map(lambda p: _decode_one(p, size), paths), total=len(paths), desc=desc,
-                               leave=False))
+        arrays = list(
+            progress(pool.map(lambda p: _decode_one(p, size), paths), total=len(paths), desc=desc, leave=False)
+        )
     shapes = {a.shape for a in arrays}
     if len(shapes) > 1:
         raise LcregError(f"images differ in size {sorted(shapes)[:3]}...; set data.image_size to resize them")

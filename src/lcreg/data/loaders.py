@@ -54,9 +54,19 @@ class DeviceLoader:
     normalised images in order, every image once.
     """
 
-    def __init__(self, split: ImageSet, batch_size: int, device: torch.device, mean: Sequence[float],
-                 std: Sequence[float], train: bool, sampler: Optional[Sampler] = None, padding: int = 4,
-                 seed: int = 0, drop_last: bool = True) -> None:
+    def __init__(
+        self,
+        split: ImageSet,
+        batch_size: int,
+        device: torch.device,
+        mean: Sequence[float],
+        std: Sequence[float],
+        train: bool,
+        sampler: Optional[Sampler] = None,
+        padding: int = 4,
+        seed: int = 0,
+        drop_last: bool = True,
+    ) -> None:
         assert split.images is not None, "DeviceLoader needs decoded images"
         images = torch.from_numpy(np.ascontiguousarray(split.images)).permute(0, 3, 1, 2)  # N, C, H, W
         size = images.shape[-1]
@@ -119,7 +129,9 @@ class PathDataset(Dataset):
         return self.transform(image), int(self.split.targets[i])
 
 
-def build_transforms(image_size: int, mean: Sequence[float], std: Sequence[float], train: bool, color_jitter: float = 0.0):
+def build_transforms(
+    image_size: int, mean: Sequence[float], std: Sequence[float], train: bool, color_jitter: float = 0.0
+):
     from torchvision import transforms as T
 
     if train:
@@ -131,14 +143,30 @@ def build_transforms(image_size: int, mean: Sequence[float], std: Sequence[float
     return T.Compose(ops + [T.ToTensor(), T.Normalize(mean, std)])
 
 
-def worker_loader(split: ImageSet, batch_size: int, image_size: int, mean, std, train: bool,
-                  sampler: Optional[Sampler] = None, num_workers: int = 4, color_jitter: float = 0.0,
-                  pin_memory: bool = True, seed: int = 0) -> DataLoader:
+def worker_loader(
+    split: ImageSet,
+    batch_size: int,
+    image_size: int,
+    mean,
+    std,
+    train: bool,
+    sampler: Optional[Sampler] = None,
+    num_workers: int = 4,
+    color_jitter: float = 0.0,
+    pin_memory: bool = True,
+    seed: int = 0,
+) -> DataLoader:
     """``seed`` starts the loader's own generator (the workers' augmentation seeds come from
     it), so a checkpoint can save and restore it and a resumed run draws the same crops."""
     dataset = PathDataset(split, build_transforms(image_size, mean, std, train, color_jitter))
     return DataLoader(
-        dataset, batch_size=batch_size, sampler=sampler, shuffle=False, num_workers=num_workers,
-        pin_memory=pin_memory, drop_last=train, persistent_workers=num_workers > 0,
+        dataset,
+        batch_size=batch_size,
+        sampler=sampler,
+        shuffle=False,
+        num_workers=num_workers,
+        pin_memory=pin_memory,
+        drop_last=train,
+        persistent_workers=num_workers > 0,
         generator=torch.Generator().manual_seed(seed),
     )

@@ -29,9 +29,7 @@ def class_counts_profile(n_max: int, num_classes: int, imbalance_factor: float, 
     raise LcregError(f"unknown imbalance profile '{profile}' (exp, step)")
 
 
-def select_longtail(
-    targets: Sequence[int], counts: Sequence[int], seed: Optional[int] = 0
-) -> np.ndarray:
+def select_longtail(targets: Sequence[int], counts: Sequence[int], seed: Optional[int] = 0) -> np.ndarray:
     """Indices of the long-tailed subset, in class order, LDAM/MiSLAS style.
 
     ``counts[c]`` images of class c are kept. Classes with fewer images than asked keep all.

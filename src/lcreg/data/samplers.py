@@ -18,8 +18,14 @@ from lcreg.registry import SAMPLERS
 
 
 class _EpochSampler(Sampler[int]):
-    def __init__(self, targets: Sequence[int], num_samples: int | None = None, seed: int = 0,
-                 num_replicas: int = 1, rank: int = 0) -> None:
+    def __init__(
+        self,
+        targets: Sequence[int],
+        num_samples: int | None = None,
+        seed: int = 0,
+        num_replicas: int = 1,
+        rank: int = 0,
+    ) -> None:
         self.targets = np.asarray(targets, dtype=np.int64)
         self.num_classes = int(self.targets.max()) + 1 if len(self.targets) else 0
         self.total = len(self.targets) if num_samples is None else num_samples
@@ -92,7 +98,7 @@ class WeightedClassSampler(_EpochSampler):
 
     def class_probabilities(self) -> np.ndarray:
         counts = np.bincount(self.targets, minlength=self.num_classes).astype(np.float64)
-        p = np.where(counts > 0, counts ** self.q, 0.0)
+        p = np.where(counts > 0, counts**self.q, 0.0)
         return p / p.sum()
 
     def global_indices(self) -> np.ndarray:
@@ -122,7 +128,7 @@ SAMPLERS.register("sqrt")(lambda targets, total_epochs, **kw: WeightedClassSampl
 SAMPLERS.register("progressive")(lambda targets, total_epochs, **kw: ProgressiveSampler(targets, total_epochs, **kw))
 
 
-def create_sampler(name: str, targets: Sequence[int], seed: int = 0, total_epochs: int = 1,
-                   num_replicas: int = 1, rank: int = 0) -> _EpochSampler:
+def create_sampler(
+    name: str, targets: Sequence[int], seed: int = 0, total_epochs: int = 1, num_replicas: int = 1, rank: int = 0
+) -> _EpochSampler:
     return SAMPLERS.get(name)(targets, total_epochs, seed=seed, num_replicas=num_replicas, rank=rank)
-

@@ -27,10 +27,22 @@ CIFAR_LAYOUTS = (
 )
 
 CIFAR_SPECS = {
-    "cifar10": {"folder": "cifar-10-batches-py", "train": [f"data_batch_{i}" for i in range(1, 6)],
-                "test": ["test_batch"], "meta": "batches.meta", "label_key": "labels", "names_key": "label_names"},
-    "cifar100": {"folder": "cifar-100-python", "train": ["train"], "test": ["test"], "meta": "meta",
-                 "label_key": "fine_labels", "names_key": "fine_label_names"},
+    "cifar10": {
+        "folder": "cifar-10-batches-py",
+        "train": [f"data_batch_{i}" for i in range(1, 6)],
+        "test": ["test_batch"],
+        "meta": "batches.meta",
+        "label_key": "labels",
+        "names_key": "label_names",
+    },
+    "cifar100": {
+        "folder": "cifar-100-python",
+        "train": ["train"],
+        "test": ["test"],
+        "meta": "meta",
+        "label_key": "fine_labels",
+        "names_key": "fine_label_names",
+    },
 }
 
 
@@ -52,9 +64,13 @@ class CifarUnpickler(pickle.Unpickler):
     ``batches.meta`` cannot run code."""
 
     ALLOWED = {
-        ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
-        ("numpy.core.numeric", "_frombuffer"), ("numpy._core.numeric", "_frombuffer"),
-        ("numpy", "ndarray"), ("numpy", "dtype"), ("_codecs", "encode"),
+        ("numpy.core.multiarray", "_reconstruct"),
+        ("numpy._core.multiarray", "_reconstruct"),
+        ("numpy.core.numeric", "_frombuffer"),
+        ("numpy._core.numeric", "_frombuffer"),
+        ("numpy", "ndarray"),
+        ("numpy", "dtype"),
+        ("_codecs", "encode"),
     }
 
     def find_class(self, module: str, name: str):
@@ -149,8 +165,10 @@ def find_split_folders(root: Path) -> Optional[tuple[Path, Path]]:
         if train.is_dir() and (root / name).is_dir():
             return train, root / name
     if train.is_dir():
-        raise LcregError(f"{root} holds train/ but no test/ or val/ beside it: add test/<class>/ images, or put the "
-                         f"class folders directly in {root} to split them by data.test_fraction")
+        raise LcregError(
+            f"{root} holds train/ but no test/ or val/ beside it: add test/<class>/ images, or put the "
+            f"class folders directly in {root} to split them by data.test_fraction"
+        )
     return None
 
 
@@ -188,14 +206,18 @@ def file_signatures(paths: list[str]) -> list[tuple[str, int, int]]:
     return out
 
 
-def _maybe_decode(paths: list[str], labels: list[int], image_size: Optional[int], cache_dir: Optional[Path], desc: str) -> ImageSet:
+def _maybe_decode(
+    paths: list[str], labels: list[int], image_size: Optional[int], cache_dir: Optional[Path], desc: str
+) -> ImageSet:
     labels_arr = np.asarray(labels, dtype=np.int64)
     if image_size is None:
         return ImageSet(labels_arr, paths=paths)
     if cache_dir is None:
         return ImageSet(labels_arr, images=decode_images(paths, image_size, desc=f"decoding {desc}"))
     key = "images-" + fingerprint(file_signatures(paths), image_size)
-    arrays = cached_arrays(cache_dir, key, lambda: {"images": decode_images(paths, image_size, desc=f"decoding {desc}")})
+    arrays = cached_arrays(
+        cache_dir, key, lambda: {"images": decode_images(paths, image_size, desc=f"decoding {desc}")}
+    )
     return ImageSet(labels_arr, images=arrays["images"])
 
 
@@ -228,8 +250,13 @@ def read_list_file(list_file: Path, root: Path) -> tuple[list[str], list[int]]:
 
 
 def read_list_files(
-    root: Path, train_list: Path, test_list: Path, reindex_by_frequency: bool, image_size: Optional[int],
-    cache_dir: Optional[Path], val_list: Optional[Path] = None,
+    root: Path,
+    train_list: Path,
+    test_list: Path,
+    reindex_by_frequency: bool,
+    image_size: Optional[int],
+    cache_dir: Optional[Path],
+    val_list: Optional[Path] = None,
 ) -> tuple[ImageSet, ImageSet, list[str], Optional[ImageSet]]:
     """Train, test, class names and (with ``val_list``) a validation split."""
     train_paths, train_labels = read_list_file(train_list, root)

@@ -21,6 +21,7 @@ from typing import Optional, Sequence
 import numpy as np
 import torch
 
+from lcreg.data import LongTailData
 from lcreg.engine.inference import (
     TrainedModel,
     collect_latent_stats,
@@ -32,13 +33,20 @@ from lcreg.engine.inference import (
     split_images,
 )
 from lcreg.errors import LcregError
-from lcreg.data import LongTailData
 from lcreg.eval.analysis import class_histograms, kl_table, sample_per_split, sharing_summary, top_images_per_latent
 from lcreg.eval.latent_diagnostics import class_kl_summary, nearest_class_mean_accuracy, shared_categories
 from lcreg.eval.latent_plots import plot_image_histograms, plot_kl_heatmap, plot_latent_montage
 
-ANALYSIS_FILES = ("diagnostics.json", "image_histograms.png", "latent_montage.png", "kl_table.csv", "kl_heatmap.png",
-                  "class_histograms.csv", "sharing.json", "analysis.md")
+ANALYSIS_FILES = (
+    "diagnostics.json",
+    "image_histograms.png",
+    "latent_montage.png",
+    "kl_table.csv",
+    "kl_heatmap.png",
+    "class_histograms.csv",
+    "sharing.json",
+    "analysis.md",
+)
 
 
 def _write_matrix(path: Path, matrix: np.ndarray, rows: Sequence[str], cols: Sequence[str], corner: str) -> None:
@@ -70,38 +78,50 @@ def analysis_markdown(sharing: dict, usage: np.ndarray, names: Sequence[str], kl
         "|---|---|---|---|---|---|",
     ]
     for t in sharing["tail"]:
-        lines.append(f"| {t['class']} | {t['split']} | {t['nearest_head_class']} | {f(t['kl_to_nearest_head'])} "
-                     f"| {', '.join(map(str, t['top_latents']))} | {t['shared_with_head']:.2f} |")
+        lines.append(
+            f"| {t['class']} | {t['split']} | {t['nearest_head_class']} | {f(t['kl_to_nearest_head'])} "
+            f"| {', '.join(map(str, t['top_latents']))} | {t['shared_with_head']:.2f} |"
+        )
     if len(order) <= 12:
-        lines += ["", "KL(row || column) of the classes' mean latent histograms (Table 8 of the paper):", "",
-                  "| | " + " | ".join(names[c] for c in order) + " |", "|---" * (len(order) + 1) + "|"]
+        lines += [
+            "",
+            "KL(row || column) of the classes' mean latent histograms (Table 8 of the paper):",
+            "",
+            "| | " + " | ".join(names[c] for c in order) + " |",
+            "|---" * (len(order) + 1) + "|",
+        ]
         for i in order:
             lines.append(f"| {names[i]} | " + " | ".join(f"{kl[i, j]:.2f}" for j in order) + " |")
     return "\n".join(lines) + "\n"
 
 
-def latent_diagnostics(trained: TrainedModel, data: LongTailData, device: torch.device,
-                       batch_size: int = 512) -> dict:
+def latent_diagnostics(trained: TrainedModel, data: LongTailData, device: torch.device, batch_size: int = 512) -> dict:
     """The measures of eval/latent_diagnostics.py on a trained model: training split for the
     class means, the held-out split (val, else test) for everything else."""
     cfg, model = trained.cfg, trained.model
     held_name, held = ("val", data.val) if data.val is not None else ("test", data.test)
     held_stats, held_y = collect_latent_stats(model, eval_loader(cfg, held, device, batch_size), device, cfg.amp)
-    out: dict = {"checkpoint": str(trained.path), "held_out_split": held_name, "held_out_images": int(len(held_y)),
-                 "latent_head": model.has_latent_head,
-                 "feature_positional_share": held_stats.feature_var.share()}
+    out: dict = {
+        "checkpoint": str(trained.path),
+        "held_out_split": held_name,
+        "held_out_images": int(len(held_y)),
+        "latent_head": model.has_latent_head,
+        "feature_positional_share": held_stats.feature_var.share(),
+    }
     if not model.has_latent_head:
         return out
-    train_stats, train_y = collect_latent_stats(model, eval_loader(cfg, data.train, device, batch_size), device,
-                                                cfg.amp)
+    train_stats, train_y = collect_latent_stats(
+        model, eval_loader(cfg, data.train, device, batch_size), device, cfg.amp
+    )
     num_classes = len(trained.class_names)
     keys = model.head.encoded_latents().detach().float().cpu()
     held_hist = held_stats.histogram_array()
     class_hist = class_histograms(held_hist, held_y, num_classes)
     out.update(held_stats.summary(keys))
     out["training_images"] = int(len(train_y))
-    out["histogram_class_accuracy"] = nearest_class_mean_accuracy(train_stats.histogram_array(), train_y, held_hist,
-                                                                  held_y, num_classes)
+    out["histogram_class_accuracy"] = nearest_class_mean_accuracy(
+        train_stats.histogram_array(), train_y, held_hist, held_y, num_classes
+    )
     out["histogram_class_accuracy_chance"] = 1.0 / num_classes
     out["class_kl"] = class_kl_summary(class_hist)
     out["shared_categories"] = shared_categories(class_hist, data.splits)
@@ -109,10 +129,19 @@ def latent_diagnostics(trained: TrainedModel, data: LongTailData, device: torch.
     return out
 
 
-def analyze_checkpoint(trained: TrainedModel, out_dir: Path, device: torch.device, data_dir: Optional[str] = None,
-                       per_split: int = 3, num_latents_shown: int = 8, images_per_latent: int = 6,
-                       latents: Optional[Sequence[int]] = None, images: Optional[Sequence[int]] = None,
-                       seed: int = 0, batch_size: int = 512) -> dict:
+def analyze_checkpoint(
+    trained: TrainedModel,
+    out_dir: Path,
+    device: torch.device,
+    data_dir: Optional[str] = None,
+    per_split: int = 3,
+    num_latents_shown: int = 8,
+    images_per_latent: int = 6,
+    latents: Optional[Sequence[int]] = None,
+    images: Optional[Sequence[int]] = None,
+    seed: int = 0,
+    batch_size: int = 512,
+) -> dict:
     """``images``: test-split indices for the histogram figure (default: ``per_split``
     sampled images of each of Many / Medium / Few); ``latents``: the categories of the
     montage (default: the ``num_latents_shown`` most used)."""
@@ -131,8 +160,9 @@ def analyze_checkpoint(trained: TrainedModel, out_dir: Path, device: torch.devic
         return {"checkpoint": str(trained.path), "num_latents": 0, "diagnostics": diagnostics}
     split = data.test
     cfg, names, m = trained.cfg, trained.class_names, trained.model.head.num_latents
-    outputs = collect_outputs(trained.model, eval_loader(cfg, split, device, batch_size), device, cfg.amp,
-                              histograms=True)
+    outputs = collect_outputs(
+        trained.model, eval_loader(cfg, split, device, batch_size), device, cfg.amp, histograms=True
+    )
     hist, targets = outputs.histograms, outputs.targets.numpy()
     preds = outputs.logits.argmax(dim=1).numpy()
 
@@ -159,23 +189,38 @@ def analyze_checkpoint(trained: TrainedModel, out_dir: Path, device: torch.devic
     sel = maps[np.arange(len(flat)), np.repeat(shown, top.shape[1])]
     k = top.shape[1]
     montage_captions = [[f"{names[targets[i]]} {hist[i, j]:.2f}" for i in row] for row, j in zip(top, shown)]
-    plot_latent_montage(pics.reshape(len(shown), k, *pics.shape[1:]), sel.reshape(len(shown), k, *sel.shape[1:]),
-                        shown, montage_captions, out_dir / "latent_montage.png")
+    plot_latent_montage(
+        pics.reshape(len(shown), k, *pics.shape[1:]),
+        sel.reshape(len(shown), k, *sel.shape[1:]),
+        shown,
+        montage_captions,
+        out_dir / "latent_montage.png",
+    )
 
     # Table 8: KL between class histograms, classes head to tail
     chist = class_histograms(hist, targets, len(names))
     kl = kl_table(np.nan_to_num(chist))
     counts = trained.summary["counts"]
     order = sorted(range(len(names)), key=lambda c: -counts[c])
-    _write_matrix(out_dir / "kl_table.csv", kl[np.ix_(order, order)], [names[c] for c in order],
-                  [names[c] for c in order], "KL(row || column)")
+    _write_matrix(
+        out_dir / "kl_table.csv",
+        kl[np.ix_(order, order)],
+        [names[c] for c in order],
+        [names[c] for c in order],
+        "KL(row || column)",
+    )
     _write_matrix(out_dir / "class_histograms.csv", chist, names, [f"latent_{j}" for j in range(m)], "class")
     plot_kl_heatmap(kl[np.ix_(order, order)], [names[c] for c in order], out_dir / "kl_heatmap.png")
     sharing = sharing_summary(chist, data.splits, names)
     result = {
-        "checkpoint": str(trained.path), "num_latents": m, "num_images": int(len(targets)),
-        "accuracy_on_split": float((preds == targets).mean()), "latent_usage": usage.tolist(),
-        "montage_latents": shown, "histogram_images": picked, "sharing": sharing,
+        "checkpoint": str(trained.path),
+        "num_latents": m,
+        "num_images": int(len(targets)),
+        "accuracy_on_split": float((preds == targets).mean()),
+        "latent_usage": usage.tolist(),
+        "montage_latents": shown,
+        "histogram_images": picked,
+        "sharing": sharing,
     }
     (out_dir / "sharing.json").write_text(json.dumps(result, indent=2))
     result["diagnostics"] = diagnostics

@@ -18,8 +18,15 @@ from lcreg.errors import LcregError
 from lcreg.files import atomic_write
 
 # the dataclasses that lcreg 0.1 pickled into its model files (loaded as data, never called)
-_LEGACY_CONFIG_CLASSES = ("Config", "DataConfig", "ModelConfig", "LatentConfig", "LossConfig", "Stage1Config",
-                          "Stage2Config")
+_LEGACY_CONFIG_CLASSES = (
+    "Config",
+    "DataConfig",
+    "ModelConfig",
+    "LatentConfig",
+    "LossConfig",
+    "Stage1Config",
+    "Stage2Config",
+)
 
 
 def save_checkpoint(state: dict[str, Any], path: Path) -> None:
@@ -40,8 +47,10 @@ def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dic
         with torch.serialization.safe_globals(_legacy_classes()):
             state = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError:  # weights_only refused a global: code, or a foreign object
-        raise LcregError(f"refusing to load {path}: it holds objects other than tensors and plain data (it could "
-                         "run code); lcreg loads only its own model files") from None
+        raise LcregError(
+            f"refusing to load {path}: it holds objects other than tensors and plain data (it could "
+            "run code); lcreg loads only its own model files"
+        ) from None
     except Exception as e:  # truncated or foreign file
         raise LcregError(f"cannot read checkpoint {path}: {type(e).__name__}") from None
     if not isinstance(state, dict):

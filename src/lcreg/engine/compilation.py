@@ -66,8 +66,11 @@ def compile_or_fall_back(model: nn.Module, mode: str, probe: Callable[[], torch.
         ok = True
     except Exception as e:  # noqa: BLE001 - any compiler failure means: train eagerly
         uncompile_model(model)
-        warnings.warn(f"torch.compile failed ({type(e).__name__}: {str(e).splitlines()[0][:160]}); "
-                      "training eagerly", RuntimeWarning, stacklevel=2)
+        warnings.warn(
+            f"torch.compile failed ({type(e).__name__}: {str(e).splitlines()[0][:160]}); training eagerly",
+            RuntimeWarning,
+            stacklevel=2,
+        )
         ok = False
     model.load_state_dict(state)
     for p in model.parameters():

@@ -56,8 +56,9 @@ def init_distributed(device_name: str = "auto") -> DistInfo:
     use_cuda = device_name != "cpu" and torch.cuda.is_available()
     if use_cuda:
         if local >= torch.cuda.device_count():
-            raise LcregError(f"local rank {local} but only {torch.cuda.device_count()} GPUs are visible; "
-                             "lower --nproc_per_node")
+            raise LcregError(
+                f"local rank {local} but only {torch.cuda.device_count()} GPUs are visible; lower --nproc_per_node"
+            )
         torch.cuda.set_device(local)
     if not dist.is_initialized():
         dist.init_process_group("nccl" if use_cuda else "gloo", timeout=datetime.timedelta(minutes=30))

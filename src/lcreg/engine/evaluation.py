@@ -17,8 +17,14 @@ from lcreg.errors import LcregError
 from lcreg.eval.metrics import calibration_bins, classification_metrics, confusion_matrix, group_confusion
 from lcreg.eval.plots import plot_confusion, plot_per_class_accuracy, plot_reliability
 
-EVAL_FILES = ("metrics.json", "summary.md", "reliability.png", "per_class_accuracy.png", "confusion.png",
-              "confusion.csv")
+EVAL_FILES = (
+    "metrics.json",
+    "summary.md",
+    "reliability.png",
+    "per_class_accuracy.png",
+    "confusion.png",
+    "confusion.csv",
+)
 SPLIT_NAMES = ("many", "medium", "few")
 
 
@@ -54,28 +60,43 @@ def summary_markdown(result: dict) -> str:
     split_of = {c: s for s, cs in result["splits"].items() for c in cs}
     order = sorted(range(len(result["counts"])), key=lambda c: -result["counts"][c])
     for c in order:
-        lines.append(f"| {result['class_names'][c]} | {result['counts'][c]} | {split_of.get(c, '')} "
-                     f"| {pct(m['per_class'][c])} |")
+        lines.append(
+            f"| {result['class_names'][c]} | {result['counts'][c]} | {split_of.get(c, '')} | {pct(m['per_class'][c])} |"
+        )
     return "\n".join(lines) + "\n"
 
 
-def evaluate_checkpoint(trained: TrainedModel, out_dir: Path, device: torch.device, data_dir: Optional[str] = None,
-                        split: str = "test", batch_size: int = 512) -> dict:
+def evaluate_checkpoint(
+    trained: TrainedModel,
+    out_dir: Path,
+    device: torch.device,
+    data_dir: Optional[str] = None,
+    split: str = "test",
+    batch_size: int = 512,
+) -> dict:
     """Evaluate, write every file of EVAL_FILES into ``out_dir``, return the result dict."""
     data = evaluation_data(trained, data_dir)
     images = data.val if split == "val" else data.test
     if images is None:
         raise LcregError("this model's config has no validation split (data.val_fraction = 0); use --split test")
     out_dir.mkdir(parents=True, exist_ok=True)
-    outputs = collect_outputs(trained.model, eval_loader(trained.cfg, images, device, batch_size), device,
-                              trained.cfg.amp)
+    outputs = collect_outputs(
+        trained.model, eval_loader(trained.cfg, images, device, batch_size), device, trained.cfg.amp
+    )
     metrics = classification_metrics(outputs.logits, outputs.targets, data.splits)
     counts = list(trained.summary["counts"])
     result = {
-        "checkpoint": str(trained.path), "stage": trained.stage, "split": split, "source": data.source,
-        "split_rule": split_rule(data.thresholds), "thresholds": list(data.thresholds),
+        "checkpoint": str(trained.path),
+        "stage": trained.stage,
+        "split": split,
+        "source": data.source,
+        "split_rule": split_rule(data.thresholds),
+        "thresholds": list(data.thresholds),
         "split_classes": {k: len(data.splits.get(k, [])) for k in SPLIT_NAMES},
-        "class_names": trained.class_names, "counts": counts, "splits": data.splits, "metrics": metrics,
+        "class_names": trained.class_names,
+        "counts": counts,
+        "splits": data.splits,
+        "metrics": metrics,
     }
     (out_dir / "metrics.json").write_text(json.dumps(result, indent=2))
     (out_dir / "summary.md").write_text(summary_markdown(result))
@@ -85,8 +106,9 @@ def evaluate_checkpoint(trained: TrainedModel, out_dir: Path, device: torch.devi
     targets = outputs.targets.numpy()
     correct = pred.numpy() == targets
     plot_reliability(calibration_bins(conf.numpy(), correct), metrics["ece"], out_dir / "reliability.png")
-    plot_per_class_accuracy(metrics["per_class"], counts, trained.class_names, data.splits,
-                            out_dir / "per_class_accuracy.png")
+    plot_per_class_accuracy(
+        metrics["per_class"], counts, trained.class_names, data.splits, out_dir / "per_class_accuracy.png"
+    )
     matrix = confusion_matrix(pred.numpy(), targets, len(counts))
     with open(out_dir / "confusion.csv", "w", newline="") as f:
         w = csv.writer(f)
@@ -95,10 +117,15 @@ def evaluate_checkpoint(trained: TrainedModel, out_dir: Path, device: torch.devi
             w.writerow([name, *row.tolist()])
     if len(counts) <= 40:
         order = sorted(range(len(counts)), key=lambda c: -counts[c])
-        plot_confusion(matrix[np.ix_(order, order)], [trained.class_names[c] for c in order],
-                       out_dir / "confusion.png", "confusion matrix, classes head to tail (rows sum to 1)")
+        plot_confusion(
+            matrix[np.ix_(order, order)],
+            [trained.class_names[c] for c in order],
+            out_dir / "confusion.png",
+            "confusion matrix, classes head to tail (rows sum to 1)",
+        )
     else:
         grouped, names = group_confusion(matrix, data.splits)
-        plot_confusion(grouped, names, out_dir / "confusion.png",
-                       "confusion between Many / Medium / Few (rows sum to 1)")
+        plot_confusion(
+            grouped, names, out_dir / "confusion.png", "confusion between Many / Medium / Few (rows sum to 1)"
+        )
     return result

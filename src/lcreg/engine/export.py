@@ -49,8 +49,15 @@ def _export_onnx(module: nn.Module, example: torch.Tensor, path: Path):
         raise LcregError(f"ONNX export needs the onnx packages, which are not installed: {ONNX_INSTALL}") from None
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        torch.onnx.export(module, (example,), str(path), input_names=["images"], output_names=["logits"],
-                          dynamic_axes={"images": {0: "batch"}, "logits": {0: "batch"}}, dynamo=False)
+        torch.onnx.export(
+            module,
+            (example,),
+            str(path),
+            input_names=["images"],
+            output_names=["logits"],
+            dynamic_axes={"images": {0: "batch"}, "logits": {0: "batch"}},
+            dynamo=False,
+        )
     session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     return lambda x: torch.from_numpy(session.run(["logits"], {"images": x.numpy()})[0])
 
@@ -78,5 +85,11 @@ def export_model(trained: TrainedModel, fmt: str, path: Path, check_batch: int =
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
-    return {"path": str(path), "format": fmt, "input": list(check.shape[1:]), "num_classes": reference.shape[1],
-            "check_batch": check_batch, "max_abs_diff": diff}
+    return {
+        "path": str(path),
+        "format": fmt,
+        "input": list(check.shape[1:]),
+        "num_classes": reference.shape[1],
+        "check_batch": check_batch,
+        "max_abs_diff": diff,
+    }

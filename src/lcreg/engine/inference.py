@@ -88,13 +88,17 @@ def evaluation_data(trained: TrainedModel, data_dir: Optional[str] = None) -> Lo
     """The data the model was trained on (or the same kind of data under ``data_dir``);
     Many / Medium / Few always come from the model's own training counts."""
     if data_dir is not None and trained.cfg.data.dataset == "demo":
-        raise LcregError(f"{trained.path} was trained on the built-in demo data, which --data-dir cannot replace; "
-                         "leave --data-dir out")
+        raise LcregError(
+            f"{trained.path} was trained on the built-in demo data, which --data-dir cannot replace; "
+            "leave --data-dir out"
+        )
     d = trained.cfg.data if data_dir is None else replace(trained.cfg.data, data_dir=str(data_dir))
     data = build_dataset(d)
     if data.class_names != trained.class_names:
-        raise LcregError(f"the classes of {d.data_dir} ({len(data.class_names)}) differ from the model's "
-                         f"({len(trained.class_names)}); evaluate on data with the same class folders")
+        raise LcregError(
+            f"the classes of {d.data_dir} ({len(data.class_names)}) differ from the model's "
+            f"({len(trained.class_names)}); evaluate on data with the same class folders"
+        )
     data.splits = {k: list(v) for k, v in trained.summary["splits"].items()}
     data.thresholds = tuple(trained.summary["thresholds"])
     return data
@@ -104,8 +108,16 @@ def eval_loader(cfg: Config, split: ImageSet, device: torch.device, batch_size: 
     d = cfg.data
     if uses_device_loader(d):
         return DeviceLoader(split, batch_size, device, d.mean, d.std, train=False)
-    return worker_loader(split, batch_size, d.image_size, d.mean, d.std, train=False,
-                         num_workers=d.num_workers, pin_memory=device.type == "cuda")
+    return worker_loader(
+        split,
+        batch_size,
+        d.image_size,
+        d.mean,
+        d.std,
+        train=False,
+        num_workers=d.num_workers,
+        pin_memory=device.type == "cuda",
+    )
 
 
 @dataclass
@@ -116,8 +128,9 @@ class SplitOutputs:
 
 
 @torch.no_grad()
-def collect_outputs(model: LongTailNet, loader, device: torch.device, amp: str = "auto",
-                    histograms: bool = False) -> SplitOutputs:
+def collect_outputs(
+    model: LongTailNet, loader, device: torch.device, amp: str = "auto", histograms: bool = False
+) -> SplitOutputs:
     """Logits and labels of a whole split (model in eval mode); with ``histograms``, also
     each image's latent-category weights averaged over positions."""
     model.eval()

@@ -43,7 +43,9 @@ def gather_files(paths: Sequence[str | Path]) -> list[Path]:
     return files
 
 
-def _decoded(trained: TrainedModel, files: Sequence[Path], skipped: list[tuple[str, str]]) -> Iterator[tuple[Path, np.ndarray]]:
+def _decoded(
+    trained: TrainedModel, files: Sequence[Path], skipped: list[tuple[str, str]]
+) -> Iterator[tuple[Path, np.ndarray]]:
     for f in files:
         try:
             yield f, preprocess_image(trained.cfg, load_rgb(f))
@@ -52,8 +54,9 @@ def _decoded(trained: TrainedModel, files: Sequence[Path], skipped: list[tuple[s
 
 
 @torch.no_grad()
-def predict_files(trained: TrainedModel, files: Sequence[Path], device: torch.device, top_k: int = 5,
-                  batch_size: int = 256) -> tuple[list[Prediction], list[tuple[str, str]]]:
+def predict_files(
+    trained: TrainedModel, files: Sequence[Path], device: torch.device, top_k: int = 5, batch_size: int = 256
+) -> tuple[list[Prediction], list[tuple[str, str]]]:
     """Predictions for every readable file, in order, and (path, reason) of the skipped ones."""
     model, names = trained.model.eval(), trained.class_names
     k = min(top_k, len(names))

@@ -21,8 +21,12 @@ def step_profiler(out_dir: Path, active_steps: int, device: torch.device) -> Ite
 
     out_dir.mkdir(parents=True, exist_ok=True)
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
-    with profile(activities=activities, schedule=schedule(wait=2, warmup=2, active=active_steps, repeat=1),
-                 on_trace_ready=tensorboard_trace_handler(str(out_dir)), record_shapes=True) as prof:
+    with profile(
+        activities=activities,
+        schedule=schedule(wait=2, warmup=2, active=active_steps, repeat=1),
+        on_trace_ready=tensorboard_trace_handler(str(out_dir)),
+        record_shapes=True,
+    ) as prof:
         yield prof.step
     sort = "cuda_time_total" if device.type == "cuda" else "cpu_time_total"
     try:

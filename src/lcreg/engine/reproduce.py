@@ -42,16 +42,28 @@ TABLE7 = {
     "latent_recon": ["loss.alpha=0"],
     "all": [],
 }
-TABLE9 = {f"a{a}_b{b}_g{g}": [f"loss.alpha={a}", f"loss.beta={b}", f"loss.gamma={g}"]
-          for a, b, g in ((1, 1, 1), (1, 0.1, 1), (1, 1, 0.1), (0.1, 0.1, 1))}
+TABLE9 = {
+    f"a{a}_b{b}_g{g}": [f"loss.alpha={a}", f"loss.beta={b}", f"loss.gamma={g}"]
+    for a, b, g in ((1, 1, 1), (1, 0.1, 1), (1, 1, 0.1), (0.1, 0.1, 1))
+}
 TABLE5 = {f"m{m}": [f"model.latent.num_latents={m}"] for m in (20, 30, 40, 50, 60)}
 # the methods this version trains; the others of Table 1 are named so that asking for them says so
 # Table 1's methods (and the long-tailed tools beside them): method=NAME on the LCReg preset
-METHODS = {"ce": ["method=ce"], "mixup": ["method=mixup"], "ldam_drw": ["method=ldam_drw"],
-           "remix_drw": ["method=remix_drw"], "mislas": ["method=mislas"], "lcreg": [], "isda": ["method=isda"],
-           "focal": ["method=focal"], "class_balanced": ["method=class_balanced"],
-           "balanced_softmax": ["method=balanced_softmax"], "crt": ["method=crt"], "lws": ["method=lws"],
-           "tau_norm": ["method=tau_norm", "data.val_fraction=0.1"]}
+METHODS = {
+    "ce": ["method=ce"],
+    "mixup": ["method=mixup"],
+    "ldam_drw": ["method=ldam_drw"],
+    "remix_drw": ["method=remix_drw"],
+    "mislas": ["method=mislas"],
+    "lcreg": [],
+    "isda": ["method=isda"],
+    "focal": ["method=focal"],
+    "class_balanced": ["method=class_balanced"],
+    "balanced_softmax": ["method=balanced_softmax"],
+    "crt": ["method=crt"],
+    "lws": ["method=lws"],
+    "tau_norm": ["method=tau_norm", "data.val_fraction=0.1"],
+}
 TABLE10 = {"baseline": ["method=mislas"], "isda": ["method=isda"], "latent_aug": ["loss.beta=0"]}
 
 TABLES = {
@@ -60,8 +72,11 @@ TABLES = {
     "table6": {"variants": METHODS, "imbalance": (100,), "what": "Many / Medium / Few (Table 6)"},
     "table7": {"variants": TABLE7, "imbalance": (100, 50, 10), "what": "components of LCReg (Table 7)"},
     "table9": {"variants": TABLE9, "imbalance": (100, 50, 10), "what": "loss weights alpha, beta, gamma (Table 9)"},
-    "table10": {"variants": TABLE10, "imbalance": (100, 50, 10),
-                "what": "ISDA on class features vs latent augmentation (Table 10)"},
+    "table10": {
+        "variants": TABLE10,
+        "imbalance": (100, 50, 10),
+        "what": "ISDA on class features vs latent augmentation (Table 10)",
+    },
 }
 # variants whose model has a latent head (for the time estimate)
 LATENT_VARIANTS = {"lcreg", "latent", "latent_aug", "latent_recon", "all", *TABLE9, *TABLE5}
@@ -91,8 +106,11 @@ def schedule_overrides(epochs: Optional[int]) -> list[str]:
         return []
     scale = epochs / FULL_EPOCHS
     milestones = sorted({max(1, round(160 * scale)), max(1, round(180 * scale))})
-    return [f"stage1.epochs={epochs}", f"stage1.warmup_epochs={max(0, round(5 * scale))}",
-            f"stage1.milestones=[{','.join(map(str, milestones))}]"]
+    return [
+        f"stage1.epochs={epochs}",
+        f"stage1.warmup_epochs={max(0, round(5 * scale))}",
+        f"stage1.milestones=[{','.join(map(str, milestones))}]",
+    ]
 
 
 def schedule_label(epochs: Optional[int]) -> str:
@@ -101,9 +119,16 @@ def schedule_label(epochs: Optional[int]) -> str:
     return f"SHORTENED schedule ({epochs} + 10 epochs, lr steps scaled), not the paper's 200 + 10"
 
 
-def plan(table: str, results: Path, datasets: Sequence[str], imbalance: Optional[Sequence[int]],
-         seeds: Sequence[int], variants: Optional[Sequence[str]], epochs: Optional[int],
-         extra: Sequence[str] = ()) -> list[RunSpec]:
+def plan(
+    table: str,
+    results: Path,
+    datasets: Sequence[str],
+    imbalance: Optional[Sequence[int]],
+    seeds: Sequence[int],
+    variants: Optional[Sequence[str]],
+    epochs: Optional[int],
+    extra: Sequence[str] = (),
+) -> list[RunSpec]:
     if table not in TABLES:
         raise LcregError(f"unknown table '{table}' ({', '.join(TABLES)})")
     spec = TABLES[table]
@@ -122,12 +147,29 @@ def plan(table: str, results: Path, datasets: Sequence[str], imbalance: Optional
         for imb in factors:
             for v in wanted:
                 # a variant that is a Table 1 method or a Table 7 row shares that folder (trained once)
-                home, name = next(((t, m) for t, variants in (("table1", METHODS), ("table7", TABLE7))
-                                   for m, o in variants.items() if o == known[v]), (table, v))
+                home, name = next(
+                    (
+                        (t, m)
+                        for t, variants in (("table1", METHODS), ("table7", TABLE7))
+                        for m, o in variants.items()
+                        if o == known[v]
+                    ),
+                    (table, v),
+                )
                 for s in seeds:
                     out = results / home / f"{d}_if{imb}" / f"{name}_seed{s}{suffix}"
-                    runs.append(RunSpec(table, d, imb, v, s, out, f"{d}_lt_if{imb}",
-                                        [*known[v], *schedule_overrides(epochs), *extra]))
+                    runs.append(
+                        RunSpec(
+                            table,
+                            d,
+                            imb,
+                            v,
+                            s,
+                            out,
+                            f"{d}_lt_if{imb}",
+                            [*known[v], *schedule_overrides(epochs), *extra],
+                        )
+                    )
     return runs
 
 
@@ -150,8 +192,9 @@ def numerics_of_args(train_args: Sequence[str]) -> tuple[bool, bool]:
     return _numerics(amp, comp)
 
 
-def estimate_minutes(results: Path, variant_has_latent: bool, epochs: int,
-                     train_args: Sequence[str] = ()) -> Optional[float]:
+def estimate_minutes(
+    results: Path, variant_has_latent: bool, epochs: int, train_args: Sequence[str] = ()
+) -> Optional[float]:
     """Minutes per run on this kind of device, from the wall time finished runs recorded
     (per epoch, same device string, head and numerics), scaled to ``epochs`` + 10."""
     from lcreg.engine.environment import environment_info, select_device
@@ -189,8 +232,10 @@ def _lcreg(*args: str) -> None:
     cmd = [sys.executable, "-m", "lcreg", *args]
     print("+ lcreg " + " ".join(args), flush=True)
     if subprocess.run(cmd).returncode != 0:
-        raise LcregError(f"the run 'lcreg {' '.join(args[:6])} ...' failed (its message is above); the queue "
-                         "stops here, finished runs are kept: run the same command again to continue")
+        raise LcregError(
+            f"the run 'lcreg {' '.join(args[:6])} ...' failed (its message is above); the queue "
+            "stops here, finished runs are kept: run the same command again to continue"
+        )
 
 
 def execute(runs: list[RunSpec], data_dir: str, train_args: Sequence[str]) -> None:
@@ -204,8 +249,19 @@ def execute(runs: list[RunSpec], data_dir: str, train_args: Sequence[str]) -> No
         else:
             if r.out.exists():
                 shutil.rmtree(r.out)  # died before its first checkpoint: nothing to keep
-            _lcreg("train", r.preset, "--data-dir", data_dir, "--seed", str(r.seed), "--out", str(r.out),
-                   "--no-progress", *train_args, *r.overrides)
+            _lcreg(
+                "train",
+                r.preset,
+                "--data-dir",
+                data_dir,
+                "--seed",
+                str(r.seed),
+                "--out",
+                str(r.out),
+                "--no-progress",
+                *train_args,
+                *r.overrides,
+            )
         if not (r.out / "analysis" / "diagnostics.json").is_file():
             _lcreg("analyze", str(r.out), "--per-split", "2")
         _prune(r.out)
@@ -221,9 +277,21 @@ def summarize(table: str, runs: list[RunSpec], epochs: Optional[int]) -> dict:
     cells: dict[tuple, dict] = {}
     devices, commits, sources = set(), set(), set()
     for r in runs:
-        cell = cells.setdefault(r.cell, {"dataset": r.dataset, "imbalance": r.imbalance, "variant": r.variant,
-                                         "seeds": [], "top1": [], "many": [], "medium": [], "few": [],
-                                         "positional_share": [], "histogram_class_accuracy": []})
+        cell = cells.setdefault(
+            r.cell,
+            {
+                "dataset": r.dataset,
+                "imbalance": r.imbalance,
+                "variant": r.variant,
+                "seeds": [],
+                "top1": [],
+                "many": [],
+                "medium": [],
+                "few": [],
+                "positional_share": [],
+                "histogram_class_accuracy": [],
+            },
+        )
         if run_state(r.out) != "finished":
             continue
         test = json.loads((r.out / "final_metrics.json").read_text())["stage2"]["test"]
@@ -249,11 +317,19 @@ def summarize(table: str, runs: list[RunSpec], epochs: Optional[int]) -> dict:
         row["paper"] = PAPER.get(table, {}).get(key)
         rows.append(row)
     jpeg = any("extracted" in s or "train" in Path(s).name or "jpeg" in s for s in sources)
-    return {"table": table, "what": TABLES[table]["what"], "schedule": schedule_label(epochs), "rows": rows,
-            "data": "CIFAR (JPEG copy: an ImageFolder of JPEG files, not the original pickles)" if jpeg
-            else "CIFAR (original pickles)", "data_sources": sorted(sources), "devices": sorted(d for d in devices if d),
-            "commits": sorted(commits), "metric": "final-epoch test top-1 (%) of stage 2; mean and standard "
-            "deviation over seeds"}
+    return {
+        "table": table,
+        "what": TABLES[table]["what"],
+        "schedule": schedule_label(epochs),
+        "rows": rows,
+        "data": "CIFAR (JPEG copy: an ImageFolder of JPEG files, not the original pickles)"
+        if jpeg
+        else "CIFAR (original pickles)",
+        "data_sources": sorted(sources),
+        "devices": sorted(d for d in devices if d),
+        "commits": sorted(commits),
+        "metric": "final-epoch test top-1 (%) of stage 2; mean and standard deviation over seeds",
+    }
 
 
 def _f(x: Optional[float], spec: str = ".2f") -> str:
@@ -267,24 +343,37 @@ def write_table(summary: dict, results: Path) -> Path:
     if many_few:
         head[4:6] = ["Many", "Medium", "Few", "top-1 mean", "std"]
     head += ["positional share", "histogram-class acc."]
-    lines = [f"# {summary['what']}: {summary['schedule']}", "",
-             f"Written by `lcreg reproduce {table}`. {summary['metric']}; the paper's number beside (original "
-             f"CIFAR, its own seeds). Data: {summary['data']}. Devices: {', '.join(summary['devices']) or '-'}. "
-             f"Commits: {', '.join(summary['commits']) or '-'}. Positional share and histogram-class accuracy: "
-             "`lcreg analyze` diagnostics of the latent head (docs/method.md).", "",
-             "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    lines = [
+        f"# {summary['what']}: {summary['schedule']}",
+        "",
+        f"Written by `lcreg reproduce {table}`. {summary['metric']}; the paper's number beside (original "
+        f"CIFAR, its own seeds). Data: {summary['data']}. Devices: {', '.join(summary['devices']) or '-'}. "
+        f"Commits: {', '.join(summary['commits']) or '-'}. Positional share and histogram-class accuracy: "
+        "`lcreg analyze` diagnostics of the latent head (docs/method.md).",
+        "",
+        "| " + " | ".join(head) + " |",
+        "|" + "---|" * len(head),
+    ]
     for r in summary["rows"]:
         paper = r["paper"]
         paper_text = "/".join(_f(p, ".1f") for p in paper) if isinstance(paper, tuple) else _f(paper, ".1f")
         cells = [r["dataset"], str(r["imbalance"]), f"`{r['variant']}`", str(len(r["seeds"]))]
         if many_few:
             cells += [_f(r["many_mean"]), _f(r["medium_mean"]), _f(r["few_mean"])]
-        cells += [_f(r["top1_mean"]), _f(r["top1_std"]), paper_text, _f(r["positional_share_mean"], ".3f"),
-                  _f(r["histogram_class_accuracy_mean"], ".3f")]
+        cells += [
+            _f(r["top1_mean"]),
+            _f(r["top1_std"]),
+            paper_text,
+            _f(r["positional_share_mean"], ".3f"),
+            _f(r["histogram_class_accuracy_mean"], ".3f"),
+        ]
         lines.append("| " + " | ".join(cells) + " |")
     if many_few:
-        lines += ["", "Many / Medium / Few by training count (> 100, 20-100, < 20 images); CIFAR-10-LT IF 100 has "
-                  "no class under 50 images, so its Few is empty here, while the paper's Table 6 reports one."]
+        lines += [
+            "",
+            "Many / Medium / Few by training count (> 100, 20-100, < 20 images); CIFAR-10-LT IF 100 has "
+            "no class under 50 images, so its Few is empty here, while the paper's Table 6 reports one.",
+        ]
     md = results / f"{table}.md"
     md.write_text("\n".join(lines) + "\n")
     (results / f"{table}.json").write_text(json.dumps(summary, indent=2))

@@ -37,61 +37,96 @@ def build_run_report(run_dir: Path, out_dir: Path, device: torch.device, data_di
         records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines() if line.strip()]
 
     report = Report(f"Run report: {run_dir.name}")
-    report.add(Paragraph(f"Run folder {run_dir}; commit {env.get('commit', 'unknown')}; "
-                         f"device {env.get('device', 'unknown')}; "
-                         f"torch {env.get('torch', 'unknown')}."))
+    report.add(
+        Paragraph(
+            f"Run folder {run_dir}; commit {env.get('commit', 'unknown')}; "
+            f"device {env.get('device', 'unknown')}; "
+            f"torch {env.get('torch', 'unknown')}."
+        )
+    )
     report.add(Heading("Final metrics (final epoch of each stage, test split)"))
     rows = []
     for stage, m in sorted(final.items()):
         for split in ("test", "val"):
             if split in m:
                 rows.append([stage, split, m.get("epoch", ""), *[pct(m[split].get(k)) for k in METRIC_COLUMNS]])
-    report.add(Table(["stage", "split", "epoch", "top-1", "top-5", "Many", "Medium", "Few", "ECE", "MCE"], rows)
-               if rows else Paragraph("No stage has finished yet."))
-    walls = [f"{stage} done after {m['wall_seconds'] / 60:.1f} min" for stage, m in sorted(final.items())
-             if "wall_seconds" in m]
+    report.add(
+        Table(["stage", "split", "epoch", "top-1", "top-5", "Many", "Medium", "Few", "ECE", "MCE"], rows)
+        if rows
+        else Paragraph("No stage has finished yet.")
+    )
+    walls = [
+        f"{stage} done after {m['wall_seconds'] / 60:.1f} min"
+        for stage, m in sorted(final.items())
+        if "wall_seconds" in m
+    ]
     if walls:
-        report.add(Paragraph("Wall time (start-up, compilation and evaluation included, summed over resumed "
-                             f"processes): {'; '.join(walls)}."))
+        report.add(
+            Paragraph(
+                "Wall time (start-up, compilation and evaluation included, summed over resumed "
+                f"processes): {'; '.join(walls)}."
+            )
+        )
 
     if stats:
-        plot_class_distribution(stats["counts"], stats["class_names"], stats["splits"], out_dir / "class_distribution.png",
-                                title=f"{stats['dataset']}: {stats['total']} training images")
-        report.add(Heading("Data"),
-                   Paragraph(f"{stats['dataset']} from {stats['source']}: {stats['num_classes']} classes, "
-                             f"{stats['total']} training and {stats['test_total']} test images, imbalance factor "
-                             f"{stats['imbalance_factor']:.1f}; {stats['split_rule']}."),
-                   Figure(Path("class_distribution.png"), "training images per class, Many / Medium / Few"))
+        plot_class_distribution(
+            stats["counts"],
+            stats["class_names"],
+            stats["splits"],
+            out_dir / "class_distribution.png",
+            title=f"{stats['dataset']}: {stats['total']} training images",
+        )
+        report.add(
+            Heading("Data"),
+            Paragraph(
+                f"{stats['dataset']} from {stats['source']}: {stats['num_classes']} classes, "
+                f"{stats['total']} training and {stats['test_total']} test images, imbalance factor "
+                f"{stats['imbalance_factor']:.1f}; {stats['split_rule']}."
+            ),
+            Figure(Path("class_distribution.png"), "training images per class, Many / Medium / Few"),
+        )
     if records:
         plot_training_curves(records, out_dir / "training_curves.png")
-        report.add(Heading("Training"), Figure(Path("training_curves.png"),
-                                               "loss terms per epoch and top-1 at the evaluated epochs"))
+        report.add(
+            Heading("Training"),
+            Figure(Path("training_curves.png"), "loss terms per epoch and top-1 at the evaluated epochs"),
+        )
 
     trained = load_trained_model(run_dir, device)
     ev = evaluate_checkpoint(trained, out_dir / "eval", device, data_dir)
-    report.add(Heading(f"Evaluation of {trained.path.name}"),
-               Paragraph(f"{ev['split_rule']}: {ev['split_classes']['many']} / {ev['split_classes']['medium']} / "
-                         f"{ev['split_classes']['few']} classes. NLL {ev['metrics']['nll']:.4f}."),
-               Figure(Path("eval/reliability.png"), "reliability diagram (15 bins)"),
-               Figure(Path("eval/per_class_accuracy.png"), "per-class accuracy, classes by training count"),
-               Figure(Path("eval/confusion.png"), "confusion matrix"))
+    report.add(
+        Heading(f"Evaluation of {trained.path.name}"),
+        Paragraph(
+            f"{ev['split_rule']}: {ev['split_classes']['many']} / {ev['split_classes']['medium']} / "
+            f"{ev['split_classes']['few']} classes. NLL {ev['metrics']['nll']:.4f}."
+        ),
+        Figure(Path("eval/reliability.png"), "reliability diagram (15 bins)"),
+        Figure(Path("eval/per_class_accuracy.png"), "per-class accuracy, classes by training count"),
+        Figure(Path("eval/confusion.png"), "confusion matrix"),
+    )
     result = {"report_dir": str(out_dir), "eval": ev["metrics"]["top1"], "analysis": None}
     if trained.model.has_latent_head:
         an = analyze_checkpoint(trained, out_dir / "analysis", device, data_dir)
         s, d = an["sharing"], an["diagnostics"]
-        report.add(Heading("Latent categories"),
-                   Paragraph(f"{an['num_latents']} latent categories. Share of a tail class's top-{s['top_k']} "
-                             f"latent categories also among a head class's: {s['mean_shared_with_head']}."),
-                   Paragraph(f"Do they carry image content (on the {d['held_out_split']} split)? Variance of K^T f "
-                             f"explained by position alone {d['positional_share']:.3f} (1 = a position code), of the "
-                             f"backbone features {d['feature_positional_share']:.3f}; effective rank of K "
-                             f"{d['effective_rank']:.1f} of {d['num_latents']}; similarity maps saturated "
-                             f"{d['saturation']:.3f}; histogram entropy {d['histogram_entropy']:.3f} (flat "
-                             f"{d['histogram_entropy_max']:.3f}); nearest-class-histogram accuracy "
-                             f"{d['histogram_class_accuracy']:.3f} (chance {d['histogram_class_accuracy_chance']:.3f})."),
-                   Figure(Path("analysis/image_histograms.png"), "latent histograms of Many / Medium / Few images"),
-                   Figure(Path("analysis/latent_montage.png"), "images weighing most on each latent category"),
-                   Figure(Path("analysis/kl_heatmap.png"), "KL divergence between class latent histograms"))
+        report.add(
+            Heading("Latent categories"),
+            Paragraph(
+                f"{an['num_latents']} latent categories. Share of a tail class's top-{s['top_k']} "
+                f"latent categories also among a head class's: {s['mean_shared_with_head']}."
+            ),
+            Paragraph(
+                f"Do they carry image content (on the {d['held_out_split']} split)? Variance of K^T f "
+                f"explained by position alone {d['positional_share']:.3f} (1 = a position code), of the "
+                f"backbone features {d['feature_positional_share']:.3f}; effective rank of K "
+                f"{d['effective_rank']:.1f} of {d['num_latents']}; similarity maps saturated "
+                f"{d['saturation']:.3f}; histogram entropy {d['histogram_entropy']:.3f} (flat "
+                f"{d['histogram_entropy_max']:.3f}); nearest-class-histogram accuracy "
+                f"{d['histogram_class_accuracy']:.3f} (chance {d['histogram_class_accuracy_chance']:.3f})."
+            ),
+            Figure(Path("analysis/image_histograms.png"), "latent histograms of Many / Medium / Few images"),
+            Figure(Path("analysis/latent_montage.png"), "images weighing most on each latent category"),
+            Figure(Path("analysis/kl_heatmap.png"), "KL divergence between class latent histograms"),
+        )
         result["analysis"] = s["mean_shared_with_head"]
     report.add(Heading("Config"), Code((run_dir / "config.yaml").read_text(), "yaml"))
     md, page = write_report(report, out_dir)

@@ -72,8 +72,13 @@ class RunLogger:
         rows = []
         for line in self.jsonl.read_text().splitlines():
             rec = json.loads(line)
-            rows.append({"stage": rec.get("stage"), "epoch": rec.get("epoch"),
-                         **_scalars({k: v for k, v in rec.items() if k not in ("stage", "epoch")})})
+            rows.append(
+                {
+                    "stage": rec.get("stage"),
+                    "epoch": rec.get("epoch"),
+                    **_scalars({k: v for k, v in rec.items() if k not in ("stage", "epoch")}),
+                }
+            )
         fields = list(dict.fromkeys(k for r in rows for k in r))
         with open(self.csv, "w", newline="") as f:
             w = csv.DictWriter(f, fieldnames=fields)

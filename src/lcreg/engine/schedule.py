@@ -6,8 +6,15 @@ import math
 from typing import Sequence
 
 
-def lr_factor(step: int, steps_per_epoch: int, epochs: int, warmup_epochs: int = 0, schedule: str = "step",
-              milestones: Sequence[int] = (), gamma: float = 0.1) -> float:
+def lr_factor(
+    step: int,
+    steps_per_epoch: int,
+    epochs: int,
+    warmup_epochs: int = 0,
+    schedule: str = "step",
+    milestones: Sequence[int] = (),
+    gamma: float = 0.1,
+) -> float:
     """Multiplier of the base lr at global iteration ``step`` (0-based).
 
     Warm-up rises linearly to 1 over ``warmup_epochs`` (MiSLAS: epoch e < 5 uses

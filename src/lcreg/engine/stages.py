@@ -58,8 +58,15 @@ def set_loader_epoch(loader, epoch: int) -> None:
         loader.sampler.set_epoch(epoch)
 
 
-def run_steps(loader, step_fn: Callable[[torch.Tensor, torch.Tensor], dict], device: torch.device,
-              log_every: int, desc: str, show: bool, after_step: Optional[Callable[[], None]] = None) -> EpochResult:
+def run_steps(
+    loader,
+    step_fn: Callable[[torch.Tensor, torch.Tensor], dict],
+    device: torch.device,
+    log_every: int,
+    desc: str,
+    show: bool,
+    after_step: Optional[Callable[[], None]] = None,
+) -> EpochResult:
     """Drive ``step_fn`` over a loader; sums loss terms on the device and syncs with the
     host only every ``log_every`` steps (progress bar) and at the end. ``after_step``: the
     profiler's step."""
@@ -86,19 +93,34 @@ def run_steps(loader, step_fn: Callable[[torch.Tensor, torch.Tensor], dict], dev
     n_images *= world_size()
     if any(not math.isfinite(v) for v in losses.values()):
         terms = ", ".join(f"{k} {v:.4g}" for k, v in losses.items())
-        raise LcregError(f"non-finite loss in {desc} ({terms}); lower the learning rate or a loss weight (the "
-                         "checkpoint of the last completed epoch is kept: lcreg train --resume RUN)")
+        raise LcregError(
+            f"non-finite loss in {desc} ({terms}); lower the learning rate or a loss weight (the "
+            "checkpoint of the last completed epoch is kept: lcreg train --resume RUN)"
+        )
     return EpochResult(losses, n_images, seconds)
 
 
-def train_one_epoch(plan: StagePlan, epoch: int, device: torch.device, log_every: int, show: bool,
-                    after_step: Optional[Callable[[], None]] = None) -> EpochResult:
+def train_one_epoch(
+    plan: StagePlan,
+    epoch: int,
+    device: torch.device,
+    log_every: int,
+    show: bool,
+    after_step: Optional[Callable[[], None]] = None,
+) -> EpochResult:
     """One epoch of any stage of any method."""
     set_loader_epoch(plan.loader, epoch)
     plan.modes()
     plan.before_epoch(epoch)
-    return run_steps(plan.loader, plan.step, device, log_every, f"stage {plan.stage} epoch {epoch + 1}/{plan.epochs}",
-                     show, after_step)
+    return run_steps(
+        plan.loader,
+        plan.step,
+        device,
+        log_every,
+        f"stage {plan.stage} epoch {epoch + 1}/{plan.epochs}",
+        show,
+        after_step,
+    )
 
 
 def fused(model: nn.Module) -> dict:
@@ -127,9 +149,20 @@ class Stage1Step:
     """Mixup (when the method mixes), forward, the method's objective, one SGD step. ``step``
     counts optimisation steps over the stage (the ISDA ramp lambda = lambda0 t / T)."""
 
-    def __init__(self, forward: nn.Module, objective: nn.Module, optimizer, scheduler, cfg: Config,
-                 device: torch.device, mixup_alpha: float, rng: np.random.Generator,
-                 generator: Optional[torch.Generator], total_steps: int, step: int = 0) -> None:
+    def __init__(
+        self,
+        forward: nn.Module,
+        objective: nn.Module,
+        optimizer,
+        scheduler,
+        cfg: Config,
+        device: torch.device,
+        mixup_alpha: float,
+        rng: np.random.Generator,
+        generator: Optional[torch.Generator],
+        total_steps: int,
+        step: int = 0,
+    ) -> None:
         self.forward, self.objective, self.optimizer, self.scheduler = forward, objective, optimizer, scheduler
         self.cfg, self.device, self.mixup_alpha = cfg, device, mixup_alpha
         self.rng, self.generator, self.total_steps, self.step = rng, generator, total_steps, step
@@ -149,8 +182,9 @@ class Stage1Step:
 
 def stage1_optimizer(cfg: Config, model: nn.Module) -> torch.optim.Optimizer:
     s = cfg.stage1
-    return torch.optim.SGD(model.parameters(), lr=s.lr, momentum=s.momentum, weight_decay=s.weight_decay,
-                           **fused(model))
+    return torch.optim.SGD(
+        model.parameters(), lr=s.lr, momentum=s.momentum, weight_decay=s.weight_decay, **fused(model)
+    )
 
 
 def compile_for_training(model: LongTailNet, cfg: Config, device: torch.device, batch_size: int) -> bool:
@@ -219,8 +253,16 @@ def stage2_optimizer(cfg: Config, model: LongTailNet, recipe: Stage2Recipe) -> t
 class Stage2Step:
     """The frozen network's pooled vector (no gradient), then the trained classifier part."""
 
-    def __init__(self, model: LongTailNet, classifier: nn.Module, criterion: nn.Module, optimizer, scheduler,
-                 cfg: Config, device: torch.device) -> None:
+    def __init__(
+        self,
+        model: LongTailNet,
+        classifier: nn.Module,
+        criterion: nn.Module,
+        optimizer,
+        scheduler,
+        cfg: Config,
+        device: torch.device,
+    ) -> None:
         self.model, self.classifier, self.criterion = model, classifier, criterion
         self.optimizer, self.scheduler, self.cfg, self.device = optimizer, scheduler, cfg, device
 

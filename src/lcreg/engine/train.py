@@ -28,22 +28,30 @@ from lcreg.config import Config, save_config, to_dict
 from lcreg.data import DeviceLoader, LongTailData, build_dataset, create_sampler, uses_device_loader, worker_loader
 from lcreg.data.images import ImageSet
 from lcreg.engine.checkpoint import load_checkpoint, save_checkpoint
-from lcreg.engine.distributed import (DistInfo, average_buffers_, main_process_first, rank_device, split_batch,
-                                      wrap_ddp)
+from lcreg.engine.distributed import DistInfo, average_buffers_, main_process_first, rank_device, split_batch, wrap_ddp
 from lcreg.engine.environment import environment_info, seed_everything, select_device
 from lcreg.engine.inference import collect_latent_stats, collect_outputs, eval_loader
 from lcreg.engine.profiling import step_profiler
 from lcreg.engine.runlog import RunLogger
 from lcreg.engine.schedule import lr_factor
-from lcreg.engine.stages import (EpochResult, FeaturesAndHead, ScaledClassifier, StagePlan, Stage1Step, Stage2Step,
-                                 compile_for_training, prepare_stage2, stage1_optimizer, stage2_optimizer,
-                                 train_one_epoch)
+from lcreg.engine.stages import (
+    EpochResult,
+    FeaturesAndHead,
+    ScaledClassifier,
+    Stage1Step,
+    Stage2Step,
+    StagePlan,
+    compile_for_training,
+    prepare_stage2,
+    stage1_optimizer,
+    stage2_optimizer,
+    train_one_epoch,
+)
 from lcreg.errors import LcregError
 from lcreg.eval.metrics import classification_metrics
 from lcreg.files import atomic_write_json
 from lcreg.methods import create_model, get_method
 from lcreg.progress import write as write_line
-
 
 # --------------------------------------------------------------------------------------
 # loaders
@@ -54,24 +62,59 @@ def rank_seed(seed: int, rank: int) -> int:
     return seed + 7919 * rank
 
 
-def train_loader(cfg: Config, split: ImageSet, device: torch.device, batch_size: int, sampler_name: str = "instance",
-                 total_epochs: int = 1, seed: int = 0, dist_info: DistInfo = DistInfo()):
+def train_loader(
+    cfg: Config,
+    split: ImageSet,
+    device: torch.device,
+    batch_size: int,
+    sampler_name: str = "instance",
+    total_epochs: int = 1,
+    seed: int = 0,
+    dist_info: DistInfo = DistInfo(),
+):
     """Training loader of this rank: its stride of each epoch's global sampler order, its
     own augmentation stream (rank 0 keeps ``seed``, so a single process is unchanged).
     Evaluation loaders come from ``engine.inference.eval_loader``."""
     d = cfg.data
-    sampler = create_sampler(sampler_name, split.targets, seed=seed, total_epochs=total_epochs,
-                             num_replicas=dist_info.world_size, rank=dist_info.rank)
+    sampler = create_sampler(
+        sampler_name,
+        split.targets,
+        seed=seed,
+        total_epochs=total_epochs,
+        num_replicas=dist_info.world_size,
+        rank=dist_info.rank,
+    )
     if len(sampler) < batch_size:
-        raise LcregError(f"the training split has {len(split)} images ({len(sampler)} per epoch and process), fewer "
-                         f"than one batch of {batch_size}: lower the batch size (stage1.batch_size, "
-                         "stage2.batch_size)")
+        raise LcregError(
+            f"the training split has {len(split)} images ({len(sampler)} per epoch and process), fewer "
+            f"than one batch of {batch_size}: lower the batch size (stage1.batch_size, "
+            "stage2.batch_size)"
+        )
     if uses_device_loader(d):
-        return DeviceLoader(split, batch_size, device, d.mean, d.std, train=True, sampler=sampler,
-                            padding=d.crop_padding, seed=rank_seed(seed, dist_info.rank))
-    return worker_loader(split, batch_size, d.image_size, d.mean, d.std, train=True, sampler=sampler,
-                         num_workers=d.num_workers, color_jitter=d.color_jitter, pin_memory=device.type == "cuda",
-                         seed=rank_seed(seed, dist_info.rank))
+        return DeviceLoader(
+            split,
+            batch_size,
+            device,
+            d.mean,
+            d.std,
+            train=True,
+            sampler=sampler,
+            padding=d.crop_padding,
+            seed=rank_seed(seed, dist_info.rank),
+        )
+    return worker_loader(
+        split,
+        batch_size,
+        d.image_size,
+        d.mean,
+        d.std,
+        train=True,
+        sampler=sampler,
+        num_workers=d.num_workers,
+        color_jitter=d.color_jitter,
+        pin_memory=device.type == "cuda",
+        seed=rank_seed(seed, dist_info.rank),
+    )
 
 
 # --------------------------------------------------------------------------------------
@@ -85,15 +128,26 @@ def evaluate(model: nn.Module, loader: Iterable, device: torch.device, splits: d
 
 def model_summary(data: LongTailData) -> dict:
     """What a checkpoint needs so that eval/predict can rebuild the model on its own."""
-    return {"class_names": data.class_names, "counts": data.counts, "splits": data.splits,
-            "thresholds": list(data.thresholds), "image_shape": data.image_shape}
+    return {
+        "class_names": data.class_names,
+        "counts": data.counts,
+        "splits": data.splits,
+        "thresholds": list(data.thresholds),
+        "image_shape": data.image_shape,
+    }
 
 
 class Trainer:
     """Owns one run folder: data, model, logs, checkpoints, both stages."""
 
-    def __init__(self, cfg: Config, run_dir: Path, show_progress: bool = True, profile_steps: int = 0,
-                 dist_info: DistInfo = DistInfo()) -> None:
+    def __init__(
+        self,
+        cfg: Config,
+        run_dir: Path,
+        show_progress: bool = True,
+        profile_steps: int = 0,
+        dist_info: DistInfo = DistInfo(),
+    ) -> None:
         self.cfg, self.run_dir, self.dist = cfg, Path(run_dir), dist_info
         self.main = dist_info.is_main  # rank 0 evaluates, logs and writes the run folder
         self.show = show_progress and self.main
@@ -105,8 +159,9 @@ class Trainer:
         with main_process_first(dist_info):
             self.data = build_dataset(cfg.data)
         # channels_last: measured 352 vs 302 img/s for the ResNet-32 step on the 2-core CPU
-        self.model = create_model(cfg, self.data.num_classes, self.method).to(self.device,
-                                                                               memory_format=torch.channels_last)
+        self.model = create_model(cfg, self.data.num_classes, self.method).to(
+            self.device, memory_format=torch.channels_last
+        )
         self.objective = self.method.create_objective(cfg, self.model, self.data.counts).to(self.device)
         self.logger = RunLogger(self.run_dir) if self.main else None
         self.rng = np.random.default_rng(cfg.seed)
@@ -150,23 +205,42 @@ class Trainer:
         if not self.model.has_latent_head:
             return {"feature_positional_share": stats.feature_var.share()}
         summary = stats.summary(self.model.head.encoded_latents().detach().float().cpu())
-        return {k: summary[k] for k in ("positional_share", "feature_positional_share", "effective_rank",
-                                        "saturation", "histogram_entropy")}
+        return {
+            k: summary[k]
+            for k in (
+                "positional_share",
+                "feature_positional_share",
+                "effective_rank",
+                "saturation",
+                "histogram_entropy",
+            )
+        }
 
     def _evaluate_all(self) -> dict:
-        return {name: evaluate(self.model, loader, self.device, self.data.splits, self.cfg.amp)
-                for name, loader in self._eval_loaders.items()}
+        return {
+            name: evaluate(self.model, loader, self.device, self.data.splits, self.cfg.amp)
+            for name, loader in self._eval_loaders.items()
+        }
 
     def _checkpoint(self, stage: int, epoch: int, optimizer, scheduler, loader) -> None:
         if not self.main:
             return
-        save_checkpoint({
-            "stage": stage, "epoch": epoch, "model": self.model.state_dict(),
-            "objective": self.objective.state_dict(), "optimizer": optimizer.state_dict(),
-            "scheduler": scheduler.state_dict(), "rng": self.rng.bit_generator.state,
-            "loader_rng": loader.generator.get_state() if getattr(loader, "generator", None) is not None else None,
-            "config": to_dict(self.cfg), "summary": model_summary(self.data), "elapsed_s": self.elapsed(),
-        }, self.run_dir / "checkpoint.pt")
+        save_checkpoint(
+            {
+                "stage": stage,
+                "epoch": epoch,
+                "model": self.model.state_dict(),
+                "objective": self.objective.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(),
+                "rng": self.rng.bit_generator.state,
+                "loader_rng": loader.generator.get_state() if getattr(loader, "generator", None) is not None else None,
+                "config": to_dict(self.cfg),
+                "summary": model_summary(self.data),
+                "elapsed_s": self.elapsed(),
+            },
+            self.run_dir / "checkpoint.pt",
+        )
 
     def _restore(self, state: dict, optimizer, scheduler, loader) -> None:
         self.model.load_state_dict(state["model"])
@@ -189,9 +263,15 @@ class Trainer:
         if not self.main:
             return
         atomic_write_json(self.run_dir / "final_metrics.json", self.final)
-        save_checkpoint({"model": self.model.state_dict(), "config": to_dict(self.cfg), "stage": stage,
-                         "summary": model_summary(self.data)},
-                        self.run_dir / f"stage{stage}_model.pt")
+        save_checkpoint(
+            {
+                "model": self.model.state_dict(),
+                "config": to_dict(self.cfg),
+                "stage": stage,
+                "summary": model_summary(self.data),
+            },
+            self.run_dir / f"stage{stage}_model.pt",
+        )
 
     def stage_finished(self, stage: int) -> bool:
         """Its final metrics written and its model file complete (written atomically)."""
@@ -228,9 +308,11 @@ class Trainer:
             record.update(evals)
             if self.show:
                 t = evals["test"]
-                write_line(f"stage {stage} epoch {epoch + 1}/{epochs}: loss {result.losses['total']:.4f} "
-                           f"test top1 {t['top1']:.4f} many {t['many']} medium {t['medium']} few {t['few']} "
-                           f"ece {t['ece']:.4f} ({record['images_per_s']:.0f} img/s)")
+                write_line(
+                    f"stage {stage} epoch {epoch + 1}/{epochs}: loss {result.losses['total']:.4f} "
+                    f"test top1 {t['top1']:.4f} many {t['many']} medium {t['medium']} few {t['few']} "
+                    f"ece {t['ece']:.4f} ({record['images_per_s']:.0f} img/s)"
+                )
         record["elapsed_s"] = self.elapsed()
         if self.logger is not None:
             self.logger.log_epoch(record)
@@ -242,18 +324,30 @@ class Trainer:
     def stage1_plan(self) -> StagePlan:
         s = self.cfg.stage1
         batch = split_batch(s.batch_size, self.dist)
-        loader = train_loader(self.cfg, self.data.train, self.device, batch, s.sampler, s.epochs, seed=self.cfg.seed,
-                              dist_info=self.dist)
+        loader = train_loader(
+            self.cfg, self.data.train, self.device, batch, s.sampler, s.epochs, seed=self.cfg.seed, dist_info=self.dist
+        )
         steps = len(loader)
         optimizer = stage1_optimizer(self.cfg, self.model)
-        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda i: lr_factor(
-            i, steps, s.epochs, s.warmup_epochs, s.schedule, s.milestones))
+        scheduler = torch.optim.lr_scheduler.LambdaLR(
+            optimizer, lambda i: lr_factor(i, steps, s.epochs, s.warmup_epochs, s.schedule, s.milestones)
+        )
         compile_for_training(self.model, self.cfg, self.device, batch)
         forward = wrap_ddp(FeaturesAndHead(self.model), self.dist, self.device)
         # mixup's pairing draws from the device loader's generator (same device as the batch)
         generator = loader.generator if isinstance(loader, DeviceLoader) else None
-        step = Stage1Step(forward, self.objective, optimizer, scheduler, self.cfg, self.device,
-                          s.mixup_alpha if self.method.mixup else 0.0, self.rng, generator, s.epochs * steps)
+        step = Stage1Step(
+            forward,
+            self.objective,
+            optimizer,
+            scheduler,
+            self.cfg,
+            self.device,
+            s.mixup_alpha if self.method.mixup else 0.0,
+            self.rng,
+            generator,
+            s.epochs * steps,
+        )
 
         def modes() -> None:
             self.model.train()
@@ -268,14 +362,23 @@ class Trainer:
     def stage2_plan(self) -> StagePlan:
         s, recipe = self.cfg.stage2, self.method.stage2_recipe(self.cfg, self.data.counts)
         prepare_stage2(self.model, recipe)
-        loader = train_loader(self.cfg, self.data.train, self.device, split_batch(s.batch_size, self.dist),
-                              recipe.sampler, s.epochs, seed=self.cfg.seed + 1, dist_info=self.dist)
+        loader = train_loader(
+            self.cfg,
+            self.data.train,
+            self.device,
+            split_batch(s.batch_size, self.dist),
+            recipe.sampler,
+            s.epochs,
+            seed=self.cfg.seed + 1,
+            dist_info=self.dist,
+        )
         steps = len(loader)
         optimizer = stage2_optimizer(self.cfg, self.model, recipe)
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda i: lr_factor(i, steps, s.epochs, 0, "cosine"))
         classifier = wrap_ddp(ScaledClassifier(self.model), self.dist, self.device, broadcast_buffers=False)
-        step = Stage2Step(self.model, classifier, recipe.criterion.to(self.device), optimizer, scheduler, self.cfg,
-                          self.device)
+        step = Stage2Step(
+            self.model, classifier, recipe.criterion.to(self.device), optimizer, scheduler, self.cfg, self.device
+        )
         shift_bn = recipe.shift_bn if recipe.shift_bn is not None else s.shift_bn
         # frozen trunk: train mode only re-estimates BN statistics (shift-BN), eval mode keeps them
         return StagePlan(2, s.epochs, loader, optimizer, scheduler, step, lambda: self.model.train(shift_bn))
@@ -285,13 +388,15 @@ class Trainer:
         validation split, then the stage's metrics and model file are written."""
         recipe = self.method.stage2_recipe(self.cfg, self.data.counts)
         if "val" not in self._eval_loaders:
-            raise LcregError(f"method {self.cfg.method} chooses its stage 2 on a validation split; set "
-                             "data.val_fraction (e.g. 0.1)")
+            raise LcregError(
+                f"method {self.cfg.method} chooses its stage 2 on a validation split; set data.val_fraction (e.g. 0.1)"
+            )
         prepare_stage2(self.model, recipe)
 
         def balanced_val_accuracy() -> float:
-            per_class = evaluate(self.model, self._eval_loaders["val"], self.device, self.data.splits,
-                                 self.cfg.amp)["per_class"]
+            per_class = evaluate(self.model, self._eval_loaders["val"], self.device, self.data.splits, self.cfg.amp)[
+                "per_class"
+            ]
             present = [a for a in per_class if a is not None]
             return float(np.mean(present))
 
@@ -316,8 +421,9 @@ class Trainer:
         state = load_checkpoint(path, self.device)
         self.model.load_state_dict(state["model"])
 
-    def run(self, stages: tuple[int, ...] = (1, 2), resume: Optional[dict] = None,
-            stage1_model: Optional[Path] = None) -> dict:
+    def run(
+        self, stages: tuple[int, ...] = (1, 2), resume: Optional[dict] = None, stage1_model: Optional[Path] = None
+    ) -> dict:
         """Run the given stages. ``resume``: the checkpoint dict of this run folder;
         ``stage1_model``: where stage 2 takes its weights when stage 1 is not run here."""
         resume_stage = resume["stage"] if resume is not None else None

@@ -46,8 +46,9 @@ def top_latents(class_hist: np.ndarray, k: int) -> np.ndarray:
     return np.argsort(-class_hist, axis=1)[:, :k]
 
 
-def sharing_summary(class_hist: np.ndarray, splits: dict[str, Sequence[int]], class_names: Sequence[str],
-                    k: int = 5) -> dict:
+def sharing_summary(
+    class_hist: np.ndarray, splits: dict[str, Sequence[int]], class_names: Sequence[str], k: int = 5
+) -> dict:
     """How much tail classes (Medium + Few) lean on the latent categories of the head (Many).
 
     For each tail class: the head class nearest in KL, that divergence, and the share of
@@ -64,20 +65,25 @@ def sharing_summary(class_hist: np.ndarray, splits: dict[str, Sequence[int]], cl
     for c in tail:
         nearest = min(head, key=lambda h: kl[c, h]) if head else None
         shared = len(set(tops[c].tolist()) & head_top) / k
-        per_class.append({
-            "class": class_names[c], "split": "medium" if c in splits.get("medium", []) else "few",
-            "nearest_head_class": None if nearest is None else class_names[nearest],
-            "kl_to_nearest_head": None if nearest is None else float(kl[c, nearest]),
-            "top_latents": tops[c].tolist(), "shared_with_head": shared,
-        })
+        per_class.append(
+            {
+                "class": class_names[c],
+                "split": "medium" if c in splits.get("medium", []) else "few",
+                "nearest_head_class": None if nearest is None else class_names[nearest],
+                "kl_to_nearest_head": None if nearest is None else float(kl[c, nearest]),
+                "top_latents": tops[c].tolist(),
+                "shared_with_head": shared,
+            }
+        )
     head_pairs = [kl[i, j] for i in head for j in head if i != j]
     return {
         "top_k": k,
         "head_classes": len(head),
         "tail_classes": len(tail),
         "mean_shared_with_head": float(np.mean([p["shared_with_head"] for p in per_class])) if per_class else None,
-        "mean_kl_tail_to_nearest_head": (float(np.mean([p["kl_to_nearest_head"] for p in per_class]))
-                                         if per_class and head else None),
+        "mean_kl_tail_to_nearest_head": (
+            float(np.mean([p["kl_to_nearest_head"] for p in per_class])) if per_class and head else None
+        ),
         "mean_kl_between_head_classes": float(np.mean(head_pairs)) if head_pairs else None,
         "tail": per_class,
     }
@@ -89,8 +95,9 @@ def top_images_per_latent(histograms: np.ndarray, k: int) -> np.ndarray:
     return np.argsort(-histograms, axis=0)[:k].T
 
 
-def sample_per_split(targets: np.ndarray, splits: dict[str, Sequence[int]], per_split: int,
-                     seed: int = 0) -> dict[str, list[int]]:
+def sample_per_split(
+    targets: np.ndarray, splits: dict[str, Sequence[int]], per_split: int, seed: int = 0
+) -> dict[str, list[int]]:
     """Up to ``per_split`` image indices per split, from distinct classes while the split
     has enough of them, reproducibly."""
     rng = np.random.default_rng(seed)

@@ -80,8 +80,9 @@ def histogram_entropy(histograms: np.ndarray) -> float:
     return float(-(h * np.log(h)).sum(1).mean())
 
 
-def nearest_class_mean_accuracy(train_hist: np.ndarray, train_targets: np.ndarray, test_hist: np.ndarray,
-                                test_targets: np.ndarray, num_classes: int) -> float:
+def nearest_class_mean_accuracy(
+    train_hist: np.ndarray, train_targets: np.ndarray, test_hist: np.ndarray, test_targets: np.ndarray, num_classes: int
+) -> float:
     """Accuracy of assigning each test histogram to the nearest (Euclidean) class mean of
     the training histograms; classes without training images are never chosen."""
     means = class_histograms(train_hist, train_targets, num_classes)

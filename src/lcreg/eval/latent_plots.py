@@ -18,8 +18,9 @@ def _show(ax, image: np.ndarray) -> None:
     ax.set_yticks([])
 
 
-def plot_image_histograms(images: np.ndarray, histograms: np.ndarray, captions: Sequence[str], path: Path,
-                          highlight: int = 3) -> None:
+def plot_image_histograms(
+    images: np.ndarray, histograms: np.ndarray, captions: Sequence[str], path: Path, highlight: int = 3
+) -> None:
     """One row per image: the image, then its latent histogram; the ``highlight`` heaviest
     categories are coloured and numbered."""
     plt = pyplot()
@@ -58,8 +59,9 @@ def overlay(image: np.ndarray, heat: np.ndarray) -> np.ndarray:
     return (0.55 * image / 255.0 + 0.45 * colored).clip(0, 1)
 
 
-def plot_latent_montage(images: np.ndarray, maps: np.ndarray, latents: Sequence[int], captions: Sequence[Sequence[str]],
-                        path: Path) -> None:
+def plot_latent_montage(
+    images: np.ndarray, maps: np.ndarray, latents: Sequence[int], captions: Sequence[Sequence[str]], path: Path
+) -> None:
     """One row per latent category: the images it weighs most on, each with that category's
     similarity map (eq. 1) overlaid. ``images``: (L, k, H, W, 3); ``maps``: (L, k, h, w)."""
     plt = pyplot()
@@ -77,5 +79,12 @@ def plot_latent_montage(images: np.ndarray, maps: np.ndarray, latents: Sequence[
 
 def plot_kl_heatmap(kl: np.ndarray, labels: Sequence[str], path: Path) -> None:
     """KL(row || column) of the classes' mean latent histograms, classes head to tail."""
-    plot_matrix(kl, labels, path, "KL divergence of class latent histograms (classes head to tail)", "viridis",
-                annotate_up_to=12, colorbar_label="KL(row || column)")
+    plot_matrix(
+        kl,
+        labels,
+        path,
+        "KL divergence of class latent histograms (classes head to tail)",
+        "viridis",
+        annotate_up_to=12,
+        colorbar_label="KL(row || column)",
+    )

@@ -51,8 +51,9 @@ def split_accuracy(class_acc: np.ndarray, splits: dict[str, Sequence[int]]) -> d
     return out
 
 
-def classification_metrics(logits: torch.Tensor, targets: torch.Tensor, splits: dict[str, Sequence[int]],
-                           n_bins: int = 15) -> dict:
+def classification_metrics(
+    logits: torch.Tensor, targets: torch.Tensor, splits: dict[str, Sequence[int]], n_bins: int = 15
+) -> dict:
     """All metrics from logits (N, C) and labels (N,). Accuracies are fractions in [0, 1]."""
     logits = logits.float().cpu()
     targets_t = targets.long().cpu()
@@ -80,7 +81,9 @@ def classification_metrics(logits: torch.Tensor, targets: torch.Tensor, splits: 
 
 def confusion_matrix(pred: np.ndarray, targets: np.ndarray, num_classes: int) -> np.ndarray:
     """Counts, (C, C): entry [t, p] = images of class t predicted as p."""
-    return np.bincount(targets * num_classes + pred, minlength=num_classes * num_classes).reshape(num_classes, num_classes)
+    return np.bincount(targets * num_classes + pred, minlength=num_classes * num_classes).reshape(
+        num_classes, num_classes
+    )
 
 
 def group_confusion(matrix: np.ndarray, splits: dict[str, Sequence[int]]) -> tuple[np.ndarray, list[str]]:

@@ -20,8 +20,9 @@ def pyplot():
     return plt
 
 
-def plot_class_distribution(counts: Sequence[int], class_names: Sequence[str], splits: dict, path: Path,
-                            title: str = "") -> None:
+def plot_class_distribution(
+    counts: Sequence[int], class_names: Sequence[str], splits: dict, path: Path, title: str = ""
+) -> None:
     """Bar chart of training images per class (head to tail), coloured by Many/Medium/Few."""
     plt = pyplot()
     colors = {"many": "#1f77b4", "medium": "#ff7f0e", "few": "#d62728"}
@@ -62,10 +63,18 @@ def plot_reliability(bins: dict, ece: float, path: Path, title: str = "") -> Non
     centers, width = (edges[:-1] + edges[1:]) / 2, edges[1] - edges[0]
     nonempty = count > 0
     fig, (ax, axn) = plt.subplots(2, 1, figsize=(4.6, 5.2), sharex=True, gridspec_kw={"height_ratios": [3, 1]})
-    ax.bar(centers[nonempty], bins["accuracy"][nonempty], width=width, edgecolor="black", color="#1f77b4",
-           label="accuracy")
-    ax.bar(centers[nonempty], (bins["confidence"] - bins["accuracy"])[nonempty], bottom=bins["accuracy"][nonempty],
-           width=width, color="#d62728", alpha=0.35, label="gap to confidence")
+    ax.bar(
+        centers[nonempty], bins["accuracy"][nonempty], width=width, edgecolor="black", color="#1f77b4", label="accuracy"
+    )
+    ax.bar(
+        centers[nonempty],
+        (bins["confidence"] - bins["accuracy"])[nonempty],
+        bottom=bins["accuracy"][nonempty],
+        width=width,
+        color="#d62728",
+        alpha=0.35,
+        label="gap to confidence",
+    )
     ax.plot([0, 1], [0, 1], "k--", lw=1)
     ax.set_ylabel("accuracy")
     ax.set_ylim(0, 1)
@@ -78,8 +87,9 @@ def plot_reliability(bins: dict, ece: float, path: Path, title: str = "") -> Non
     save_figure(fig, path)
 
 
-def plot_per_class_accuracy(per_class: Sequence, counts: Sequence[int], class_names: Sequence[str], splits: dict,
-                            path: Path, title: str = "") -> None:
+def plot_per_class_accuracy(
+    per_class: Sequence, counts: Sequence[int], class_names: Sequence[str], splits: dict, path: Path, title: str = ""
+) -> None:
     """Test accuracy per class, classes sorted by training count (bars), with the training
     count on a log axis (line): where the tail fails."""
     plt = pyplot()
@@ -107,8 +117,18 @@ def plot_per_class_accuracy(per_class: Sequence, counts: Sequence[int], class_na
     save_figure(fig, path)
 
 
-def plot_matrix(values, labels: Sequence[str], path: Path, title: str, cmap: str = "Blues", vmin=None, vmax=None,
-                annotate_up_to: int = 20, colorbar_label: str = "", axis_labels: tuple[str, str] = ("", "")) -> None:
+def plot_matrix(
+    values,
+    labels: Sequence[str],
+    path: Path,
+    title: str,
+    cmap: str = "Blues",
+    vmin=None,
+    vmax=None,
+    annotate_up_to: int = 20,
+    colorbar_label: str = "",
+    axis_labels: tuple[str, str] = ("", ""),
+) -> None:
     """A labelled class-by-class heat map, values printed when there are few rows."""
     import numpy as np
 
@@ -127,8 +147,15 @@ def plot_matrix(values, labels: Sequence[str], path: Path, title: str, cmap: str
         mid = (np.nanmin(v) + np.nanmax(v)) / 2 if vmin is None else (vmin + vmax) / 2
         for i in range(n):
             for j in range(n):
-                ax.text(j, i, f"{v[i, j]:.2f}", ha="center", va="center", fontsize=7,
-                        color="white" if (v[i, j] > mid) == (cmap == "Blues") else "black")
+                ax.text(
+                    j,
+                    i,
+                    f"{v[i, j]:.2f}",
+                    ha="center",
+                    va="center",
+                    fontsize=7,
+                    color="white" if (v[i, j] > mid) == (cmap == "Blues") else "black",
+                )
     ax.set_ylabel(axis_labels[0])
     ax.set_xlabel(axis_labels[1])
     fig.colorbar(im, ax=ax, fraction=0.046, label=colorbar_label)
@@ -142,8 +169,16 @@ def plot_confusion(matrix, labels: Sequence[str], path: Path, title: str = "") -
 
     m = np.asarray(matrix, dtype=float)
     rows = m / np.maximum(m.sum(axis=1, keepdims=True), 1)
-    plot_matrix(rows, labels, path, title or "confusion matrix (rows sum to 1)", "Blues", 0, 1,
-                axis_labels=("true", "predicted"))
+    plot_matrix(
+        rows,
+        labels,
+        path,
+        title or "confusion matrix (rows sum to 1)",
+        "Blues",
+        0,
+        1,
+        axis_labels=("true", "predicted"),
+    )
 
 
 def plot_training_curves(records: Sequence[dict], path: Path) -> None:
@@ -162,8 +197,7 @@ def plot_training_curves(records: Sequence[dict], path: Path) -> None:
         for term in terms:
             ys = [r["loss"].get(term) for r in recs]
             if any(y is not None for y in ys):
-                axl.plot(x, [float("nan") if y is None else y for y in ys], lw=1,
-                         label=f"{term} (stage {stage})")
+                axl.plot(x, [float("nan") if y is None else y for y in ys], lw=1, label=f"{term} (stage {stage})")
         for split, style in (("test", "-o"), ("val", "--s")):
             pts = [(offset[stage] + r["epoch"], r[split]["top1"]) for r in recs if split in r]
             if pts:

@@ -47,7 +47,7 @@ class Report:
     title: str
     blocks: list[Block] = field(default_factory=list)
 
-    def add(self, *blocks: Block) -> "Report":
+    def add(self, *blocks: Block) -> Report:
         self.blocks.extend(blocks)
         return self
 
@@ -87,16 +87,22 @@ def to_html(report: Report, base: Path) -> str:
             body.append(f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>")
         elif isinstance(b, Figure):
             data = base64.b64encode((base / b.path).read_bytes()).decode("ascii")
-            body.append(f'<figure><img src="data:image/png;base64,{data}" alt="{esc(b.caption)}">'
-                        f"<figcaption>{esc(b.caption)}</figcaption></figure>")
+            body.append(
+                f'<figure><img src="data:image/png;base64,{data}" alt="{esc(b.caption)}">'
+                f"<figcaption>{esc(b.caption)}</figcaption></figure>"
+            )
         elif isinstance(b, Code):
             body.append(f"<pre><code>{esc(b.text)}</code></pre>")
-    style = ("body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}"
-             "table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:3px 8px;"
-             "text-align:right}th{background:#f3f3f3}img{max-width:100%}figcaption{color:#555;font-size:90%}"
-             "pre{background:#f6f6f6;padding:1em;overflow:auto}")
-    return (f"<!DOCTYPE html>\n<html><head><meta charset='utf-8'><title>{esc(report.title)}</title>"
-            f"<style>{style}</style></head><body>\n" + "\n".join(body) + "\n</body></html>\n")
+    style = (
+        "body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}"
+        "table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:3px 8px;"
+        "text-align:right}th{background:#f3f3f3}img{max-width:100%}figcaption{color:#555;font-size:90%}"
+        "pre{background:#f6f6f6;padding:1em;overflow:auto}"
+    )
+    return (
+        f"<!DOCTYPE html>\n<html><head><meta charset='utf-8'><title>{esc(report.title)}</title>"
+        f"<style>{style}</style></head><body>\n" + "\n".join(body) + "\n</body></html>\n"
+    )
 
 
 def write_report(report: Report, out_dir: Path, name: str = "report") -> tuple[Path, Path]:

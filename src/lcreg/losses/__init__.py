@@ -18,7 +18,20 @@ from lcreg.losses.latent import CovarianceEstimator, LatentAugmentationLoss, Rec
 from lcreg.losses.objective import LCRegObjective
 
 __all__ = [
-    "FocalLoss", "LabelAwareSmoothing", "LDAMLoss", "LogitAdjustedLoss", "MixupCrossEntropy", "SoftMixupCrossEntropy",
-    "WeightedCrossEntropy", "effective_number_weights", "mixup", "remix_targets", "ClassISDALoss",
-    "CovarianceEstimator", "LatentAugmentationLoss", "ReconstructionLoss", "latent_samples", "LCRegObjective",
+    "FocalLoss",
+    "LabelAwareSmoothing",
+    "LDAMLoss",
+    "LogitAdjustedLoss",
+    "MixupCrossEntropy",
+    "SoftMixupCrossEntropy",
+    "WeightedCrossEntropy",
+    "effective_number_weights",
+    "mixup",
+    "remix_targets",
+    "ClassISDALoss",
+    "CovarianceEstimator",
+    "LatentAugmentationLoss",
+    "ReconstructionLoss",
+    "latent_samples",
+    "LCRegObjective",
 ]

@@ -11,8 +11,13 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 
-def mixup(images: torch.Tensor, targets: torch.Tensor, alpha: float, rng: np.random.Generator,
-          generator: Optional[torch.Generator] = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, float]:
+def mixup(
+    images: torch.Tensor,
+    targets: torch.Tensor,
+    alpha: float,
+    rng: np.random.Generator,
+    generator: Optional[torch.Generator] = None,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, float]:
     """Mixup (Zhang et al.): one lambda ~ Beta(alpha, alpha) per batch, drawn on the host so
     the step never waits on the device; pairs from a random permutation. Returns the mixed
     images, both label sets and lambda."""
@@ -91,7 +96,7 @@ class LDAMLoss(WeightedCrossEntropy):
     def __init__(self, class_counts: Sequence[int], max_margin: float = 0.5, scale: float = 30.0) -> None:
         super().__init__(len(class_counts))
         n = torch.as_tensor(list(class_counts), dtype=torch.float64).clamp(min=1)
-        m = n ** -0.25
+        m = n**-0.25
         self.register_buffer("margins", (m * (max_margin / m.max())).float())
         self.scale = scale
 
@@ -131,8 +136,9 @@ class LogitAdjustedLoss(nn.Module):
         return F.cross_entropy(logits.float() + self.log_prior, targets)
 
 
-def remix_targets(y_a: torch.Tensor, y_b: torch.Tensor, lam: float, class_counts: torch.Tensor,
-                  kappa: float = 3.0, tau: float = 0.5) -> torch.Tensor:
+def remix_targets(
+    y_a: torch.Tensor, y_b: torch.Tensor, lam: float, class_counts: torch.Tensor, kappa: float = 3.0, tau: float = 0.5
+) -> torch.Tensor:
     """Remix (Chou et al. 2020): per pair, the label weight of y_a is lam, except that it
     goes wholly to the minority class when the majority has kappa times its images and the
     minority's share of the mix is at least tau. Returns the weight of y_a per sample."""

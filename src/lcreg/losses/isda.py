@@ -24,8 +24,9 @@ class ClassISDALoss(nn.Module):
         self.estimator = CovarianceEstimator(num_classes, dim, covariance)
         self.lambda0 = lambda0
 
-    def augmented_logits(self, pooled: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor],
-                         labels: torch.Tensor, lam: float) -> torch.Tensor:
+    def augmented_logits(
+        self, pooled: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor], labels: torch.Tensor, lam: float
+    ) -> torch.Tensor:
         """z_j = w_j^T x + b_j + (lam / 2) (w_j - w_y)^T Sigma_y (w_j - w_y), weight W (C, D)."""
         dtype = self.estimator.cov.dtype
         keys = weight.to(dtype).t()  # (D, C)
@@ -34,14 +35,23 @@ class ClassISDALoss(nn.Module):
             logits = logits + bias.to(dtype)
         return logits + 0.5 * lam * self.estimator.quadratic(keys)[labels]
 
-    def forward(self, pooled: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor], y_a: torch.Tensor,
-                y_b: torch.Tensor, mix: float, progress: float) -> torch.Tensor:
+    def forward(
+        self,
+        pooled: torch.Tensor,
+        weight: torch.Tensor,
+        bias: Optional[torch.Tensor],
+        y_a: torch.Tensor,
+        y_b: torch.Tensor,
+        mix: float,
+        progress: float,
+    ) -> torch.Tensor:
         with torch.autocast(pooled.device.type, enabled=False):
             if self.training:
                 self.estimator.update(pooled.detach().float(), y_a if mix >= 0.5 else y_b)
             lam = self.lambda0 * progress
             loss = F.cross_entropy(self.augmented_logits(pooled, weight, bias, y_a, lam), y_a)
             if mix < 1.0:
-                loss = mix * loss + (1 - mix) * F.cross_entropy(self.augmented_logits(pooled, weight, bias, y_b, lam),
-                                                                y_b)
+                loss = mix * loss + (1 - mix) * F.cross_entropy(
+                    self.augmented_logits(pooled, weight, bias, y_b, lam), y_b
+                )
             return loss

@@ -195,22 +195,32 @@ class LatentAugmentationLoss(nn.Module):
     samples. ``forward`` first adds the batch to the statistics, as ISDA does.
     """
 
-    def __init__(self, num_latents: int, dim: int, covariance: str = "full", lambda0: float = 0.5,
-                 samples: str = "pooled") -> None:
+    def __init__(
+        self, num_latents: int, dim: int, covariance: str = "full", lambda0: float = 0.5, samples: str = "pooled"
+    ) -> None:
         super().__init__()
         self.estimator = CovarianceEstimator(num_latents, dim, covariance)
         self.lambda0, self.sample_mode = lambda0, samples
 
-    def augmented_logits(self, x: torch.Tensor, labels: torch.Tensor, keys: torch.Tensor,
-                         bias: Optional[torch.Tensor], lam: float) -> torch.Tensor:
+    def augmented_logits(
+        self, x: torch.Tensor, labels: torch.Tensor, keys: torch.Tensor, bias: Optional[torch.Tensor], lam: float
+    ) -> torch.Tensor:
         dtype = self.estimator.cov.dtype  # fp32 statistics, also under bf16 autocast
         logits = x.to(dtype) @ keys.to(dtype)
         if bias is not None:
             logits = logits + bias.to(dtype)
         return logits + 0.5 * lam * self.estimator.quadratic(keys)[labels]
 
-    def forward(self, weights: torch.Tensor, features: torch.Tensor, sim: torch.Tensor, keys: torch.Tensor,
-                bias: Optional[torch.Tensor] = None, progress: float = 1.0, update: bool = True) -> torch.Tensor:
+    def forward(
+        self,
+        weights: torch.Tensor,
+        features: torch.Tensor,
+        sim: torch.Tensor,
+        keys: torch.Tensor,
+        bias: Optional[torch.Tensor] = None,
+        progress: float = 1.0,
+        update: bool = True,
+    ) -> torch.Tensor:
         """progress = t / T in [0, 1] sets lambda = lambda0 * t / T."""
         with torch.autocast(features.device.type, enabled=False):  # statistics and bound in fp32
             return self._loss(weights, features, sim, keys, bias, progress, update)

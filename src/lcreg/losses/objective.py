@@ -26,10 +26,16 @@ from lcreg.models.outputs import HeadOutput
 
 
 class LCRegObjective(nn.Module):
-    def __init__(self, alpha: float = 0.1, beta: float = 0.1, gamma: float = 1.0,
-                 latent_aug: LatentAugmentationLoss | None = None, reconstruction: ReconstructionLoss | None = None,
-                 latent_maps: Optional[Callable[[torch.Tensor], LatentMaps]] = None,
-                 latent_bias: Optional[torch.Tensor] = None) -> None:
+    def __init__(
+        self,
+        alpha: float = 0.1,
+        beta: float = 0.1,
+        gamma: float = 1.0,
+        latent_aug: LatentAugmentationLoss | None = None,
+        reconstruction: ReconstructionLoss | None = None,
+        latent_maps: Optional[Callable[[torch.Tensor], LatentMaps]] = None,
+        latent_bias: Optional[torch.Tensor] = None,
+    ) -> None:
         """``latent_maps``: given, the latent losses are computed on the detached feature map;
         ``latent_bias``: b of eq. 9 (the head's parameter; a reference, not a submodule)."""
         super().__init__()
@@ -44,8 +50,16 @@ class LCRegObjective(nn.Module):
     def detach_features(self) -> bool:
         return self.latent_maps is not None
 
-    def forward(self, out: HeadOutput, features: torch.Tensor, y_a: torch.Tensor, y_b: torch.Tensor,
-                lam: float, progress: float, latent_bias: torch.Tensor | None = None) -> tuple[torch.Tensor, dict]:
+    def forward(
+        self,
+        out: HeadOutput,
+        features: torch.Tensor,
+        y_a: torch.Tensor,
+        y_b: torch.Tensor,
+        lam: float,
+        progress: float,
+        latent_bias: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, dict]:
         """Returns the total loss and a dict of the (undetached) terms for logging;
         ``latent_bias`` overrides the one given at construction."""
         latent_bias = latent_bias if latent_bias is not None else self._latent_bias[0]

@@ -11,7 +11,8 @@ from typing import Optional
 from lcreg.config import Config
 from lcreg.methods import ce, decoupled, isda, lcreg, ldam_drw, mislas, mixup, remix_drw, reweighting  # noqa: F401
 from lcreg.methods.base import ClassificationObjective, Method, Stage2Recipe
-from lcreg.models.network import LongTailNet, create_model as _create_model
+from lcreg.models.network import LongTailNet
+from lcreg.models.network import create_model as _create_model
 from lcreg.registry import METHODS
 
 

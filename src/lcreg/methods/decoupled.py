@@ -37,8 +37,14 @@ class CRT(_Decoupled):
     summary = "CE stage 1; classifier re-trained from scratch, class-balanced"
 
     def stage2_recipe(self, cfg: Config, counts: Sequence[int]) -> Optional[Stage2Recipe]:
-        return Stage2Recipe(nn.CrossEntropyLoss(), "class_balanced", logit_scale=False, reinit_classifier=True,
-                            lr_factor=1.0, shift_bn=False)
+        return Stage2Recipe(
+            nn.CrossEntropyLoss(),
+            "class_balanced",
+            logit_scale=False,
+            reinit_classifier=True,
+            lr_factor=1.0,
+            shift_bn=False,
+        )
 
 
 @METHODS.register()
@@ -70,8 +76,11 @@ def choose_tau(classifier: nn.Linear, balanced_accuracy: Callable[[], float]) ->
         scores[tau] = balanced_accuracy()
     best = max(TAU_GRID, key=lambda t: (scores[t], -t))
     tau_normalize_(classifier, best, reference)
-    return {"tau": best, "validation_balanced_accuracy": {str(t): s for t, s in scores.items()},
-            "best_score": float(np.max(list(scores.values())))}
+    return {
+        "tau": best,
+        "validation_balanced_accuracy": {str(t): s for t, s in scores.items()},
+        "best_score": float(np.max(list(scores.values()))),
+    }
 
 
 @METHODS.register()
@@ -82,8 +91,9 @@ class TauNorm(_Decoupled):
 
     def check(self, cfg: Config) -> None:
         if cfg.data.val_fraction <= 0 and not cfg.data.val_list:
-            raise LcregError("tau_norm chooses tau on a validation split; set data.val_fraction (e.g. 0.1) or "
-                             "data.val_list")
+            raise LcregError(
+                "tau_norm chooses tau on a validation split; set data.val_fraction (e.g. 0.1) or data.val_list"
+            )
 
     def stage2_recipe(self, cfg: Config, counts: Sequence[int]) -> Optional[Stage2Recipe]:
         return Stage2Recipe(nn.CrossEntropyLoss(), logit_scale=False, post_hoc=choose_tau)

@@ -26,12 +26,19 @@ class LCReg(Method):
 
     def create_objective(self, cfg: Config, model: nn.Module, counts: Sequence[int]) -> nn.Module:
         lo, head = cfg.loss, model.head
-        latent_aug = LatentAugmentationLoss(head.num_latents, head.in_features, lo.covariance, lo.lambda0,
-                                            lo.latent_samples)
+        latent_aug = LatentAugmentationLoss(
+            head.num_latents, head.in_features, lo.covariance, lo.lambda0, lo.latent_samples
+        )
         reconstruction = ReconstructionLoss(lo.recon_similarity, lo.recon_temperature, lo.recon_reduction)
-        return LCRegObjective(lo.alpha, lo.beta, lo.gamma, latent_aug, reconstruction,
-                              head.latent_maps if lo.detach_features else None,
-                              head.latent_bias if lo.latent_bias else None)
+        return LCRegObjective(
+            lo.alpha,
+            lo.beta,
+            lo.gamma,
+            latent_aug,
+            reconstruction,
+            head.latent_maps if lo.detach_features else None,
+            head.latent_bias if lo.latent_bias else None,
+        )
 
     def stage2_recipe(self, cfg: Config, counts: Sequence[int]) -> Optional[Stage2Recipe]:
         return mislas_stage2(cfg, counts)

@@ -32,8 +32,9 @@ class ClassBalanced(Method):
     mixup = False
 
     def create_objective(self, cfg: Config, model: nn.Module, counts: Sequence[int]) -> nn.Module:
-        return ClassificationObjective(WeightedCrossEntropy(len(counts), effective_number_weights(counts,
-                                                                                              cfg.loss.cb_beta)))
+        return ClassificationObjective(
+            WeightedCrossEntropy(len(counts), effective_number_weights(counts, cfg.loss.cb_beta))
+        )
 
 
 @METHODS.register()

@@ -75,8 +75,10 @@ class TorchvisionResNet(nn.Module):
         try:
             net = getattr(torchvision.models, name)(weights=weights)
         except Exception as e:  # offline without cached weights
-            raise LcregError(f"cannot load pretrained {name} weights ({type(e).__name__}); "
-                             "put them in the torch hub cache or set model.pretrained=false") from None
+            raise LcregError(
+                f"cannot load pretrained {name} weights ({type(e).__name__}); "
+                "put them in the torch hub cache or set model.pretrained=false"
+            ) from None
         self.stem = nn.Sequential(net.conv1, net.bn1, net.relu, net.maxpool)
         self.layers = nn.Sequential(net.layer1, net.layer2, net.layer3, net.layer4)
         self.num_features = net.fc.in_features

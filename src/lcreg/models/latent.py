@@ -26,7 +26,7 @@ docs/method.md lists the readings and what each does to the latent categories.
 
 from __future__ import annotations
 
-from typing import NamedTuple, Optional
+from typing import NamedTuple
 
 import torch
 import torch.nn as nn
@@ -49,8 +49,9 @@ class LatentMaps(NamedTuple):
     recon: torch.Tensor  # f_hat  (B, D, N)
 
 
-def similarity_logits(keys: torch.Tensor, x: torch.Tensor, similarity: str = "dot",
-                      temperature: float = 1.0) -> torch.Tensor:
+def similarity_logits(
+    keys: torch.Tensor, x: torch.Tensor, similarity: str = "dot", temperature: float = 1.0
+) -> torch.Tensor:
     """A[b, m, n] = sim(K[:, m], x[b, :, n]) / temperature, for K (D, M) and x (B, D, N)."""
     if similarity == "cosine":
         keys = F.normalize(keys, dim=0)
@@ -62,9 +63,17 @@ def similarity_logits(keys: torch.Tensor, x: torch.Tensor, similarity: str = "do
 
 
 class LatentCategoryHead(nn.Module):
-    def __init__(self, in_features: int, num_classes: int, num_latents: int = 40, decoder: str = "concat_sim",
-                 weights: str = "sigmoid", similarity: str = "dot", temperature: float = 1.0,
-                 weight_temperature: float = 1.0) -> None:
+    def __init__(
+        self,
+        in_features: int,
+        num_classes: int,
+        num_latents: int = 40,
+        decoder: str = "concat_sim",
+        weights: str = "sigmoid",
+        similarity: str = "dot",
+        temperature: float = 1.0,
+        weight_temperature: float = 1.0,
+    ) -> None:
         super().__init__()
         if decoder not in DECODERS:
             raise ValueError(f"decoder must be one of {DECODERS}, got {decoder!r}")

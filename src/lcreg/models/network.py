@@ -52,8 +52,9 @@ class LongTailNet(nn.Module):
         return self.forward_head(self.forward_features(x))
 
 
-def create_model(cfg: ModelConfig, num_classes: int, head_factory: Optional[Callable[[int, int], nn.Module]] = None
-                 ) -> LongTailNet:
+def create_model(
+    cfg: ModelConfig, num_classes: int, head_factory: Optional[Callable[[int, int], nn.Module]] = None
+) -> LongTailNet:
     """Backbone from the registry; the head from ``head_factory(in_features, num_classes)``
     (a method's, see lcreg.methods), by default the latent category head of ``cfg.latent``."""
     backbone = create_backbone(cfg.backbone, cfg.pretrained)
@@ -65,5 +66,13 @@ def create_model(cfg: ModelConfig, num_classes: int, head_factory: Optional[Call
 
 def latent_head(in_features: int, num_classes: int, cfg: ModelConfig) -> LatentCategoryHead:
     lat = cfg.latent
-    return LatentCategoryHead(in_features, num_classes, lat.num_latents, lat.decoder, lat.weights, lat.similarity,
-                              lat.temperature, lat.weight_temperature)
+    return LatentCategoryHead(
+        in_features,
+        num_classes,
+        lat.num_latents,
+        lat.decoder,
+        lat.weights,
+        lat.similarity,
+        lat.temperature,
+        lat.weight_temperature,
+    )
