@@ -337,14 +337,21 @@ def test_nan_loss_mid_run_keeps_the_last_checkpoint(tmp_path, monkeypatch, capsy
     assert main(["train", "--resume", str(run), "--no-progress"]) == 0
 
 
-def test_model_files_of_lcreg_0_1_still_load(world, tmp_path, capsys):
-    """lcreg 0.1 pickled the config dataclass itself; those classes (only those) load."""
+def test_model_files_of_lcreg_0_1_still_load(tmp_path, capsys):
+    """lcreg 0.1 pickled the config dataclass itself, and chose the method with
+    model.latent.enabled; such a file (here a MiSLAS model) loads and is read as that method."""
     from lcreg.config import load_saved_config
 
-    state = torch.load(world / "run" / "stage2_model.pt", weights_only=True)
+    run = tmp_path / "run"
+    assert main(["train", "--out", str(run), "--no-progress", "method=mislas", *SHORT]) == 0
+    state = torch.load(run / "stage2_model.pt", weights_only=True)
     assert isinstance(state["config"], dict)  # today's files: plain data
-    state["config"] = load_saved_config(world / "run" / "config.yaml")  # as 0.1 wrote it
+    old_cfg = load_saved_config(run / "config.yaml")
+    del old_cfg.__dict__["method"]  # as 0.1 wrote it: no method field ...
+    old_cfg.model.latent.__dict__["enabled"] = False  # ... but the latent switch
+    state["config"] = old_cfg
     old = tmp_path / "old_model.pt"
     torch.save(state, old)
+    capsys.readouterr()
     assert main(["eval", str(old), "--out", str(tmp_path / "ev")]) == 0
     assert "top-1" in capsys.readouterr().out

@@ -15,7 +15,7 @@ from typing import Optional
 import numpy as np
 import torch
 
-from lcreg.config import Config, from_dict, to_dict
+from lcreg.config import Config, from_dict
 from lcreg.data import LongTailData, build_dataset, uses_device_loader
 from lcreg.data.images import ImageSet
 from lcreg.data.loaders import DeviceLoader, worker_loader
@@ -60,6 +60,15 @@ def resolve_checkpoint(path: str | Path) -> Path:
     return path
 
 
+def stored_fields(obj):
+    """The fields a pickled config dataclass of lcreg 0.1 holds, as plain dicts: read from
+    the object itself, not today's class (``model.latent.enabled`` is no field any more but
+    names the method those files were trained with)."""
+    if hasattr(obj, "__dict__") and not isinstance(obj, type):
+        return {k: stored_fields(v) for k, v in vars(obj).items()}
+    return obj
+
+
 def load_trained_model(path: str | Path, device: torch.device) -> TrainedModel:
     ckpt_path = resolve_checkpoint(path)
     state = load_checkpoint(ckpt_path)
@@ -71,7 +80,7 @@ def load_trained_model(path: str | Path, device: torch.device) -> TrainedModel:
         raise LcregError(f"{ckpt_path} is not a complete lcreg model file (missing: {', '.join(missing) or 'weights'})")
     # a plain dict (a config dataclass in files of lcreg 0.1); either gains today's defaults
     saved = state["config"]
-    cfg = from_dict(saved if isinstance(saved, dict) else to_dict(saved))
+    cfg = from_dict(saved if isinstance(saved, dict) else stored_fields(saved))
     model = create_model(cfg, len(summary["class_names"]))
     if any(k.startswith("logit_scale.") for k in state["model"]):
         model.add_logit_scale()
