@@ -81,3 +81,19 @@ def write_image(path: Path, array: np.ndarray) -> None:
 def no_download(monkeypatch, tmp_path):
     """Keep caches inside the test's tmp folder."""
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+
+
+def kill_at_call(monkeypatch, owner, name: str, n: int):
+    """Make the n-th call of ``owner.name`` raise KeyboardInterrupt, as a kill there would
+    end the process; the calls before it run as usual. Returns a function that restores it."""
+    real = getattr(owner, name)
+    calls = {"n": 0}
+
+    def wrapper(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == n:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(owner, name, wrapper)
+    return lambda: monkeypatch.setattr(owner, name, real)

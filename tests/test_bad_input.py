@@ -281,8 +281,8 @@ def test_a_full_disk_is_named_and_leaves_no_partial_file(full_disk, capsys):
 
 def test_a_failed_checkpoint_write_keeps_the_last_good_one(tmp_path, monkeypatch):
     """torch.save on a full disk raises 'enforce fail ... unexpected pos'; we name the disk."""
-    from lcreg.engine.checkpoint import load_checkpoint, save_checkpoint
     from lcreg.errors import LcregError
+    from lcreg.runtime.checkpoint import load_checkpoint, save_checkpoint
 
     path = tmp_path / "checkpoint.pt"
     save_checkpoint({"epoch": 1}, path)
@@ -303,7 +303,7 @@ def test_nan_loss_mid_run_keeps_the_last_checkpoint(tmp_path, monkeypatch, capsy
     """A loss that turns NaN in epoch 2: one line naming the terms and the epoch, exit 2, the
     epoch-1 checkpoint kept, and the run resumable from it."""
     from lcreg.engine import train as train_mod
-    from lcreg.engine.checkpoint import load_checkpoint
+    from lcreg.runtime.checkpoint import load_checkpoint
 
     real = train_mod.train_one_epoch
     calls = {"n": 0}

@@ -8,9 +8,9 @@ import torch
 from PIL import Image
 
 from lcreg.cli import main
-from lcreg.engine.analysis import ANALYSIS_FILES
-from lcreg.engine.evaluation import EVAL_FILES
-from lcreg.engine.inference import load_trained_model
+from lcreg.commands.analysis import ANALYSIS_FILES
+from lcreg.commands.evaluation import EVAL_FILES
+from lcreg.commands.trained import load_trained_model
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,9 @@ import os
 
 from lcreg.cli import main
 from lcreg.engine import train as train_mod
-from lcreg.engine.checkpoint import load_checkpoint
+from lcreg.runtime.checkpoint import load_checkpoint
+
+from conftest import kill_at_call
 
 SHORT = [
     "--no-progress",
@@ -76,18 +78,9 @@ def test_killed_between_the_log_line_and_the_checkpoint(tmp_path, monkeypatch):
     """Epoch 2 is logged, then the process dies before its checkpoint: the resumed process
     runs epoch 2 again, and the logs hold it once."""
     run = tmp_path / "run"
-    real = train_mod.Trainer._checkpoint
-    calls = {"n": 0}
-
-    def die_before_second_checkpoint(self, *args, **kwargs):
-        calls["n"] += 1
-        if calls["n"] == 2:
-            raise KeyboardInterrupt
-        return real(self, *args, **kwargs)
-
-    monkeypatch.setattr(train_mod.Trainer, "_checkpoint", die_before_second_checkpoint)
+    restore = kill_at_call(monkeypatch, train_mod.Trainer, "_checkpoint", 2)
     assert main(["train", "--out", str(run), *SHORT]) == 130  # what Ctrl-C (or a kill) ends with
-    monkeypatch.setattr(train_mod.Trainer, "_checkpoint", real)
+    restore()
     assert epochs_logged(run) == [(1, 1), (1, 2)]
     assert main(["train", "--resume", str(run), "--no-progress"]) == 0
     assert epochs_logged(run) == [(1, 1), (1, 2), (1, 3), (2, 1), (2, 2)]

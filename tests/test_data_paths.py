@@ -16,9 +16,9 @@ from lcreg.config import DataConfig
 from lcreg.data import build_dataset
 from lcreg.data.images import decode_images
 from lcreg.engine import train as train_mod
-from lcreg.engine.checkpoint import load_checkpoint
+from lcreg.runtime.checkpoint import load_checkpoint
 
-from conftest import write_image
+from conftest import kill_at_call, write_image
 
 
 def photo_folder(root, sizes=(("cat", 10), ("dog", 6)), side=80, test=2):
@@ -54,18 +54,9 @@ def test_worker_path_trains_and_resumes(tmp_path, no_download, monkeypatch):
         "stage2.batch_size=4",
         "eval_every=0",
     ]
-    real = train_mod.Trainer._checkpoint
-    calls = {"n": 0}
-
-    def die_before_second(self, *a, **k):
-        calls["n"] += 1
-        if calls["n"] == 2:
-            raise KeyboardInterrupt
-        return real(self, *a, **k)
-
-    monkeypatch.setattr(train_mod.Trainer, "_checkpoint", die_before_second)
+    restore = kill_at_call(monkeypatch, train_mod.Trainer, "_checkpoint", 2)
     assert main(args) == 130
-    monkeypatch.setattr(train_mod.Trainer, "_checkpoint", real)
+    restore()
     state = load_checkpoint(run / "checkpoint.pt")
     assert state["epoch"] == 1 and state["loader_rng"] is not None  # the workers' seed stream is saved
     assert main(["train", "--resume", str(run), "--no-progress"]) == 0

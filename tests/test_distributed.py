@@ -15,9 +15,9 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 from lcreg.config import load_config
-from lcreg.engine.distributed import DistInfo
 from lcreg.engine.train import Trainer
 from lcreg.losses import CovarianceEstimator
+from lcreg.runtime.distributed import DistInfo
 
 WORLD = 2
 

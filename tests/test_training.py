@@ -8,8 +8,8 @@ import torch
 from lcreg.cli import main
 from lcreg.config import load_config
 from lcreg.engine import train as train_mod
-from lcreg.engine.checkpoint import load_checkpoint
 from lcreg.engine.train import Trainer
+from lcreg.runtime.checkpoint import load_checkpoint
 
 
 def test_demo_learns_and_writes_a_run_folder(tmp_path, capsys):

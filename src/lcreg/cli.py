@@ -165,7 +165,7 @@ def _train_inputs(args: argparse.Namespace):
     """(config, stages, resume checkpoint, stage-1 model) of a train command, checked; the
     run folder is not created here."""
     from lcreg.config import load_config, load_saved_config
-    from lcreg.engine.checkpoint import load_checkpoint
+    from lcreg.runtime.checkpoint import load_checkpoint
 
     stages = {"1": (1,), "2": (2,), "all": (1, 2)}[args.stage]
     if args.resume:
@@ -209,8 +209,8 @@ def _train_inputs(args: argparse.Namespace):
 
 def cmd_train(args: argparse.Namespace) -> int:
     """Single process, or one rank of ``torchrun --nproc_per_node N -m lcreg train ...``."""
-    from lcreg.engine.distributed import broadcast_object, destroy, init_distributed
     from lcreg.engine.train import Trainer
+    from lcreg.runtime.distributed import broadcast_object, destroy, init_distributed
 
     cfg, stages, resume, stage1_model = _train_inputs(args)
     info = init_distributed(cfg.device)
@@ -260,8 +260,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def _load(args: argparse.Namespace):
-    from lcreg.engine.environment import select_device
-    from lcreg.engine.inference import load_trained_model
+    from lcreg.commands.trained import load_trained_model
+    from lcreg.runtime.environment import select_device
 
     device = select_device(args.device or "auto")
     return load_trained_model(args.model, device), device
@@ -275,7 +275,7 @@ def _default_out(trained, folder: str) -> Path:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from lcreg.engine.evaluation import EVAL_FILES, evaluate_checkpoint, pct
+    from lcreg.commands.evaluation import EVAL_FILES, evaluate_checkpoint, pct
 
     trained, device = _load(args)
     out = (
@@ -325,7 +325,7 @@ def _diagnostics_lines(d: dict) -> list[str]:
 
 
 def cmd_analyze(args: argparse.Namespace) -> int:
-    from lcreg.engine.analysis import ANALYSIS_FILES, analyze_checkpoint
+    from lcreg.commands.analysis import ANALYSIS_FILES, analyze_checkpoint
 
     trained, device = _load(args)
     out = Path(args.out) if args.out else _default_out(trained, "analysis")
@@ -365,7 +365,7 @@ def cmd_analyze(args: argparse.Namespace) -> int:
 def cmd_predict(args: argparse.Namespace) -> int:
     import csv
 
-    from lcreg.engine.prediction import gather_files, predict_files
+    from lcreg.commands.prediction import gather_files, predict_files
 
     files = gather_files(args.paths)
     trained, device = _load(args)
@@ -404,8 +404,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from lcreg.engine.environment import select_device
-    from lcreg.engine.run_report import build_run_report
+    from lcreg.commands.run_report import build_run_report
+    from lcreg.runtime.environment import select_device
 
     run_dir = Path(args.run)
     out = Path(args.out) if args.out else run_dir / "report"
@@ -416,7 +416,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 def _is_run_file(path: Path) -> bool:
     """A file that a run folder depends on: its model files, checkpoint, config and logs."""
-    from lcreg.engine.inference import MODEL_FILES
+    from lcreg.commands.trained import MODEL_FILES
 
     protected = set(MODEL_FILES) | {"config.yaml", "final_metrics.json", "metrics.jsonl", "metrics.csv"}
     return path.name in protected and (path.parent / "config.yaml").is_file()
@@ -435,7 +435,7 @@ def _check_output_file(out: Path, force: bool) -> None:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from lcreg.engine.export import export_model
+    from lcreg.commands.export import export_model
 
     trained, _ = _load(args)
     suffix = {"torchscript": ".ts", "onnx": ".onnx"}.get(args.format, "")

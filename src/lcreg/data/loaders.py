@@ -17,7 +17,10 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from lcreg.config import Config
+from lcreg.data.datasets import uses_device_loader
 from lcreg.data.images import ImageSet, load_rgb
+from lcreg.data.transforms import eval_transform
 
 
 class DeviceAugment:
@@ -139,7 +142,7 @@ def build_transforms(
         if color_jitter > 0:
             ops.append(T.ColorJitter(color_jitter, color_jitter, color_jitter, 0))
     else:
-        ops = [T.Resize(int(round(image_size / 0.875))), T.CenterCrop(image_size)]
+        ops = [eval_transform(image_size)]
     return T.Compose(ops + [T.ToTensor(), T.Normalize(mean, std)])
 
 
@@ -170,3 +173,38 @@ def worker_loader(
         persistent_workers=num_workers > 0,
         generator=torch.Generator().manual_seed(seed),
     )
+
+
+def split_loader(
+    cfg: Config,
+    split: ImageSet,
+    device: torch.device,
+    batch_size: int,
+    train: bool,
+    sampler: Optional[Sampler] = None,
+    seed: int = 0,
+):
+    """The loader of a split by ``cfg.data``: on the device (small images) or through
+    DataLoader workers. ``train``: augmented batches in ``sampler``'s order (its seed starts
+    the augmentation stream); else every image once, in order, with the evaluation transform."""
+    d = cfg.data
+    if uses_device_loader(d):
+        kw = {"sampler": sampler, "padding": d.crop_padding, "seed": seed} if train else {}
+        return DeviceLoader(split, batch_size, device, d.mean, d.std, train=train, **kw)
+    kw = {"sampler": sampler, "color_jitter": d.color_jitter, "seed": seed} if train else {}
+    return worker_loader(
+        split,
+        batch_size,
+        d.image_size,
+        d.mean,
+        d.std,
+        train=train,
+        num_workers=d.num_workers,
+        pin_memory=device.type == "cuda",
+        **kw,
+    )
+
+
+def eval_loader(cfg: Config, split: ImageSet, device: torch.device, batch_size: int = 512):
+    """Every image of a split once, in order, unaugmented."""
+    return split_loader(cfg, split, device, batch_size, train=False)

@@ -197,7 +197,7 @@ def estimate_minutes(
 ) -> Optional[float]:
     """Minutes per run on this kind of device, from the wall time finished runs recorded
     (per epoch, same device string, head and numerics), scaled to ``epochs`` + 10."""
-    from lcreg.engine.environment import environment_info, select_device
+    from lcreg.runtime.environment import environment_info, select_device
 
     device = environment_info(select_device("auto"))["device"]
     rates = []

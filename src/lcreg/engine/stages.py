@@ -20,13 +20,13 @@ import torch.nn as nn
 
 from lcreg.config import Config
 from lcreg.engine.compilation import compile_or_fall_back, is_compiled, resolve_mode, should_compile
-from lcreg.engine.distributed import average_, world_size
-from lcreg.engine.environment import autocast
 from lcreg.errors import LcregError
 from lcreg.losses import mixup
 from lcreg.methods import Stage2Recipe
 from lcreg.models import LongTailNet
 from lcreg.progress import progress
+from lcreg.runtime.distributed import average_, world_size
+from lcreg.runtime.environment import autocast
 
 
 @dataclass

@@ -7,7 +7,7 @@ logit scale, the classifier at ``lr_factor * lr``, optional shift-BN). Both stag
 through one driver (engine/stages.py). The test split is evaluated every ``eval_every``
 epochs for the log and at the final epoch for the report; it never selects anything.
 
-Under ``torchrun`` (engine/distributed.py) each rank trains on its shard of every epoch
+Under ``torchrun`` (runtime/distributed.py) each rank trains on its shard of every epoch
 with the global batch split over the ranks, DDP averages the gradients, and rank 0 alone
 evaluates and writes the run folder.
 """
@@ -25,12 +25,9 @@ import torch
 import torch.nn as nn
 
 from lcreg.config import Config, save_config, to_dict
-from lcreg.data import DeviceLoader, LongTailData, build_dataset, create_sampler, uses_device_loader, worker_loader
+from lcreg.data import DeviceLoader, LongTailData, build_dataset, create_sampler
 from lcreg.data.images import ImageSet
-from lcreg.engine.checkpoint import load_checkpoint, save_checkpoint
-from lcreg.engine.distributed import DistInfo, average_buffers_, main_process_first, rank_device, split_batch, wrap_ddp
-from lcreg.engine.environment import environment_info, seed_everything, select_device
-from lcreg.engine.inference import collect_latent_stats, collect_outputs, eval_loader
+from lcreg.data.loaders import eval_loader, split_loader
 from lcreg.engine.profiling import step_profiler
 from lcreg.engine.runlog import RunLogger
 from lcreg.engine.schedule import lr_factor
@@ -49,9 +46,13 @@ from lcreg.engine.stages import (
 )
 from lcreg.errors import LcregError
 from lcreg.eval.metrics import classification_metrics
+from lcreg.eval.outputs import collect_latent_stats, collect_outputs
 from lcreg.files import atomic_write_json
 from lcreg.methods import create_model, get_method
 from lcreg.progress import write as write_line
+from lcreg.runtime.checkpoint import load_checkpoint, save_checkpoint
+from lcreg.runtime.distributed import DistInfo, average_buffers_, main_process_first, rank_device, split_batch, wrap_ddp
+from lcreg.runtime.environment import environment_info, seed_everything, select_device
 
 # --------------------------------------------------------------------------------------
 # loaders
@@ -74,8 +75,7 @@ def train_loader(
 ):
     """Training loader of this rank: its stride of each epoch's global sampler order, its
     own augmentation stream (rank 0 keeps ``seed``, so a single process is unchanged).
-    Evaluation loaders come from ``engine.inference.eval_loader``."""
-    d = cfg.data
+    Evaluation loaders come from ``lcreg.data.loaders.eval_loader``."""
     sampler = create_sampler(
         sampler_name,
         split.targets,
@@ -90,30 +90,8 @@ def train_loader(
             f"than one batch of {batch_size}: lower the batch size (stage1.batch_size, "
             "stage2.batch_size)"
         )
-    if uses_device_loader(d):
-        return DeviceLoader(
-            split,
-            batch_size,
-            device,
-            d.mean,
-            d.std,
-            train=True,
-            sampler=sampler,
-            padding=d.crop_padding,
-            seed=rank_seed(seed, dist_info.rank),
-        )
-    return worker_loader(
-        split,
-        batch_size,
-        d.image_size,
-        d.mean,
-        d.std,
-        train=True,
-        sampler=sampler,
-        num_workers=d.num_workers,
-        color_jitter=d.color_jitter,
-        pin_memory=device.type == "cuda",
-        seed=rank_seed(seed, dist_info.rank),
+    return split_loader(
+        cfg, split, device, batch_size, train=True, sampler=sampler, seed=rank_seed(seed, dist_info.rank)
     )
 
 

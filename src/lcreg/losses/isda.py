@@ -15,7 +15,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from lcreg.losses.latent import CovarianceEstimator
+from lcreg.losses.latent import CovarianceEstimator, isda_logits
 
 
 class ClassISDALoss(nn.Module):
@@ -27,13 +27,8 @@ class ClassISDALoss(nn.Module):
     def augmented_logits(
         self, pooled: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor], labels: torch.Tensor, lam: float
     ) -> torch.Tensor:
-        """z_j = w_j^T x + b_j + (lam / 2) (w_j - w_y)^T Sigma_y (w_j - w_y), weight W (C, D)."""
-        dtype = self.estimator.cov.dtype
-        keys = weight.to(dtype).t()  # (D, C)
-        logits = pooled.to(dtype) @ keys
-        if bias is not None:
-            logits = logits + bias.to(dtype)
-        return logits + 0.5 * lam * self.estimator.quadratic(keys)[labels]
+        """Eq. 9 of ISDA with the linear classifier's weight W (C, D) as the keys W^T."""
+        return isda_logits(self.estimator, pooled, labels, weight.t(), bias, lam)
 
     def forward(
         self,

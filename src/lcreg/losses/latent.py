@@ -187,6 +187,24 @@ class CovarianceEstimator(nn.Module):
         return jj - 2 * mj + mm[:, None]
 
 
+def isda_logits(
+    estimator: CovarianceEstimator,
+    x: torch.Tensor,
+    labels: torch.Tensor,
+    keys: torch.Tensor,
+    bias: Optional[torch.Tensor],
+    lam: float,
+) -> torch.Tensor:
+    """The ISDA surrogate's logits (eq. 9): z_j = w_j^T x + b_j + (lam / 2) (w_j - w_y)^T Sigma_y
+    (w_j - w_y) for samples x (N, D) of labels y, classifier K = [w_1 .. w_C] (D, C), in the
+    estimator's precision (fp32 statistics, also under bf16 autocast)."""
+    dtype = estimator.cov.dtype
+    logits = x.to(dtype) @ keys.to(dtype)
+    if bias is not None:
+        logits = logits + bias.to(dtype)
+    return logits + 0.5 * lam * estimator.quadratic(keys)[labels]
+
+
 class LatentAugmentationLoss(nn.Module):
     """ISDA surrogate (eq. 8-9) over M latent categories.
 
@@ -205,11 +223,7 @@ class LatentAugmentationLoss(nn.Module):
     def augmented_logits(
         self, x: torch.Tensor, labels: torch.Tensor, keys: torch.Tensor, bias: Optional[torch.Tensor], lam: float
     ) -> torch.Tensor:
-        dtype = self.estimator.cov.dtype  # fp32 statistics, also under bf16 autocast
-        logits = x.to(dtype) @ keys.to(dtype)
-        if bias is not None:
-            logits = logits + bias.to(dtype)
-        return logits + 0.5 * lam * self.estimator.quadratic(keys)[labels]
+        return isda_logits(self.estimator, x, labels, keys, bias, lam)
 
     def forward(
         self,

@@ -10,9 +10,9 @@ from typing import Optional
 
 import torch
 
-from lcreg.engine.analysis import analyze_checkpoint
-from lcreg.engine.evaluation import evaluate_checkpoint, pct
-from lcreg.engine.inference import load_trained_model
+from lcreg.commands.analysis import analyze_checkpoint
+from lcreg.commands.evaluation import evaluate_checkpoint, pct
+from lcreg.commands.trained import load_trained_model
 from lcreg.errors import LcregError
 from lcreg.eval.plots import plot_class_distribution, plot_training_curves
 from lcreg.eval.report import Code, Figure, Heading, Paragraph, Report, Table, write_report

@@ -10,7 +10,7 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 
-from lcreg.engine.inference import TrainedModel
+from lcreg.commands.trained import TrainedModel
 from lcreg.errors import LcregError
 
 FORMATS = ("torchscript", "onnx")

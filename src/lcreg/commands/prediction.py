@@ -14,10 +14,11 @@ from typing import Iterator, Sequence
 import numpy as np
 import torch
 
+from lcreg.commands.trained import TrainedModel
 from lcreg.data.images import is_image_file, load_rgb
-from lcreg.engine.environment import autocast
-from lcreg.engine.inference import TrainedModel, normalized_batch, preprocess_image
+from lcreg.data.transforms import normalized_batch, preprocess_image
 from lcreg.errors import LcregError
+from lcreg.runtime.environment import autocast
 
 
 @dataclass

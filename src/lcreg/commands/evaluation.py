@@ -12,9 +12,11 @@ from typing import Optional
 import numpy as np
 import torch
 
-from lcreg.engine.inference import TrainedModel, collect_outputs, eval_loader, evaluation_data
+from lcreg.commands.trained import TrainedModel, evaluation_data
+from lcreg.data.loaders import eval_loader
 from lcreg.errors import LcregError
 from lcreg.eval.metrics import calibration_bins, classification_metrics, confusion_matrix, group_confusion
+from lcreg.eval.outputs import collect_outputs
 from lcreg.eval.plots import plot_confusion, plot_per_class_accuracy, plot_reliability
 
 EVAL_FILES = (

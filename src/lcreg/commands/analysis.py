@@ -21,21 +21,15 @@ from typing import Optional, Sequence
 import numpy as np
 import torch
 
+from lcreg.commands.trained import TrainedModel, evaluation_data
 from lcreg.data import LongTailData
-from lcreg.engine.inference import (
-    TrainedModel,
-    collect_latent_stats,
-    collect_outputs,
-    eval_loader,
-    evaluation_data,
-    normalized_batch,
-    similarity_maps,
-    split_images,
-)
+from lcreg.data.loaders import eval_loader
+from lcreg.data.transforms import normalized_batch, split_images
 from lcreg.errors import LcregError
 from lcreg.eval.analysis import class_histograms, kl_table, sample_per_split, sharing_summary, top_images_per_latent
 from lcreg.eval.latent_diagnostics import class_kl_summary, nearest_class_mean_accuracy, shared_categories
 from lcreg.eval.latent_plots import plot_image_histograms, plot_kl_heatmap, plot_latent_montage
+from lcreg.eval.outputs import collect_latent_stats, collect_outputs, similarity_maps
 
 ANALYSIS_FILES = (
     "diagnostics.json",

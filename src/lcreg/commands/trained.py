@@ -1,0 +1,108 @@
+"""A trained model back from its file, and the data to evaluate it on.
+
+Every model file written by ``lcreg train`` (``stage1_model.pt``, ``stage2_model.pt``,
+``checkpoint.pt``) carries the resolved config and a summary of the training data (class
+names, training counts, Many / Medium / Few), so eval, analyze, predict and export need
+nothing but the file.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Optional
+
+import torch
+
+from lcreg.config import Config, from_dict
+from lcreg.data import LongTailData, build_dataset
+from lcreg.errors import LcregError
+from lcreg.methods import create_model
+from lcreg.models import LongTailNet
+from lcreg.runtime.checkpoint import load_checkpoint
+
+MODEL_FILES = ("stage2_model.pt", "stage1_model.pt", "checkpoint.pt")
+
+
+@dataclass
+class TrainedModel:
+    model: LongTailNet
+    cfg: Config
+    summary: dict  # class_names, counts, splits, thresholds, image_shape
+    stage: int
+    path: Path
+
+    @property
+    def run_dir(self) -> Optional[Path]:
+        return self.path.parent if (self.path.parent / "config.yaml").is_file() else None
+
+    @property
+    def class_names(self) -> list[str]:
+        return list(self.summary["class_names"])
+
+
+def resolve_checkpoint(path: str | Path) -> Path:
+    """A run folder means its most trained model: stage 2, else stage 1, else the last
+    checkpoint."""
+    path = Path(path).expanduser()
+    if path.is_dir():
+        for name in MODEL_FILES:
+            if (path / name).is_file():
+                return path / name
+        raise LcregError(f"{path} holds no model file ({', '.join(MODEL_FILES)}); is it a run folder?")
+    if not path.exists():
+        raise LcregError(f"{path} does not exist (give a run folder or a .pt model file)")
+    return path
+
+
+def stored_fields(obj):
+    """The fields a pickled config dataclass of lcreg 0.1 holds, as plain dicts: read from
+    the object itself, not today's class (``model.latent.enabled`` is no field any more but
+    names the method those files were trained with)."""
+    if hasattr(obj, "__dict__") and not isinstance(obj, type):
+        return {k: stored_fields(v) for k, v in vars(obj).items()}
+    return obj
+
+
+def load_trained_model(path: str | Path, device: torch.device) -> TrainedModel:
+    ckpt_path = resolve_checkpoint(path)
+    state = load_checkpoint(ckpt_path)
+    missing = sorted({"model", "config", "summary"} - set(state))
+    summary = state.get("summary")
+    if not missing and isinstance(summary, dict):
+        missing = sorted({"class_names", "counts", "splits", "thresholds"} - set(summary))
+    if missing or not isinstance(state["model"], dict):
+        raise LcregError(f"{ckpt_path} is not a complete lcreg model file (missing: {', '.join(missing) or 'weights'})")
+    # a plain dict (a config dataclass in files of lcreg 0.1); either gains today's defaults
+    saved = state["config"]
+    cfg = from_dict(saved if isinstance(saved, dict) else stored_fields(saved))
+    model = create_model(cfg, len(summary["class_names"]))
+    if any(k.startswith("logit_scale.") for k in state["model"]):
+        model.add_logit_scale()
+    try:
+        model.load_state_dict(state["model"])
+    except (RuntimeError, KeyError, TypeError) as e:
+        first = str(e).splitlines()[0][:160] if str(e) else type(e).__name__
+        raise LcregError(f"{ckpt_path}: its weights do not fit the model its config describes ({first})") from None
+    model.to(device, memory_format=torch.channels_last).eval()
+    return TrainedModel(model, cfg, summary, int(state.get("stage", 1)), ckpt_path)
+
+
+def evaluation_data(trained: TrainedModel, data_dir: Optional[str] = None) -> LongTailData:
+    """The data the model was trained on (or the same kind of data under ``data_dir``);
+    Many / Medium / Few always come from the model's own training counts."""
+    if data_dir is not None and trained.cfg.data.dataset == "demo":
+        raise LcregError(
+            f"{trained.path} was trained on the built-in demo data, which --data-dir cannot replace; "
+            "leave --data-dir out"
+        )
+    d = trained.cfg.data if data_dir is None else replace(trained.cfg.data, data_dir=str(data_dir))
+    data = build_dataset(d)
+    if data.class_names != trained.class_names:
+        raise LcregError(
+            f"the classes of {d.data_dir} ({len(data.class_names)}) differ from the model's "
+            f"({len(trained.class_names)}); evaluate on data with the same class folders"
+        )
+    data.splits = {k: list(v) for k, v in trained.summary["splits"].items()}
+    data.thresholds = tuple(trained.summary["thresholds"])
+    return data
