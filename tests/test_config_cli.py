@@ -110,3 +110,24 @@ def test_floats_in_scientific_notation():
     assert cfg.stage1.lr == 0.001 and cfg.stage1.weight_decay == 0.0005 and cfg.loss.lambda0 == 7.5
     with pytest.raises(LcregError, match="expects float"):
         load_config("demo", ["stage1.lr=fast"])
+
+
+def test_configs_saved_before_the_readings_keep_the_as_written_ones():
+    """A run folder of lcreg 0.1 has no config_version and none of the reading keys: it was
+    trained with the equations as written, whatever today's defaults are."""
+    from lcreg.config import AS_WRITTEN_READINGS, Config, from_dict, to_dict
+
+    old = to_dict(Config())
+    del old["config_version"]
+    for section, keys in (("model", ("weights", "similarity", "temperature", "weight_temperature")),):
+        for k in keys:
+            del old[section]["latent"][k]
+    for k in AS_WRITTEN_READINGS["loss"]:
+        del old["loss"][k]
+    old["model"]["latent"]["enabled"] = True
+    cfg = from_dict(old)
+    assert cfg.method == "lcreg" and cfg.config_version == 2
+    assert cfg.model.latent.weights == "sigmoid" and cfg.model.latent.similarity == "dot"
+    assert cfg.loss.detach_features is False and cfg.loss.recon_reduction == "mean"
+    # today's saved configs read back as they were written
+    assert to_dict(from_dict(to_dict(Config()))) == to_dict(Config())

@@ -8,6 +8,7 @@ nearest valid key.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import difflib
 import math
@@ -122,6 +123,7 @@ class Stage2Config:
 
 @dataclass
 class Config:
+    config_version: int = 2  # CONFIG_VERSION; saved configs without it are read as lcreg 0.1's
     name: str = "demo"
     method: str = "lcreg"  # a registered method (lcreg methods): lcreg, mislas, ce, ldam_drw, ...
     seed: int = 0
@@ -229,9 +231,36 @@ def migrate(d: dict) -> dict:
     return d
 
 
+# The readings of the paper's open equations as written (docs/method.md). A saved config
+# from before they were keys (no config_version) was trained with exactly these, whatever
+# today's defaults are.
+AS_WRITTEN_READINGS = {
+    "model": {"latent": {"weights": "sigmoid", "similarity": "dot", "temperature": 1.0, "weight_temperature": 1.0}},
+    "loss": {"detach_features": False, "recon_similarity": "dot", "recon_temperature": 1.0, "recon_reduction": "mean"},
+}
+CONFIG_VERSION = 2  # 1: lcreg 0.1 (model.latent.enabled, readings not yet keys)
+
+
+def _fill_missing(d: dict, defaults: dict) -> None:
+    for k, v in defaults.items():
+        if isinstance(v, dict):
+            if not isinstance(d.get(k), dict):
+                d[k] = {}
+            _fill_missing(d[k], v)
+        else:
+            d.setdefault(k, v)
+
+
 def from_dict(d: dict) -> Config:
+    """A saved config (run folder, model file): today's defaults for keys it lacks, except
+    that one written before ``config_version`` 2 keeps the as-written readings it was
+    trained with."""
+    d = migrate(copy.deepcopy(dict(d)))
+    if d.get("config_version", 1) < 2:
+        _fill_missing(d, AS_WRITTEN_READINGS)
+        d["config_version"] = CONFIG_VERSION
     cfg = Config()
-    _apply(cfg, migrate(dict(d)))
+    _apply(cfg, d)
     validate(cfg)
     return cfg
 
