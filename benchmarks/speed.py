@@ -40,7 +40,6 @@ import torch
 
 from lcreg.config import load_config
 from lcreg.data.images import ImageSet
-from lcreg.engine.environment import environment_info, select_device
 from lcreg.engine.stages import (
     FeaturesAndHead,
     Stage1Step,
@@ -52,6 +51,7 @@ from lcreg.engine.stages import (
 from lcreg.engine.train import train_loader
 from lcreg.losses import CovarianceEstimator
 from lcreg.methods import create_model, get_method
+from lcreg.runtime.environment import environment_info, select_device
 
 VARIANTS = {
     "plain": ["method=ce"],
