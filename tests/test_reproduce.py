@@ -41,7 +41,10 @@ def test_plan_shares_folders_and_labels_shortened_schedules(tmp_path):
 
 
 def _fake_run(out, seed, top1, many=0.8, medium=0.6):
+    from lcreg.config import load_config, save_config
+
     out.mkdir(parents=True)
+    save_config(load_config("cifar10_lt_if100", [f"seed={seed}"]), out / "config.yaml")
     test = {"top1": top1, "many": many, "medium": medium, "few": None}
     (out / "final_metrics.json").write_text(json.dumps({"stage1": {"test": test}, "stage2": {"test": test}}))
     (out / "stage2_model.pt").write_bytes(b"x")
@@ -105,3 +108,35 @@ def test_queue_trains_skips_finished_and_writes_the_table(tmp_path, no_download,
     assert main(args) == 0
     out = capsys.readouterr().out
     assert out.count(": finished") == 2 and "+ lcreg train" not in out
+
+
+def test_decoupled_methods_retrain_the_classifier_of_the_ce_run(tmp_path, no_download, capsys):
+    """cRT comes from the cross-entropy run of its seed: the queue trains CE (one stage),
+    then only the stage 2 of cRT on it."""
+    data = write_cifar10_pickles(tmp_path / "data", per_class=30).parent
+    results = tmp_path / "results"
+    args = [
+        "reproduce",
+        "table1",
+        "--data-dir",
+        str(data),
+        "--results",
+        str(results),
+        "--epochs",
+        "1",
+        "--methods",
+        "crt",
+        "--imbalance-factors",
+        "10",
+        "--train-args",
+        "stage2.epochs=1 stage1.batch_size=16 stage2.batch_size=16 eval_every=0 --compile off",
+    ]
+    assert main(args) == 0
+    ce, crt = (results / "table1" / "cifar10_if10" / f"{m}_seed0_e1" for m in ("ce", "crt"))
+    assert rp.run_state(ce) == "finished" and rp.run_state(crt) == "finished"
+    assert set(json.loads((ce / "final_metrics.json").read_text())) == {"stage1"}
+    assert set(json.loads((crt / "final_metrics.json").read_text())) == {"stage2"}
+    rows = {r["variant"]: r for r in json.loads((results / "table1.json").read_text())["rows"]}
+    assert rows["ce"]["seeds"] == [0] and rows["crt"]["seeds"] == [0]
+    capsys.readouterr()
+    assert main(args) == 0 and "+ lcreg train" not in capsys.readouterr().out

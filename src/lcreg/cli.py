@@ -147,24 +147,11 @@ def _new_run_dir(out: Optional[str], cfg) -> Path:
     return run_dir
 
 
-def _finished(run_dir: Path, cfg) -> bool:
-    final_path = run_dir / "final_metrics.json"
-    if not final_path.is_file():
-        return False
-    try:
-        final = json.loads(final_path.read_text())
-    except ValueError:
-        return False
-    from lcreg.methods import get_method
-
-    stage = get_method(cfg.method).stages(cfg)[-1]
-    return f"stage{stage}" in final and (run_dir / f"stage{stage}_model.pt").is_file()
-
-
 def _train_inputs(args: argparse.Namespace):
     """(config, stages, resume checkpoint, stage-1 model) of a train command, checked; the
     run folder is not created here."""
     from lcreg.config import load_config, load_saved_config
+    from lcreg.engine.train import run_finished
     from lcreg.runtime.checkpoint import load_checkpoint
 
     stages = {"1": (1,), "2": (2,), "all": (1, 2)}[args.stage]
@@ -177,7 +164,7 @@ def _train_inputs(args: argparse.Namespace):
         if not (run_dir / "config.yaml").exists():
             raise LcregError(f"{run_dir} is not a run folder (no config.yaml)")
         cfg = load_saved_config(run_dir / "config.yaml")
-        if _finished(run_dir, cfg):
+        if run_finished(run_dir, cfg):
             raise LcregError(
                 f"{run_dir} is finished (final_metrics.json and its model files are complete); nothing to resume"
             )
@@ -544,7 +531,8 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
             )
             total += est or 0.0
             when = "" if state == "finished" else (f", about {est:.0f} min here" if est else ", time unknown here")
-            print(f"  {r.out} [{state}{when}]: lcreg train {r.preset} --seed {r.seed} {' '.join(r.overrides)}")
+            how = f"--stage 2 --from {r.stage1_from}" if r.stage1_from else f"{r.preset} --seed {r.seed}"
+            print(f"  {r.out} [{state}{when}]: lcreg train {how} {' '.join(r.overrides)}")
         print(
             f"estimated: {total:.0f} min for the runs not finished (from the wall time of finished runs on this "
             "device; 'unknown' ones not counted)"

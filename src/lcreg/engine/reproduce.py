@@ -64,6 +64,9 @@ METHODS = {
     "lws": ["method=lws"],
     "tau_norm": ["method=tau_norm", "data.val_fraction=0.1"],
 }
+# decoupled classifiers re-train the classifier of the cross-entropy run of the same seed
+# (lcreg train --stage 2 --from), as Kang et al. do: one CE stage 1 serves all three
+STAGE1_FROM = {"crt": "ce", "lws": "ce", "tau_norm": "ce"}
 TABLE10 = {"baseline": ["method=mislas"], "isda": ["method=isda"], "latent_aug": ["loss.beta=0"]}
 # the readings of the open equations at full length: as written against today's default
 READINGS = {
@@ -109,6 +112,7 @@ class RunSpec:
     out: Path
     preset: str
     overrides: list[str] = field(default_factory=list)
+    stage1_from: Optional[Path] = None  # decoupled methods: stage 2 only, on this run's stage 1
 
     @property
     def cell(self) -> tuple[str, int, str]:
@@ -174,25 +178,32 @@ def plan(
                 )
                 for s in seeds:
                     out = results / home / f"{d}_if{imb}" / f"{name}_seed{s}{suffix}"
-                    runs.append(
-                        RunSpec(
-                            table,
-                            d,
-                            imb,
-                            v,
-                            s,
-                            out,
-                            f"{d}_lt_if{imb}",
-                            [*known[v], *schedule_overrides(epochs), *extra],
+                    source = STAGE1_FROM.get(name) if home == "table1" else None
+                    stage1 = results / "table1" / f"{d}_if{imb}" / f"{source}_seed{s}{suffix}" if source else None
+                    if stage1 is not None and all(r.out != stage1 for r in runs):  # its CE run goes first
+                        runs.append(
+                            RunSpec(
+                                "table1",
+                                d,
+                                imb,
+                                source,
+                                s,
+                                stage1,
+                                f"{d}_lt_if{imb}",
+                                [*METHODS[source], *schedule_overrides(epochs), *extra],
+                            )
                         )
-                    )
+                    overrides = [*known[v], *extra] if stage1 else [*known[v], *schedule_overrides(epochs), *extra]
+                    if all(r.out != out for r in runs):
+                        runs.append(RunSpec(table, d, imb, v, s, out, f"{d}_lt_if{imb}", overrides, stage1))
     return runs
 
 
 def run_state(out: Path) -> str:
     """finished | interrupted (has a checkpoint) | new."""
-    final = out / "final_metrics.json"
-    if final.is_file() and "stage2" in json.loads(final.read_text()) and (out / "stage2_model.pt").is_file():
+    from lcreg.engine.train import run_finished
+
+    if run_finished(out):
         return "finished"
     return "interrupted" if (out / "checkpoint.pt").is_file() else "new"
 
@@ -225,7 +236,7 @@ def estimate_minutes(
             cfg = yaml.safe_load((run / "config.yaml").read_text())
         except (OSError, ValueError):
             continue
-        wall = final.get("stage2", {}).get("wall_seconds")
+        wall = (final.get("stage2") or final.get("stage1") or {}).get("wall_seconds")
         if env.get("device") != device or wall is None:
             continue
         method = cfg.get("method") or ("lcreg" if cfg["model"]["latent"].get("enabled", True) else "mislas")
@@ -262,6 +273,21 @@ def execute(runs: list[RunSpec], data_dir: str, train_args: Sequence[str]) -> No
             continue
         if state == "interrupted":
             _lcreg("train", "--resume", str(r.out), "--no-progress")
+        elif r.stage1_from is not None:
+            if r.out.exists():
+                shutil.rmtree(r.out)
+            _lcreg(
+                "train",
+                "--stage",
+                "2",
+                "--from",
+                str(r.stage1_from),
+                "--out",
+                str(r.out),
+                "--no-progress",
+                *train_args,
+                *r.overrides,
+            )
         else:
             if r.out.exists():
                 shutil.rmtree(r.out)  # died before its first checkpoint: nothing to keep
@@ -310,7 +336,8 @@ def summarize(table: str, runs: list[RunSpec], epochs: Optional[int]) -> dict:
         )
         if run_state(r.out) != "finished":
             continue
-        test = json.loads((r.out / "final_metrics.json").read_text())["stage2"]["test"]
+        final = json.loads((r.out / "final_metrics.json").read_text())
+        test = (final.get("stage2") or final["stage1"])["test"]  # one-stage methods end after stage 1
         cell["seeds"].append(r.seed)
         for k in ("top1", "many", "medium", "few"):
             if test.get(k) is not None:

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from lcreg.config import Config, save_config, to_dict
+from lcreg.config import Config, load_saved_config, save_config, to_dict
 from lcreg.data import DeviceLoader, LongTailData, build_dataset, create_sampler
 from lcreg.data.images import ImageSet
 from lcreg.data.loaders import eval_loader, split_loader
@@ -102,6 +102,19 @@ def train_loader(
 def evaluate(model: nn.Module, loader: Iterable, device: torch.device, splits: dict, amp: str = "auto") -> dict:
     out = collect_outputs(model, loader, device, amp)
     return classification_metrics(out.logits, out.targets, splits)
+
+
+def run_finished(run_dir: Path, cfg: Optional[Config] = None) -> bool:
+    """Whether a run folder holds the metrics and model file of its method's last stage
+    (written atomically, so present means complete)."""
+    final_path = run_dir / "final_metrics.json"
+    try:
+        final = json.loads(final_path.read_text())
+        cfg = cfg if cfg is not None else load_saved_config(run_dir / "config.yaml")
+    except (OSError, ValueError, LcregError):
+        return False
+    stage = get_method(cfg.method).stages(cfg)[-1]
+    return f"stage{stage}" in final and (run_dir / f"stage{stage}_model.pt").is_file()
 
 
 def model_summary(data: LongTailData) -> dict:
