@@ -21,7 +21,7 @@ import argparse
 import json
 from pathlib import Path
 
-from lcreg.engine.reproduce import RunSpec, execute, run_state
+from lcreg.engine.reproduce import RunFailed, RunSpec, execute, run_state
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "results" / "latent_screen"
@@ -82,6 +82,15 @@ def specs(names: list[str]) -> list[RunSpec]:
 
 def row(name: str) -> dict | None:
     run = OUT / name
+    failed = OUT / f"{name}.failed.json"
+    if failed.is_file():
+        return {
+            "reading": name,
+            "overrides": READINGS[name][1],
+            "what": READINGS[name][2],
+            "failed": json.loads(failed.read_text())["error"],
+            "commit": None,
+        }
     if run_state(run) != "finished":
         return None
     final = json.loads((run / "final_metrics.json").read_text())
@@ -137,6 +146,9 @@ def write_table(names: list[str]) -> None:
         "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
+        if "failed" in r:
+            lines.append(f"| `{r['reading']}` | failed: {r['failed']} |" + " |" * 10)
+            continue
         lines.append(
             f"| `{r['reading']}` | {fmt(r['stage1_val_balanced'])} / {fmt(r['stage2_val_balanced'])} "
             f"| {fmt(r['val_many'])} / {fmt(r['val_medium'])} | {fmt(r['stage2_test_top1'])} "
@@ -171,7 +183,13 @@ def main() -> None:
         p.error(f"unknown readings {unknown}; known: {', '.join(READINGS)}")
     if not args.table_only:
         for spec in specs(names):  # one at a time, so the table grows as the queue goes
-            execute([spec], args.data_dir, args.train_args.split())
+            failed = spec.out.with_name(spec.out.name + ".failed.json")
+            if failed.is_file():
+                continue  # a reading that cannot train is recorded once, not retried
+            try:
+                execute([spec], args.data_dir, args.train_args.split())
+            except RunFailed as e:  # e.g. a reading whose loss diverges: recorded, the screen goes on
+                failed.write_text(json.dumps({"reading": spec.variant, "command": e.command, "error": e.reason}))
             write_table(list(READINGS))
     write_table(list(READINGS))
 

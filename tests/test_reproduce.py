@@ -140,3 +140,27 @@ def test_decoupled_methods_retrain_the_classifier_of_the_ce_run(tmp_path, no_dow
     assert rows["ce"]["seeds"] == [0] and rows["crt"]["seeds"] == [0]
     capsys.readouterr()
     assert main(args) == 0 and "+ lcreg train" not in capsys.readouterr().out
+
+
+def test_a_failing_run_stops_the_queue_with_its_own_message(tmp_path, no_download, capsys):
+    data = write_cifar10_pickles(tmp_path / "data", per_class=30).parent
+    args = [
+        "reproduce",
+        "table7",
+        "--data-dir",
+        str(data),
+        "--results",
+        str(tmp_path / "results"),
+        "--epochs",
+        "1",
+        "--methods",
+        "latent",
+        "--imbalance-factors",
+        "10",
+        "--train-args",
+        "stage1.lr=1e12 stage1.batch_size=16 eval_every=0 --compile off",
+    ]
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert "non-finite loss in stage 1 epoch 1/1" in err[-1] and "the queue stops here" in err[-1]
+    assert not (tmp_path / "results" / "table7" / "cifar10_if10" / "latent_seed0_e1").exists()

@@ -255,14 +255,26 @@ def _prune(out: Path) -> None:
     shutil.rmtree(out / "tensorboard", ignore_errors=True)
 
 
+class RunFailed(LcregError):
+    """A queued command ended with an error; ``reason`` is its own one-line message."""
+
+    def __init__(self, command: str, reason: str) -> None:
+        super().__init__(
+            f"the run '{command}' failed ({reason}); the queue stops here, finished runs are kept: run the "
+            "same command again to continue"
+        )
+        self.command, self.reason = command, reason
+
+
 def _lcreg(*args: str) -> None:
     cmd = [sys.executable, "-m", "lcreg", *args]
     print("+ lcreg " + " ".join(args), flush=True)
-    if subprocess.run(cmd).returncode != 0:
-        raise LcregError(
-            f"the run 'lcreg {' '.join(args[:6])} ...' failed (its message is above); the queue "
-            "stops here, finished runs are kept: run the same command again to continue"
-        )
+    proc = subprocess.run(cmd, stderr=subprocess.PIPE, text=True)
+    sys.stderr.write(proc.stderr)  # passed on as it came (warnings, the run's own error)
+    if proc.returncode != 0:
+        lines = [ln for ln in proc.stderr.splitlines() if ln.startswith("lcreg: error:")]
+        reason = lines[-1].removeprefix("lcreg: error: ") if lines else f"exit code {proc.returncode}"
+        raise RunFailed("lcreg " + " ".join(args), reason)
 
 
 def execute(runs: list[RunSpec], data_dir: str, train_args: Sequence[str]) -> None:
