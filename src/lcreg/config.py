@@ -54,12 +54,18 @@ class DataConfig:
 
 @dataclass
 class LatentConfig:
+    """The default reading of eq. 1-2 (docs/method.md, results/latent_screen.md): eq. 1 over
+    cosine similarities / 0.1, eq. 2 the softmax of the sigmoid maps / 0.1. Both keep the
+    equations' form; the temperatures give them a scale, which the literal reading (dot
+    product, softmax of S itself: ``AS_WRITTEN_READINGS``) lacks, and with it the latent
+    categories collapse to a position code."""
+
     num_latents: int = 40  # M
     decoder: str = "concat_sim"  # concat_sim | sum_recon | concat_recon
-    weights: str = "sigmoid"  # eq. 2 softmax over: sigmoid maps S (paper) | logits K^T f (see docs/method.md)
-    similarity: str = "dot"  # eq. 1: dot (K^T f, as written) | cosine (cos(K_m, f_n))
-    temperature: float = 1.0  # eq. 1: S = sigmoid(similarity / temperature)
-    weight_temperature: float = 1.0  # eq. 2: S_hat = softmax(S / weight_temperature) (or of the logits)
+    weights: str = "sigmoid"  # eq. 2 softmax over: sigmoid maps S (paper) | logits (the similarity before the sigmoid)
+    similarity: str = "cosine"  # eq. 1: cosine (cos(K_m, f_n)) | dot (K^T f, as written)
+    temperature: float = 0.1  # eq. 1: S = sigmoid(similarity / temperature); 1 as written
+    weight_temperature: float = 0.1  # eq. 2: S_hat = softmax(S / weight_temperature); 1 as written
 
 
 @dataclass
@@ -87,7 +93,7 @@ class LossConfig:
     logit_adjust_tau: float = 1.0  # balanced softmax at 1
     remix_kappa: float = 3.0
     remix_tau: float = 0.5
-    detach_features: bool = False  # eq. 4 and 8-9 see f.detach(): they train the latent head, not the backbone
+    detach_features: bool = True  # eq. 4 and 8-9 see f.detach(): they train the latent head, not the backbone
     recon_similarity: str = "dot"  # eq. 4: C_f = f_hat^T f (dot, as written) | cosine / recon_temperature
     recon_temperature: float = 1.0  # eq. 4: C_f divided by it
     recon_reduction: str = "mean"  # eq. 4 over positions: mean | sum (as written); always the mean over images
