@@ -66,6 +66,31 @@ def test_table_has_mean_std_over_seeds_and_the_paper(tmp_path):
     assert "full schedule" in md
 
 
+def test_dry_run_estimates_from_logged_epoch_times(tmp_path, capsys, monkeypatch):
+    from lcreg.runtime import environment
+
+    monkeypatch.setattr(environment, "environment_info", lambda device: {"device": "CPU (test)"})
+    runs = rp.plan("table1", tmp_path, ["cifar10"], [100], [0, 1], ["mislas"], None)
+    done, half = runs
+    _fake_run(done.out, 0, 0.76)  # no wall_seconds (an older run): its logged epochs count
+    (done.out / "config.yaml").write_text(
+        (done.out / "config.yaml").read_text().replace("method: lcreg", "method: mislas")
+    )
+    (done.out / "metrics.jsonl").write_text("".join(json.dumps({"seconds": 6.0}) + "\n" for _ in range(210)))
+    half.out.mkdir(parents=True)
+    (half.out / "checkpoint.pt").write_bytes(b"x")
+    (half.out / "metrics.jsonl").write_text(json.dumps({"seconds": 6.0}) + "\n" * 1 + "{}\n" * 99)
+    assert rp.estimate_minutes(tmp_path, False, 210) == pytest.approx(21.0)
+    assert rp.estimate_minutes(tmp_path, True, 210) is None  # no finished LCReg run: unknown, not 0
+    assert rp.epochs_left(half, 200) == 110
+    args = ["--methods", "mislas,lcreg", "--seeds", "0,1", "--imbalance-factors", "100"]
+    assert main(["reproduce", "table1", "--dry-run", "--results", str(tmp_path), *args]) == 0
+    out = capsys.readouterr().out
+    assert "mislas_seed0 [finished]" in out and "[interrupted, 110 epochs left, about 11 min here]" in out
+    assert "lcreg_seed0 [new, 210 epochs left, time unknown here]" in out
+    assert "estimated: 11 min" in out and "2 runs of unknown time not counted" in out
+
+
 @pytest.mark.parametrize("args", [["--methods", "ldam"], ["--datasets", "svhn"], ["--seeds", "a"]])
 def test_bad_reproduce_arguments_are_one_line(tmp_path, capsys, args):
     assert main(["reproduce", "table1", "--dry-run", "--results", str(tmp_path), *args]) == 2

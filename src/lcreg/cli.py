@@ -521,21 +521,24 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
     epochs = args.epochs or rp.FULL_EPOCHS
     print(f"lcreg reproduce {args.table}: {len(runs)} runs, {rp.schedule_label(args.epochs)}")
     if args.dry_run:
-        total = 0.0
+        total, unknown = 0.0, 0
         for r in runs:
             state = rp.run_state(r.out)
-            est = (
-                None
-                if state == "finished"
-                else rp.estimate_minutes(results, r.variant in rp.LATENT_VARIANTS, epochs, args.train_args.split())
-            )
-            total += est or 0.0
-            when = "" if state == "finished" else (f", about {est:.0f} min here" if est else ", time unknown here")
+            when = ""
+            if state != "finished":
+                left = rp.epochs_left(r, epochs)
+                est = rp.estimate_minutes(results, r.variant in rp.LATENT_VARIANTS, left, args.train_args.split())
+                total += est or 0.0
+                unknown += est is None
+                when = f", {left} epochs left, " + (
+                    f"about {est:.0f} min here" if est is not None else "time unknown here"
+                )
             how = f"--stage 2 --from {r.stage1_from}" if r.stage1_from else f"{r.preset} --seed {r.seed}"
             print(f"  {r.out} [{state}{when}]: lcreg train {how} {' '.join(r.overrides)}")
+        note = f"; {unknown} runs of unknown time not counted" if unknown else ""
         print(
-            f"estimated: {total:.0f} min for the runs not finished (from the wall time of finished runs on this "
-            "device; 'unknown' ones not counted)"
+            f"estimated: {total:.0f} min for the runs not finished, from the epoch times of finished runs on this "
+            f"device with the same head and numerics{note}"
         )
         return 0
     if not args.table_only:

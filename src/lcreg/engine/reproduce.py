@@ -241,11 +241,36 @@ def numerics_of_args(train_args: Sequence[str]) -> tuple[bool, bool]:
     return _numerics(amp, comp)
 
 
+def _seconds_per_epoch(run: Path, final: dict, cfg: dict) -> Optional[float]:
+    """Wall time per epoch a finished run recorded; runs older than ``wall_seconds`` give the
+    sum of their logged epoch times instead (a slight underestimate: no loading, compiling)."""
+    epochs = cfg["stage1"]["epochs"] + cfg["stage2"]["epochs"]
+    wall = (final.get("stage2") or final.get("stage1") or {}).get("wall_seconds")
+    if wall is None:
+        try:
+            lines = (run / "metrics.jsonl").read_text().splitlines()
+            wall = sum(json.loads(line).get("seconds", 0.0) for line in lines if line.strip()) or None
+        except (OSError, ValueError):
+            return None
+    return wall / epochs if wall and epochs else None
+
+
+def epochs_left(spec: RunSpec, epochs: int) -> int:
+    """Epochs a run still has to train: a decoupled run trains stage 2 only, an interrupted
+    one has logged some already."""
+    total = (0 if spec.stage1_from else epochs) + 10
+    try:
+        done = sum(1 for line in (spec.out / "metrics.jsonl").read_text().splitlines() if line.strip())
+    except OSError:
+        done = 0
+    return max(total - done, 0)
+
+
 def estimate_minutes(
     results: Path, variant_has_latent: bool, epochs: int, train_args: Sequence[str] = ()
 ) -> Optional[float]:
-    """Minutes per run on this kind of device, from the wall time finished runs recorded
-    (per epoch, same device string, head and numerics), scaled to ``epochs`` + 10."""
+    """Minutes for ``epochs`` epochs on this kind of device: the median time per epoch of the
+    finished runs under ``results`` with the same device string, head and numerics."""
     from lcreg.runtime.environment import environment_info, select_device
 
     device = environment_info(select_device("auto"))["device"]
@@ -258,18 +283,19 @@ def estimate_minutes(
             cfg = yaml.safe_load((run / "config.yaml").read_text())
         except (OSError, ValueError):
             continue
-        wall = (final.get("stage2") or final.get("stage1") or {}).get("wall_seconds")
-        if env.get("device") != device or wall is None:
+        if env.get("device") != device:
             continue
         method = cfg.get("method") or ("lcreg" if cfg["model"]["latent"].get("enabled", True) else "mislas")
         if (method == "lcreg") != variant_has_latent:
             continue
         if _numerics(cfg.get("amp", "auto"), cfg.get("compile", "auto")) != numerics_of_args(train_args):
             continue
-        rates.append(wall / (cfg["stage1"]["epochs"] + cfg["stage2"]["epochs"]))
+        rate = _seconds_per_epoch(run, final, cfg)
+        if rate is not None:
+            rates.append(rate)
     if not rates:
         return None
-    return statistics.median(rates) * (epochs + 10) / 60
+    return statistics.median(rates) * epochs / 60
 
 
 def _prune(out: Path) -> None:

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# The project's queued full-length runs (CIFAR-10-LT, JPEG copy), in the order they matter,
+# through lcreg reproduce's restartable queue (a finished run is skipped, an interrupted one
+# resumed): run it again in a later session (or on a GPU) and it continues where it stopped.
+#
+#   bash benchmarks/queue.sh [extra lcreg train args]   (default: --compile on amp=bf16)
+#   lcreg reproduce TABLE ... --dry-run                  what is left of a step, and its time here
+#
+# 1. LCReg with the default reading and the screen's runner-up (logits_detach), seeds 0-2,
+#    beside MiSLAS and the as-written reading (results/readings.md: mean and std over 3 seeds);
+# 2. Table 7 under the default at IF 100 (latent categories alone, + augmentation, +
+#    reconstruction, all), and the baseline / full rows at IF 50 and 10;
+# 3. Table 1 and Table 10's comparison methods at IF 100, seed 0: CE (and cRT, LWS and
+#    tau-norm re-training its classifier), LDAM-DRW, Remix-DRW, + ISDA, the loss-side tools,
+#    mixup alone.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DATA=${DATA:-data/cifar10-jpeg.tar.gz}
+ARGS=${*:-"--compile on amp=bf16"}
+q() { lcreg reproduce "$@" --data-dir "$DATA" --train-args "$ARGS"; }
+q readings --methods lcreg --seeds 0
+q readings --methods mislas --seeds 1
+q readings --methods lcreg --seeds 1,2
+q readings --methods mislas,as_written --seeds 2
+q readings --methods logits_detach --seeds 0,1,2
+q table7 --imbalance-factors 100 --seeds 0
+q table7 --imbalance-factors 50,10 --methods baseline,all --seeds 0
+q table1 --imbalance-factors 100 --seeds 0 --methods ce,crt,lws,tau_norm,ldam_drw,remix_drw
+q table10 --imbalance-factors 100 --seeds 0
+q table1 --imbalance-factors 100 --seeds 0 --methods balanced_softmax,focal,class_balanced,mixup
+lcreg reproduce readings --seeds 0,1,2 --table-only
+lcreg reproduce table7 --seeds 0 --table-only
+lcreg reproduce table1 --imbalance-factors 100 --seeds 0 --table-only
+lcreg reproduce table10 --imbalance-factors 100 --seeds 0 --table-only
