@@ -4,6 +4,8 @@
 #   bash benchmarks/gpu_check.sh speed   # benchmarks/speed.py on the GPU (steps + covariance)
 #   bash benchmarks/gpu_check.sh train   # one full CIFAR-10-LT IF 100 LCReg run, GPU defaults
 #   bash benchmarks/gpu_check.sh all     # both, speed first
+#   bash benchmarks/gpu_check.sh queue   # benchmarks/queue.sh for QUEUE_SECONDS (default 300), then
+#                                        # the run folders it wrote or resumed as $OUT/queue_results.tar.gz
 #
 # Needs the CIFAR-10 JPEG archive at $DATA (default data/cifar10-jpeg.tar.gz, git-ignored:
 # copy it there and carry it). Uses the machine's own torch and packages, the sources from
@@ -40,5 +42,23 @@ if [[ $what == train || $what == all ]]; then
   echo "wall seconds of the command (start-up included): $(( $(date +%s) - start ))" | tee -a "$OUT/train.log"
   tar czf "$OUT/run_$tag.tar.gz" -C "$OUT" "run_$tag"  # one file: the device tool returns at most 8
   rm -rf "$run"
+fi
+if [[ $what == queue ]]; then
+  touch "$OUT/.queue_start"
+  # the queue runs in a process group of its own, stopped whole at the time limit (timeout
+  # would stop the shell and leave its training process running); the interrupted run
+  # keeps the checkpoint of its last epoch and resumes in the next queue
+  # shellcheck disable=SC2086  # QUEUE_ARGS is a list of lcreg train options
+  LCREG="$PY -m lcreg" DATA="$DATA" setsid bash benchmarks/queue.sh ${QUEUE_ARGS:-} > "$OUT/queue.log" 2>&1 &
+  queue=$!
+  (sleep "${QUEUE_SECONDS:-300}"; kill -TERM -- "-$queue" 2>/dev/null) &
+  timer=$!
+  status=0; wait "$queue" || status=$?
+  kill "$timer" 2>/dev/null || true
+  echo "queue ended with status $status (143: stopped at QUEUE_SECONDS)" >> "$OUT/queue.log"
+  mapfile -t touched < <(find results -mindepth 3 -maxdepth 3 -type d -newer "$OUT/.queue_start")
+  if (( ${#touched[@]} )); then tar czf "$OUT/queue_results.tar.gz" "${touched[@]}"; fi
+  rm -f "$OUT/.queue_start"
+  tail -20 "$OUT/queue.log"
 fi
 ls -l "$OUT"

@@ -17,7 +17,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 DATA=${DATA:-data/cifar10-jpeg.tar.gz}
 ARGS=${*:-"--compile on amp=bf16"}
-q() { lcreg reproduce "$@" --data-dir "$DATA" --train-args "$ARGS"; }
+LCREG=${LCREG:-lcreg}  # e.g. LCREG="python3 -m lcreg" where the package is not installed
+# shellcheck disable=SC2086  # LCREG may be a command with arguments
+q() { $LCREG reproduce "$@" --data-dir "$DATA" --train-args "$ARGS"; }
 q readings --methods lcreg --seeds 0
 q readings --methods mislas --seeds 1
 q readings --methods lcreg --seeds 1,2
@@ -28,7 +30,9 @@ q table7 --imbalance-factors 50,10 --methods baseline,all --seeds 0
 q table1 --imbalance-factors 100 --seeds 0 --methods ce,crt,lws,tau_norm,ldam_drw,remix_drw
 q table10 --imbalance-factors 100 --seeds 0
 q table1 --imbalance-factors 100 --seeds 0 --methods balanced_softmax,focal,class_balanced,mixup
-lcreg reproduce readings --seeds 0,1,2 --table-only
-lcreg reproduce table7 --seeds 0 --table-only
-lcreg reproduce table1 --imbalance-factors 100 --seeds 0 --table-only
-lcreg reproduce table10 --imbalance-factors 100 --seeds 0 --table-only
+# shellcheck disable=SC2086
+t() { $LCREG reproduce "$@" --table-only; }
+t readings --seeds 0,1,2
+t table7 --seeds 0
+t table1 --imbalance-factors 100 --seeds 0
+t table10 --imbalance-factors 100 --seeds 0
