@@ -43,16 +43,27 @@ def test_effective_number_weights_match_the_formula():
 
 def test_ldam_loss_against_a_loop():
     torch.manual_seed(0)
-    logits, y = torch.randn(6, 4).clamp(-1, 1), torch.tensor([0, 1, 2, 3, 3, 2])
+    cosines, y = torch.randn(6, 4).clamp(-1, 1), torch.tensor([0, 1, 2, 3, 3, 2])
+    logits = 30.0 * cosines  # the scaled cosine head's output
     loss = LDAMLoss(COUNTS, max_margin=0.5, scale=30.0)
     m = [n**-0.25 for n in COUNTS]
     margins = [0.5 * x / max(m) for x in m]
     total = 0.0
     for i in range(6):
-        z = [30.0 * (logits[i, j].item() - (margins[j] if j == y[i] else 0.0)) for j in range(4)]
+        z = [30.0 * (cosines[i, j].item() - (margins[j] if j == y[i] else 0.0)) for j in range(4)]
         total += -(z[y[i]] - math.log(sum(math.exp(v) for v in z)))
     assert loss(logits, y).item() == pytest.approx(total / 6, rel=1e-5)
     assert max(margins) == pytest.approx(0.5) and margins[3] == pytest.approx(0.5)
+
+
+def test_cosine_head_emits_scaled_cosines():
+    from lcreg.models.classifiers import CosineHead
+
+    head = CosineHead(8, 3, scale=30.0)
+    feats = torch.randn(2, 8, 4, 4)
+    pooled = feats.mean((2, 3))
+    cos = F.normalize(pooled, dim=1) @ F.normalize(head.fc.weight, dim=1).t()
+    assert torch.allclose(head(feats).logits, 30.0 * cos, atol=1e-5)
 
 
 def test_focal_loss_against_a_loop_and_gamma_zero_is_ce():

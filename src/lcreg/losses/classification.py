@@ -89,9 +89,9 @@ class WeightedCrossEntropy(nn.Module):
 
 
 class LDAMLoss(WeightedCrossEntropy):
-    """LDAM (Cao et al. 2019): the target logit is lowered by a margin
-    Delta_c = max_margin * n_c^(-1/4) / max_c' n_c'^(-1/4), then everything is scaled by s
-    (the classifier is cosine-normalised, so s sets the logit range)."""
+    """LDAM (Cao et al. 2019) on logits s * cos(x, w_c) of a scaled cosine classifier: the
+    target logit is lowered by s * Delta_c, Delta_c = max_margin * n_c^(-1/4) / max_c' n_c'^(-1/4),
+    i.e. the cross-entropy of s * (cos - Delta_y)."""
 
     def __init__(self, class_counts: Sequence[int], max_margin: float = 0.5, scale: float = 30.0) -> None:
         super().__init__(len(class_counts))
@@ -102,8 +102,8 @@ class LDAMLoss(WeightedCrossEntropy):
 
     def forward(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         logits = logits.float()
-        shifted = logits - F.one_hot(targets, logits.shape[1]) * self.margins[targets][:, None]
-        return super().forward(self.scale * shifted, targets)
+        shifted = logits - F.one_hot(targets, logits.shape[1]) * (self.scale * self.margins[targets])[:, None]
+        return super().forward(shifted, targets)
 
 
 class FocalLoss(WeightedCrossEntropy):

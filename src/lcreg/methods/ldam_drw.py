@@ -24,7 +24,7 @@ class LDAMDRW(Method):
     mixup = False
 
     def create_head(self, cfg: Config, in_features: int, num_classes: int) -> nn.Module:
-        return CosineHead(in_features, num_classes)
+        return CosineHead(in_features, num_classes, cfg.loss.ldam_scale)  # logits s * cos
 
     def create_objective(self, cfg: Config, model: nn.Module, counts: Sequence[int]) -> nn.Module:
         return ClassificationObjective(LDAMLoss(counts, cfg.loss.ldam_max_margin, cfg.loss.ldam_scale))

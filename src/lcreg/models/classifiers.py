@@ -25,24 +25,26 @@ class LinearHead(nn.Module):
 
 
 class NormedLinear(nn.Module):
-    """Cosine classifier (LDAM): logits = normalise(x) normalise(W)^T, in [-1, 1]; the loss
-    scales them. No bias."""
+    """Cosine classifier (LDAM): logits = scale * normalise(x) normalise(W)^T. The scale is
+    part of the model, not of the loss, so softmax probabilities (ECE, NLL, ``lcreg predict``)
+    are those the model was trained with, not cosines in [-1, 1]. No bias."""
 
-    def __init__(self, in_features: int, num_classes: int) -> None:
+    def __init__(self, in_features: int, num_classes: int, scale: float = 1.0) -> None:
         super().__init__()
         self.weight = nn.Parameter(torch.empty(num_classes, in_features).uniform_(-1, 1).renorm_(2, 0, 1e-5).mul_(1e5))
         self.bias = None
+        self.scale = scale
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.normalize(x, dim=1) @ F.normalize(self.weight, dim=1).t()
+        return self.scale * (F.normalize(x, dim=1) @ F.normalize(self.weight, dim=1).t())
 
 
 class CosineHead(LinearHead):
-    """Global average pooling + cosine classifier (LDAM-DRW)."""
+    """Global average pooling + cosine classifier scaled by ``scale`` (LDAM-DRW: 30)."""
 
-    def __init__(self, in_features: int, num_classes: int) -> None:
+    def __init__(self, in_features: int, num_classes: int, scale: float = 1.0) -> None:
         super().__init__(in_features, num_classes)
-        self.fc = NormedLinear(in_features, num_classes)
+        self.fc = NormedLinear(in_features, num_classes, scale)
 
 
 class LearnableLogitScale(nn.Module):
