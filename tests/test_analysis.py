@@ -8,6 +8,7 @@ from lcreg.eval.analysis import (
     kl_table,
     latent_histograms,
     sample_per_split,
+    shared_pairs,
     sharing_summary,
     top_images_per_latent,
 )
@@ -46,6 +47,26 @@ def test_class_histograms_and_kl_against_loops():
     assert np.allclose(np.diag(kl), 0.0, atol=1e-12) and (kl >= -1e-12).all()
     # an empty bin stays finite thanks to eps
     assert np.isfinite(kl_table(np.array([[1.0, 0.0], [0.5, 0.5]]))).all()
+
+
+def test_shared_pairs_pick_categories_both_sides_use_and_their_strongest_images():
+    # 4 latents; head class 0 uses latents 0 and 1, tail class 1 uses 1 and 2; latent 3 unused
+    hist = np.array(
+        [
+            [0.5, 0.4, 0.05, 0.05],  # image 0: head
+            [0.3, 0.6, 0.05, 0.05],  # image 1: head, strongest on latent 1
+            [0.05, 0.5, 0.4, 0.05],  # image 2: tail
+            [0.05, 0.7, 0.2, 0.05],  # image 3: tail, strongest on latent 1
+        ]
+    )
+    targets = np.array([0, 0, 1, 1])
+    pairs = shared_pairs(hist, targets, {"many": [0], "medium": [1], "few": []}, k=3)
+    # latent 1 is used by both (min of class means 0.5 / 0.6 -> 0.5); latents 0 and 2 by one
+    # side only (their min is 0.05, below uniform 0.25), so only latent 1 is returned
+    assert [p["latent"] for p in pairs] == [1]
+    assert pairs[0]["head_image"] == 1 and pairs[0]["tail_image"] == 3
+    assert pairs[0]["score"] == pytest.approx(min(np.mean([0.4, 0.6]), np.mean([0.5, 0.7])))
+    assert shared_pairs(hist, targets, {"many": [0, 1], "medium": [], "few": []}) == []
 
 
 def test_sharing_summary_on_a_known_case():

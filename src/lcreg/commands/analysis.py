@@ -2,7 +2,9 @@
 
 Writes diagnostics.json (do the latent categories carry image content? see
 eval/latent_diagnostics.py), image_histograms.png (Fig. 4-5: images of Many / Medium / Few
-classes beside their latent histograms), latent_montage.png (per latent category, the
+classes beside their latent histograms), shared_categories.png (Fig. 5: the latent
+categories a head and a tail class both lean on, a head and a tail image of each with its
+similarity map), latent_montage.png (per latent category, the
 images that weigh most on it with its similarity map overlaid), kl_table.csv +
 kl_heatmap.png (Table 8), class_histograms.csv, sharing.json and analysis.md. A model
 without a latent head gets diagnostics.json only (the backbone's positional share).
@@ -26,14 +28,27 @@ from lcreg.data import LongTailData
 from lcreg.data.loaders import eval_loader
 from lcreg.data.transforms import normalized_batch, split_images
 from lcreg.errors import LcregError
-from lcreg.eval.analysis import class_histograms, kl_table, sample_per_split, sharing_summary, top_images_per_latent
+from lcreg.eval.analysis import (
+    class_histograms,
+    kl_table,
+    sample_per_split,
+    shared_pairs,
+    sharing_summary,
+    top_images_per_latent,
+)
 from lcreg.eval.latent_diagnostics import class_kl_summary, nearest_class_mean_accuracy, shared_categories
-from lcreg.eval.latent_plots import plot_image_histograms, plot_kl_heatmap, plot_latent_montage
+from lcreg.eval.latent_plots import (
+    plot_image_histograms,
+    plot_kl_heatmap,
+    plot_latent_montage,
+    plot_shared_categories,
+)
 from lcreg.eval.outputs import collect_latent_stats, collect_outputs, similarity_maps
 
 ANALYSIS_FILES = (
     "diagnostics.json",
     "image_histograms.png",
+    "shared_categories.png",
     "latent_montage.png",
     "kl_table.csv",
     "kl_heatmap.png",
@@ -170,6 +185,21 @@ def analyze_checkpoint(
     captions = [f"{names[targets[i]]}\n({split_of.get(int(targets[i]), '?')})" for i in idx]
     plot_image_histograms(split_images(cfg, split, idx), hist[idx], captions, out_dir / "image_histograms.png")
 
+    # Fig. 5: categories shared by head and tail classes, a head and a tail image of each
+    pairs = shared_pairs(hist, targets, data.splits)
+    both = [i for p in pairs for i in (p["head_image"], p["tail_image"])]
+    cats = [p["latent"] for p in pairs for _ in (0, 1)]
+    pics = split_images(cfg, split, both) if both else np.zeros((0, 1, 1, 3), np.uint8)
+    maps = (
+        similarity_maps(trained.model, normalized_batch(cfg, pics), device)[np.arange(len(both)), cats]
+        if both
+        else pics[..., 0]
+    )
+    shared_captions = [f"{names[targets[i]]} ({split_of.get(int(targets[i]), '?')})" for i in both]
+    plot_shared_categories(
+        pics, maps, hist[both], [p["latent"] for p in pairs], shared_captions, out_dir / "shared_categories.png"
+    )
+
     # montage: the most used (or the chosen) latent categories, their top images, S overlaid
     usage = hist.mean(axis=0)
     if latents:
@@ -214,6 +244,7 @@ def analyze_checkpoint(
         "latent_usage": usage.tolist(),
         "montage_latents": shown,
         "histogram_images": picked,
+        "shared_pairs": pairs,
         "sharing": sharing,
     }
     (out_dir / "sharing.json").write_text(json.dumps(result, indent=2))

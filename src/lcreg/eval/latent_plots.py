@@ -46,6 +46,54 @@ def plot_image_histograms(
     save_figure(fig, path)
 
 
+def plot_shared_categories(
+    images: np.ndarray,
+    maps: np.ndarray,
+    histograms: np.ndarray,
+    latents: Sequence[int],
+    captions: Sequence[str],
+    path: Path,
+) -> None:
+    """Fig. 5: one row per shared latent category j: a head image and a tail image, each with
+    the similarity map of j overlaid, beside both images' latent histograms (j marked).
+    ``images``: (2L, H, W, 3), head and tail alternating; ``maps``: (2L, h, w), the map of
+    each row's j; ``histograms``: (2L, M)."""
+    plt = pyplot()
+    rows, m = len(latents), histograms.shape[1]
+    if not rows:  # no category used above uniform by both, or a side without images
+        fig, ax = plt.subplots(figsize=(6, 1.5))
+        ax.axis("off")
+        ax.text(0.5, 0.5, "no latent category used above uniform by both a head and a tail class", ha="center")
+        save_figure(fig, path)
+        return
+    fig, axes = plt.subplots(
+        rows, 3, figsize=(10, 1.9 * rows + 0.5), gridspec_kw={"width_ratios": [1, 1, 4]}, squeeze=False
+    )
+    for r, j in enumerate(latents):
+        for side in (0, 1):
+            i = 2 * r + side
+            axes[r, side].imshow(overlay(images[i], maps[i]))
+            axes[r, side].set_xticks([])
+            axes[r, side].set_yticks([])
+            axes[r, side].set_title(captions[i], fontsize=8)
+        ax = axes[r, 2]
+        x = np.arange(m)
+        ax.bar(x - 0.2, histograms[2 * r], width=0.4, color="#1f77b4", label="head image")
+        ax.bar(x + 0.2, histograms[2 * r + 1], width=0.4, color="#ff7f0e", label="tail image")
+        ax.axvspan(j - 0.5, j + 0.5, color="#d62728", alpha=0.15)
+        ax.text(j, ax.get_ylim()[1] * 0.95, f"category {j}", ha="center", va="top", fontsize=8, color="#d62728")
+        ax.set_xlim(-0.5, m - 0.5)
+        ax.set_ylabel("weight", fontsize=8)
+        ax.tick_params(labelsize=7)
+        if r == 0:
+            ax.legend(fontsize=7, loc="upper left")
+    axes[-1, 2].set_xlabel("latent category")
+    fig.suptitle(
+        "latent categories shared by head and tail classes (similarity map of the marked category)", fontsize=10
+    )
+    save_figure(fig, path)
+
+
 def overlay(image: np.ndarray, heat: np.ndarray) -> np.ndarray:
     """Blend a (h, w) map in [0, 1] (upsampled to the image) over an RGB uint8 image."""
     import matplotlib
