@@ -124,6 +124,7 @@ def build_run_report(run_dir: Path, out_dir: Path, device: torch.device, data_di
                 f"{d['histogram_class_accuracy']:.3f} (chance {d['histogram_class_accuracy_chance']:.3f})."
             ),
             Figure(Path("analysis/image_histograms.png"), "latent histograms of Many / Medium / Few images"),
+            Figure(Path("analysis/shared_categories.png"), "latent categories shared by head and tail classes"),
             Figure(Path("analysis/latent_montage.png"), "images weighing most on each latent category"),
             Figure(Path("analysis/kl_heatmap.png"), "KL divergence between class latent histograms"),
         )
