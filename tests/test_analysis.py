@@ -60,13 +60,14 @@ def test_shared_pairs_pick_categories_both_sides_use_and_their_strongest_images(
         ]
     )
     targets = np.array([0, 0, 1, 1])
-    pairs = shared_pairs(hist, targets, {"many": [0], "medium": [1], "few": []}, k=3)
+    chist = class_histograms(hist, targets, 2)
+    pairs = shared_pairs(hist, targets, chist, {"many": [0], "medium": [1], "few": []}, k=3)
     # latent 1 is used by both (min of class means 0.5 / 0.6 -> 0.5); latents 0 and 2 by one
     # side only (their min is 0.05, below uniform 0.25), so only latent 1 is returned
     assert [p["latent"] for p in pairs] == [1]
     assert pairs[0]["head_image"] == 1 and pairs[0]["tail_image"] == 3
     assert pairs[0]["score"] == pytest.approx(min(np.mean([0.4, 0.6]), np.mean([0.5, 0.7])))
-    assert shared_pairs(hist, targets, {"many": [0, 1], "medium": [], "few": []}) == []
+    assert shared_pairs(hist, targets, chist, {"many": [0, 1], "medium": [], "few": []}) == []
 
 
 def test_sharing_summary_on_a_known_case():

@@ -97,27 +97,22 @@ def test_bad_reproduce_arguments_are_one_line(tmp_path, capsys, args):
     assert len(capsys.readouterr().err.strip().splitlines()) == 1
 
 
+def _table7_at_if10(data, results, methods: str, train_args: str) -> list[str]:
+    """``lcreg reproduce table7`` arguments: CIFAR-10-LT IF 10, a 1-epoch stage 1, eager."""
+    return [
+        *("reproduce", "table7", "--data-dir", str(data), "--results", str(results), "--epochs", "1"),
+        *("--methods", methods, "--imbalance-factors", "10", "--train-args", f"{train_args} --compile off"),
+    ]
+
+
 def test_queue_trains_skips_finished_and_writes_the_table(tmp_path, no_download, capsys):
     """Two cells of Table 7 on tiny synthetic CIFAR pickles with a 1-epoch stage 1: trained,
     pruned, analysed, tabled; a second call trains nothing."""
     data = write_cifar10_pickles(tmp_path / "data", per_class=30).parent
     results = tmp_path / "results"
-    args = [
-        "reproduce",
-        "table7",
-        "--data-dir",
-        str(data),
-        "--results",
-        str(results),
-        "--epochs",
-        "1",
-        "--methods",
-        "baseline,latent",
-        "--imbalance-factors",
-        "10",
-        "--train-args",
-        "stage2.epochs=1 stage1.batch_size=16 stage2.batch_size=16 eval_every=0 --compile off",
-    ]
+    args = _table7_at_if10(
+        data, results, "baseline,latent", "stage2.epochs=1 stage1.batch_size=16 stage2.batch_size=16 eval_every=0"
+    )
     assert main(args) == 0
     baseline = results / "table1" / "cifar10_if10" / "mislas_seed0_e1"
     latent = results / "table7" / "cifar10_if10" / "latent_seed0_e1"
@@ -169,22 +164,7 @@ def test_decoupled_methods_retrain_the_classifier_of_the_ce_run(tmp_path, no_dow
 
 def test_a_failing_run_stops_the_queue_with_its_own_message(tmp_path, no_download, capsys):
     data = write_cifar10_pickles(tmp_path / "data", per_class=30).parent
-    args = [
-        "reproduce",
-        "table7",
-        "--data-dir",
-        str(data),
-        "--results",
-        str(tmp_path / "results"),
-        "--epochs",
-        "1",
-        "--methods",
-        "latent",
-        "--imbalance-factors",
-        "10",
-        "--train-args",
-        "stage1.lr=1e12 stage1.batch_size=16 eval_every=0 --compile off",
-    ]
+    args = _table7_at_if10(data, tmp_path / "results", "latent", "stage1.lr=1e12 stage1.batch_size=16 eval_every=0")
     assert main(args) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert "non-finite loss in stage 1 epoch 1/1" in err[-1] and "the queue stops here" in err[-1]

@@ -522,12 +522,16 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
     print(f"lcreg reproduce {args.table}: {len(runs)} runs, {rp.schedule_label(args.epochs)}")
     if args.dry_run:
         total, unknown = 0.0, 0
+        rates: dict[bool, Optional[float]] = {}  # seconds per epoch, per head kind: one scan of results each
         for r in runs:
             state = rp.run_state(r.out)
             when = ""
             if state != "finished":
                 left = rp.epochs_left(r, epochs)
-                est = rp.estimate_minutes(results, r.variant in rp.LATENT_VARIANTS, left, args.train_args.split())
+                latent = r.variant in rp.LATENT_VARIANTS
+                if latent not in rates:
+                    rates[latent] = rp.seconds_per_epoch(results, latent, args.train_args.split())
+                est = None if rates[latent] is None else rates[latent] * left / 60
                 total += est or 0.0
                 unknown += est is None
                 when = f", {left} epochs left, " + (

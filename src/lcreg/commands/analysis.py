@@ -186,7 +186,8 @@ def analyze_checkpoint(
     plot_image_histograms(split_images(cfg, split, idx), hist[idx], captions, out_dir / "image_histograms.png")
 
     # Fig. 5: categories shared by head and tail classes, a head and a tail image of each
-    pairs = shared_pairs(hist, targets, data.splits)
+    chist = class_histograms(hist, targets, len(names))  # Fig. 5 and Table 8
+    pairs = shared_pairs(hist, targets, chist, data.splits)
     both = [i for p in pairs for i in (p["head_image"], p["tail_image"])]
     cats = [p["latent"] for p in pairs for _ in (0, 1)]
     pics = split_images(cfg, split, both) if both else np.zeros((0, 1, 1, 3), np.uint8)
@@ -222,7 +223,6 @@ def analyze_checkpoint(
     )
 
     # Table 8: KL between class histograms, classes head to tail
-    chist = class_histograms(hist, targets, len(names))
     kl = kl_table(np.nan_to_num(chist))
     counts = trained.summary["counts"]
     order = sorted(range(len(names)), key=lambda c: -counts[c])

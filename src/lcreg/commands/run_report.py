@@ -13,6 +13,7 @@ import torch
 from lcreg.commands.analysis import analyze_checkpoint
 from lcreg.commands.evaluation import evaluate_checkpoint, pct
 from lcreg.commands.trained import load_trained_model
+from lcreg.engine.runlog import read_records
 from lcreg.errors import LcregError
 from lcreg.eval.plots import plot_class_distribution, plot_training_curves
 from lcreg.eval.report import Code, Figure, Heading, Paragraph, Report, Table, write_report
@@ -32,9 +33,7 @@ def build_run_report(run_dir: Path, out_dir: Path, device: torch.device, data_di
     env = _read_json(run_dir / "environment.json") or {}
     stats = _read_json(run_dir / "data_stats.json")
     final = _read_json(run_dir / "final_metrics.json") or {}
-    records = []
-    if (run_dir / "metrics.jsonl").is_file():
-        records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines() if line.strip()]
+    records = read_records(run_dir)
 
     report = Report(f"Run report: {run_dir.name}")
     report.add(

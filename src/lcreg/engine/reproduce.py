@@ -30,6 +30,7 @@ from typing import Optional, Sequence
 import yaml
 
 from lcreg.engine.paper_numbers import PAPER
+from lcreg.engine.runlog import read_records
 from lcreg.errors import LcregError
 
 FULL_EPOCHS = 200  # the CIFAR presets' stage 1 (stage 2: 10)
@@ -248,8 +249,7 @@ def _seconds_per_epoch(run: Path, final: dict, cfg: dict) -> Optional[float]:
     wall = (final.get("stage2") or final.get("stage1") or {}).get("wall_seconds")
     if wall is None:
         try:
-            lines = (run / "metrics.jsonl").read_text().splitlines()
-            wall = sum(json.loads(line).get("seconds", 0.0) for line in lines if line.strip()) or None
+            wall = sum(r.get("seconds", 0.0) for r in read_records(run)) or None
         except (OSError, ValueError):
             return None
     return wall / epochs if wall and epochs else None
@@ -260,17 +260,15 @@ def epochs_left(spec: RunSpec, epochs: int) -> int:
     one has logged some already."""
     total = (0 if spec.stage1_from else epochs) + 10
     try:
-        done = sum(1 for line in (spec.out / "metrics.jsonl").read_text().splitlines() if line.strip())
-    except OSError:
+        done = len(read_records(spec.out))
+    except (OSError, ValueError):
         done = 0
     return max(total - done, 0)
 
 
-def estimate_minutes(
-    results: Path, variant_has_latent: bool, epochs: int, train_args: Sequence[str] = ()
-) -> Optional[float]:
-    """Minutes for ``epochs`` epochs on this kind of device: the median time per epoch of the
-    finished runs under ``results`` with the same device string, head and numerics."""
+def seconds_per_epoch(results: Path, variant_has_latent: bool, train_args: Sequence[str] = ()) -> Optional[float]:
+    """The median time per epoch of the finished runs under ``results`` on this kind of
+    device with the same head and numerics (None: no such run)."""
     from lcreg.runtime.environment import environment_info, select_device
 
     device = environment_info(select_device("auto"))["device"]
@@ -293,9 +291,15 @@ def estimate_minutes(
         rate = _seconds_per_epoch(run, final, cfg)
         if rate is not None:
             rates.append(rate)
-    if not rates:
-        return None
-    return statistics.median(rates) * epochs / 60
+    return statistics.median(rates) if rates else None
+
+
+def estimate_minutes(
+    results: Path, variant_has_latent: bool, epochs: int, train_args: Sequence[str] = ()
+) -> Optional[float]:
+    """Minutes for ``epochs`` epochs on this kind of device (``seconds_per_epoch``)."""
+    rate = seconds_per_epoch(results, variant_has_latent, train_args)
+    return None if rate is None else rate * epochs / 60
 
 
 def _prune(out: Path) -> None:

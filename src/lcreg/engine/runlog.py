@@ -10,6 +10,14 @@ from pathlib import Path
 from typing import Any
 
 
+def read_records(run_dir: Path) -> list[dict]:
+    """The per-epoch records of a run's metrics.jsonl, oldest first ([] without one)."""
+    path = Path(run_dir) / "metrics.jsonl"
+    if not path.is_file():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
 def _scalars(record: dict, prefix: str = "") -> dict[str, float]:
     out = {}
     for k, v in record.items():

@@ -115,15 +115,19 @@ def sample_per_split(
 
 
 def shared_pairs(
-    histograms: np.ndarray, targets: np.ndarray, splits: dict[str, Sequence[int]], k: int = 3
+    histograms: np.ndarray,
+    targets: np.ndarray,
+    class_hist: np.ndarray,
+    splits: dict[str, Sequence[int]],
+    k: int = 3,
 ) -> list[dict]:
     """Fig. 5: latent categories that a head and a tail class both lean on, each with the
     head image and the tail image that weigh most on it.
 
     A category's score is min(max over head classes, max over tail classes) of the class
-    mean histograms: high only if some head class *and* some tail class use it. The ``k``
-    best scores above uniform (1 / M) are returned, best first; head = Many, tail = Medium +
-    Few. Empty when a side has no images.
+    mean histograms ``class_hist`` (``class_histograms``): high only if some head class *and*
+    some tail class use it. The ``k`` best scores above uniform (1 / M) are returned, best
+    first; head = Many, tail = Medium + Few. Empty when a side has no images.
     """
     m = histograms.shape[1]
     head_classes = list(splits.get("many", []))
@@ -132,8 +136,7 @@ def shared_pairs(
     tail_imgs = np.flatnonzero(np.isin(targets, tail_classes))
     if not len(head_imgs) or not len(tail_imgs):
         return []
-    chist = class_histograms(histograms, targets, int(max(targets.max(), *head_classes, *tail_classes)) + 1)
-    score = np.minimum(np.nanmax(chist[head_classes], axis=0), np.nanmax(chist[tail_classes], axis=0))
+    score = np.minimum(np.nanmax(class_hist[head_classes], axis=0), np.nanmax(class_hist[tail_classes], axis=0))
     pairs = []
     for j in np.argsort(-score)[:k]:
         if score[j] <= 1.0 / m:
