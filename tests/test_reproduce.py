@@ -66,6 +66,20 @@ def test_table_has_mean_std_over_seeds_and_the_paper(tmp_path):
     assert "full schedule" in md
 
 
+def test_run_method_comes_from_its_overrides(tmp_path):
+    # the time estimate groups runs by head: a variant without method= trains the presets' LCReg
+    runs = [r for t in rp.TABLES for r in rp.plan(t, tmp_path, ["cifar10"], [100], [0], None, None)]
+    methods = {(r.table, r.variant): r.method for r in runs}
+    assert methods[("readings", "as_written")] == methods[("table7", "latent")] == "lcreg"
+    assert methods[("table9", "a1_b0.1_g1")] == methods[("table5", "m20")] == "lcreg"
+    assert methods[("table7", "baseline")] == methods[("readings", "mislas")] == "mislas"
+    assert methods[("table1", "tau_norm")] == "tau_norm" and methods[("table10", "isda")] == "isda"
+    # every method named is a registered one
+    from lcreg.methods import METHODS
+
+    assert {m for m in methods.values()} <= set(METHODS.names())
+
+
 def test_dry_run_estimates_from_logged_epoch_times(tmp_path, capsys, monkeypatch):
     from lcreg.runtime import environment
 

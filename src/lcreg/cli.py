@@ -528,7 +528,7 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
             when = ""
             if state != "finished":
                 left = rp.epochs_left(r, epochs)
-                latent = r.variant in rp.LATENT_VARIANTS
+                latent = r.method == "lcreg"
                 if latent not in rates:
                     rates[latent] = rp.seconds_per_epoch(results, latent, args.train_args.split())
                 est = None if rates[latent] is None else rates[latent] * left / 60

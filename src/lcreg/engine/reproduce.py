@@ -110,18 +110,6 @@ TABLES = {
         "what": "ISDA on class features vs latent augmentation (Table 10)",
     },
 }
-# variants whose model has a latent head (for the time estimate)
-LATENT_VARIANTS = {
-    "lcreg",
-    "as_written",
-    "logits_detach",
-    "latent",
-    "latent_aug",
-    "latent_recon",
-    "all",
-    *TABLE9,
-    *TABLE5,
-}
 DATASETS = ("cifar10", "cifar100")
 
 
@@ -140,6 +128,12 @@ class RunSpec:
     @property
     def cell(self) -> tuple[str, int, str]:
         return self.dataset, self.imbalance, self.variant
+
+    @property
+    def method(self) -> str:
+        """The method the run trains: its last ``method=`` override, else the presets' LCReg."""
+        chosen = [o.split("=", 1)[1] for o in self.overrides if o.startswith("method=")]
+        return chosen[-1] if chosen else "lcreg"
 
 
 def schedule_overrides(epochs: Optional[int]) -> list[str]:
