@@ -23,7 +23,7 @@ q() { $LCREG reproduce "$@" --data-dir "$DATA" --train-args "$ARGS"; }
 q readings --methods lcreg --seeds 0
 q readings --methods mislas --seeds 1
 q readings --methods lcreg --seeds 1,2
-q readings --methods mislas,as_written --seeds 2
+q readings --methods as_written,mislas --seeds 2
 q readings --methods logits_detach --seeds 0,1,2
 q table7 --imbalance-factors 100 --seeds 0
 q table7 --imbalance-factors 50,10 --methods baseline,all --seeds 0
