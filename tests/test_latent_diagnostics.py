@@ -108,3 +108,48 @@ def test_latent_stats_summary_counts_saturation():
     assert s["saturation"] == pytest.approx(0.5)
     assert s["histogram_entropy_max"] == pytest.approx(math.log(2))
     assert s["effective_rank"] == pytest.approx(2.0)
+
+
+def test_position_code_warning_only_for_a_position_code():
+    from lcreg.eval.latent_diagnostics import POSITION_CODE_SHARE, position_code_warning
+
+    assert position_code_warning({"positional_share": 0.997}).startswith("the latent categories encode position")
+    assert "99.7%" in position_code_warning({"positional_share": 0.997})
+    assert position_code_warning({"positional_share": POSITION_CODE_SHARE - 0.01}) is None
+    assert position_code_warning({"feature_positional_share": 0.99}) is None  # no latent head: nothing to say
+    assert position_code_warning({"positional_share": float("nan")}) is None
+
+
+def test_training_warns_once_of_a_position_code_and_reports_the_diagnostics(tmp_path, capsys, monkeypatch):
+    import json
+
+    from lcreg.cli import main
+    from lcreg.eval import latent_diagnostics
+
+    monkeypatch.setattr(latent_diagnostics, "POSITION_CODE_SHARE", 0.0)  # every latent head counts as collapsed
+    run = tmp_path / "run"
+    args = ["train", "--out", str(run), "--no-progress", "stage1.epochs=12", "stage1.warmup_epochs=1"]
+    assert main([*args, "stage1.milestones=[10]", "stage2.epochs=1", "eval_every=0"]) == 0
+    out, err = capsys.readouterr()
+    warned = [ln for ln in err.splitlines() if "encode position" in ln]
+    # one line, from epoch 10 on, in the CLI's own format (no Python warning header or source line)
+    assert len(warned) == 1 and warned[0].startswith("lcreg: warning: stage 1 epoch 10: the latent categories")
+    assert "Warning:" not in err and "warnings.warn" not in err
+    diagnostics = json.loads(out)["diagnostics"]
+    assert 0.0 <= diagnostics["positional_share"] <= 1.0 and diagnostics["effective_rank"] > 0
+    final = json.loads((run / "final_metrics.json").read_text())
+    assert final["stage1"]["diagnostics"] == diagnostics
+
+
+def test_cli_prints_other_libraries_warnings_as_python_does(capsys):
+    import warnings
+
+    from lcreg.cli import _show_warning
+    from lcreg.errors import LcregWarning
+
+    _show_warning(LcregWarning("first line\nsecond"), LcregWarning, "x.py", 3)
+    _show_warning(UserWarning("from a library"), UserWarning, "lib.py", 7)
+    err = capsys.readouterr().err
+    assert err.startswith("lcreg: warning: first line")
+    assert "lib.py:7: UserWarning: from a library" in err
+    assert warnings.showwarning is not _show_warning  # the hook lives only while a command runs

@@ -23,10 +23,11 @@ import json
 import shutil
 import sys
 import time
+import warnings
 from pathlib import Path
 from typing import Optional, Sequence
 
-from lcreg.errors import LcregError
+from lcreg.errors import LcregError, LcregWarning
 
 
 def _split_config_args(items: Sequence[str]) -> tuple[Optional[str], list[str]]:
@@ -238,7 +239,11 @@ def cmd_train(args: argparse.Namespace) -> int:
         summary = {
             stage: {k: v for k, v in m.get("test", {}).items() if k != "per_class"} for stage, m in final.items()
         }
-        print(json.dumps({"run_dir": str(run_dir), "final": summary}, indent=2))
+        out = {"run_dir": str(run_dir), "final": summary}
+        # stage 1's last content measures (the backbone's alone without a latent head)
+        if final.get("stage1", {}).get("diagnostics"):
+            out["diagnostics"] = final["stage1"]["diagnostics"]
+        print(json.dumps(out, indent=2))
     return 0
 
 
@@ -313,6 +318,7 @@ def _diagnostics_lines(d: dict) -> list[str]:
 
 def cmd_analyze(args: argparse.Namespace) -> int:
     from lcreg.commands.analysis import ANALYSIS_FILES, analyze_checkpoint
+    from lcreg.eval.latent_diagnostics import position_code_warning
 
     trained, device = _load(args)
     out = Path(args.out) if args.out else _default_out(trained, "analysis")
@@ -346,6 +352,9 @@ def cmd_analyze(args: argparse.Namespace) -> int:
         f"between head classes {s['mean_kl_between_head_classes']}"
     )
     print(f"  wrote {out}/: {', '.join(ANALYSIS_FILES)}")
+    message = position_code_warning(diagnostics)
+    if message is not None:
+        warnings.warn(message, LcregWarning, stacklevel=1)
     return 0
 
 
@@ -745,6 +754,14 @@ def _one_line(message: str) -> str:
     return message
 
 
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """Our warnings as one line (``lcreg: warning: ...``); other libraries' as Python prints them."""
+    if issubclass(category, LcregWarning):
+        print(f"lcreg: warning: {_one_line(str(message))}", file=file or sys.stderr)
+    else:
+        (file or sys.stderr).write(warnings.formatwarning(message, category, filename, lineno, line))
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = build_parser()
     # overrides may follow options (lcreg train PRESET --data-dir D key=value): argparse
@@ -759,7 +776,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
     set_enabled(not getattr(args, "no_progress", False))
     try:
-        return args.func(args)
+        with warnings.catch_warnings():  # restores the hook when the command ends
+            warnings.showwarning = _show_warning
+            return args.func(args)
     except LcregError as e:
         print(f"lcreg: error: {_one_line(str(e))}", file=sys.stderr)
         return 2

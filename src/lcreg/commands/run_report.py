@@ -15,6 +15,7 @@ from lcreg.commands.evaluation import evaluate_checkpoint, pct
 from lcreg.commands.trained import load_trained_model
 from lcreg.engine.runlog import read_records
 from lcreg.errors import LcregError
+from lcreg.eval.latent_diagnostics import position_code_warning
 from lcreg.eval.plots import plot_class_distribution, plot_training_curves
 from lcreg.eval.report import Code, Figure, Heading, Paragraph, Report, Table, write_report
 
@@ -121,6 +122,7 @@ def build_run_report(run_dir: Path, out_dir: Path, device: torch.device, data_di
                 f"{d['saturation']:.3f}; histogram entropy {d['histogram_entropy']:.3f} (flat "
                 f"{d['histogram_entropy_max']:.3f}); nearest-class-histogram accuracy "
                 f"{d['histogram_class_accuracy']:.3f} (chance {d['histogram_class_accuracy_chance']:.3f})."
+                + (f" Warning: {warning}." if (warning := position_code_warning(d)) else "")
             ),
             Figure(Path("analysis/image_histograms.png"), "latent histograms of Many / Medium / Few images"),
             Figure(Path("analysis/shared_categories.png"), "latent categories shared by head and tail classes"),

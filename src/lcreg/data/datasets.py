@@ -15,7 +15,7 @@ from lcreg.data import sources
 from lcreg.data.cache import default_cache_dir, extract_archive, is_archive
 from lcreg.data.images import ImageSet
 from lcreg.data.longtail import make_longtail_indices, shot_splits, stratified_split
-from lcreg.errors import LcregError
+from lcreg.errors import LcregError, LcregWarning
 from lcreg.registry import DATASETS
 
 DEMO_N_MAX = 120  # the demo keeps 120 .. 12 training digits per class (IF 10)
@@ -193,7 +193,7 @@ def check_imbalance(targets: np.ndarray, num_classes: int, asked: float, source:
             f"asked for imbalance factor {asked:g}, the training split has {observed:.1f} "
             f"(largest {present.max()} / smallest {present.min()} images): some class holds fewer images "
             "than the profile gives it",
-            RuntimeWarning,
+            LcregWarning,
             stacklevel=3,
         )
 

@@ -22,6 +22,8 @@ from typing import Callable
 import torch
 import torch.nn as nn
 
+from lcreg.errors import LcregWarning
+
 COMPILE_SETTINGS = ("auto", "on", "off")
 COMPILE_MODES = ("auto", "default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 
@@ -68,7 +70,7 @@ def compile_or_fall_back(model: nn.Module, mode: str, probe: Callable[[], torch.
         uncompile_model(model)
         warnings.warn(
             f"torch.compile failed ({type(e).__name__}: {str(e).splitlines()[0][:160]}); training eagerly",
-            RuntimeWarning,
+            LcregWarning,
             stacklevel=2,
         )
         ok = False

@@ -17,6 +17,7 @@ from __future__ import annotations
 import functools
 import json
 import time
+import warnings
 from pathlib import Path
 from typing import Iterable, Optional
 
@@ -44,7 +45,8 @@ from lcreg.engine.stages import (
     stage2_optimizer,
     train_one_epoch,
 )
-from lcreg.errors import LcregError
+from lcreg.errors import LcregError, LcregWarning
+from lcreg.eval.latent_diagnostics import position_code_warning
 from lcreg.eval.metrics import classification_metrics
 from lcreg.eval.outputs import collect_latent_stats, collect_outputs
 from lcreg.files import atomic_write_json
@@ -159,6 +161,7 @@ class Trainer:
         # wall time of the run: this process's, plus what earlier processes logged before a resume
         self._started, self._elapsed_before = time.perf_counter(), 0.0
         self.final: dict = {}
+        self._warned_position_code = False
         final_path = self.run_dir / "final_metrics.json"
         if final_path.exists():
             self.final = json.loads(final_path.read_text())
@@ -206,6 +209,16 @@ class Trainer:
                 "histogram_entropy",
             )
         }
+
+    def _warn_position_code(self, epoch: int, epochs: int, diagnostics: dict) -> None:
+        """Say once per process, from epoch 10 on, that the latent categories became a position
+        code (the as-written reading's forms within its first 10 epochs): the run goes on."""
+        if self._warned_position_code or epoch < min(10, epochs):
+            return
+        message = position_code_warning(diagnostics)
+        if message is not None:
+            self._warned_position_code = True
+            warnings.warn(f"stage 1 epoch {epoch}: {message}", LcregWarning, stacklevel=2)
 
     def _evaluate_all(self) -> dict:
         return {
@@ -292,6 +305,7 @@ class Trainer:
         record = {"stage": stage, "epoch": epoch + 1, "lr": plan.optimizer.param_groups[0]["lr"], **result.record()}
         if stage == 1 and self.main:
             record["diagnostics"] = self._diagnostics()
+            self._warn_position_code(epoch + 1, plan.epochs, record["diagnostics"])
         last = epoch + 1 == epochs
         evaluate_now = last or (self.cfg.eval_every > 0 and (epoch + 1) % self.cfg.eval_every == 0)
         if evaluate_now and self.main:
@@ -309,7 +323,7 @@ class Trainer:
             self.logger.log_epoch(record)
         self._checkpoint(stage, epoch + 1, plan.optimizer, plan.scheduler, plan.loader)
         if last:
-            self._finish_stage(stage, epoch + 1, {k: record[k] for k in ("test", "val") if k in record})
+            self._finish_stage(stage, epoch + 1, {k: record[k] for k in ("test", "val", "diagnostics") if k in record})
 
     # -- stages -------------------------------------------------------------------------
     def stage1_plan(self) -> StagePlan:

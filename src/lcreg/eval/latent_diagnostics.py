@@ -148,6 +148,25 @@ class LatentStats:
         }
 
 
+# positional_share from which the latent categories count as a position code: the as-written
+# reading reached 0.97-0.997 (screen and full length), the readings whose histograms tell
+# classes apart 0.24-0.37 (results/latent_screen.md, results/readings.md)
+POSITION_CODE_SHARE = 0.9
+
+
+def position_code_warning(diagnostics: dict) -> Optional[str]:
+    """One sentence when the latent categories encode position rather than image content
+    (``positional_share`` >= POSITION_CODE_SHARE), else None."""
+    share = diagnostics.get("positional_share")
+    if share is None or not share >= POSITION_CODE_SHARE:
+        return None
+    return (
+        f"the latent categories encode position, not image content: {share:.1%} of the variance of K^T f is "
+        "the same for every image (positional_share); the similarity maps and histograms say little about the "
+        "image (docs/method.md, 'Readings')"
+    )
+
+
 def class_kl_summary(class_hist: np.ndarray) -> dict:
     """Plain KL(P_i || P_j) and the symmetric (KL_ij + KL_ji) / 2 over distinct pairs."""
     present = ~np.isnan(class_hist).any(1)
