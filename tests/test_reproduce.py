@@ -45,7 +45,7 @@ def _fake_run(out, seed, top1, many=0.8, medium=0.6):
 
     out.mkdir(parents=True)
     save_config(load_config("cifar10_lt_if100", [f"seed={seed}"]), out / "config.yaml")
-    test = {"top1": top1, "many": many, "medium": medium, "few": None}
+    test = {"top1": top1, "many": many, "medium": medium, "few": None, "ece": 0.02}
     (out / "final_metrics.json").write_text(json.dumps({"stage1": {"test": test}, "stage2": {"test": test}}))
     (out / "stage2_model.pt").write_bytes(b"x")
     (out / "environment.json").write_text(json.dumps({"device": "CPU (test)", "commit": "abc" * 5}))
@@ -62,7 +62,8 @@ def test_table_has_mean_std_over_seeds_and_the_paper(tmp_path):
     assert row["top1_std"] == pytest.approx(1.0) and row["paper"] == 83.1
     assert "JPEG copy" in summary["data"] and summary["devices"] == ["CPU (test)"]
     md = rp.write_table(summary, tmp_path).read_text()
-    assert "| cifar10 | 100 | `lcreg` | 3 | 78.00 | 1.00 | 83.1 |" in md
+    # Many / Medium / Few and ECE in every table; an empty split is '-', not 0
+    assert "| cifar10 | 100 | `lcreg` | 3 | 78.00 | 1.00 | 83.1 | 80.00 | 60.00 | - | 2.00 |" in md
     assert "full schedule" in md
 
 

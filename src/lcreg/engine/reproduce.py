@@ -388,6 +388,7 @@ def summarize(table: str, runs: list[RunSpec], epochs: Optional[int]) -> dict:
                 "many": [],
                 "medium": [],
                 "few": [],
+                "ece": [],
                 "positional_share": [],
                 "histogram_class_accuracy": [],
             },
@@ -397,7 +398,7 @@ def summarize(table: str, runs: list[RunSpec], epochs: Optional[int]) -> dict:
         final = json.loads((r.out / "final_metrics.json").read_text())
         test = (final.get("stage2") or final["stage1"])["test"]  # one-stage methods end after stage 1
         cell["seeds"].append(r.seed)
-        for k in ("top1", "many", "medium", "few"):
+        for k in ("top1", "many", "medium", "few", "ece"):
             if test.get(k) is not None:
                 cell[k].append(100 * test[k])
         diag_path = r.out / "analysis" / "diagnostics.json"
@@ -413,7 +414,7 @@ def summarize(table: str, runs: list[RunSpec], epochs: Optional[int]) -> dict:
     rows = []
     for key, c in cells.items():
         row = {k: c[k] for k in ("dataset", "imbalance", "variant", "seeds")}
-        for k in ("top1", "many", "medium", "few", "positional_share", "histogram_class_accuracy"):
+        for k in ("top1", "many", "medium", "few", "ece", "positional_share", "histogram_class_accuracy"):
             row[f"{k}_mean"], row[f"{k}_std"] = _mean_std(c[k])
         row["paper"] = PAPER.get(table, {}).get(key)
         rows.append(row)
@@ -429,7 +430,8 @@ def summarize(table: str, runs: list[RunSpec], epochs: Optional[int]) -> dict:
         "data_sources": sorted(sources),
         "devices": sorted(d for d in devices if d),
         "commits": sorted(commits),
-        "metric": "final-epoch test top-1 (%) of stage 2; mean and standard deviation over seeds",
+        "metric": "final-epoch test top-1 (%) of stage 2 (of stage 1 for one-stage methods); mean and standard "
+        "deviation over seeds; Many / Medium / Few accuracy (%) and ECE (%, 15 bins) as means over the same seeds",
     }
 
 
@@ -439,16 +441,14 @@ def _f(x: Optional[float], spec: str = ".2f") -> str:
 
 def write_table(summary: dict, results: Path) -> Path:
     table = summary["table"]
-    many_few = table == "table6"
-    head = ["dataset", "IF", "variant", "seeds", "top-1 mean", "std", "paper"]
-    if many_few:
-        head[4:6] = ["Many", "Medium", "Few", "top-1 mean", "std"]
+    head = ["dataset", "IF", "variant", "seeds", "top-1 mean", "std", "paper", "Many", "Medium", "Few", "ECE"]
     head += ["positional share", "histogram-class acc."]
     lines = [
         f"# {summary['what']}: {summary['schedule']}",
         "",
         f"Written by `lcreg reproduce {table}`. {summary['metric']}; the paper's number beside (original "
-        f"CIFAR, its own seeds). Data: {summary['data']}. Devices: {', '.join(summary['devices']) or '-'}. "
+        f"CIFAR, its own seeds{'; Table 6 gives Many / Medium / Few' if table == 'table6' else ''}). Data: "
+        f"{summary['data']}. Devices: {', '.join(summary['devices']) or '-'}. "
         f"Commits: {', '.join(summary['commits']) or '-'}. Positional share and histogram-class accuracy: "
         "`lcreg analyze` diagnostics of the latent head (docs/method.md).",
         "",
@@ -459,22 +459,15 @@ def write_table(summary: dict, results: Path) -> Path:
         paper = r["paper"]
         paper_text = "/".join(_f(p, ".1f") for p in paper) if isinstance(paper, tuple) else _f(paper, ".1f")
         cells = [r["dataset"], str(r["imbalance"]), f"`{r['variant']}`", str(len(r["seeds"]))]
-        if many_few:
-            cells += [_f(r["many_mean"]), _f(r["medium_mean"]), _f(r["few_mean"])]
-        cells += [
-            _f(r["top1_mean"]),
-            _f(r["top1_std"]),
-            paper_text,
-            _f(r["positional_share_mean"], ".3f"),
-            _f(r["histogram_class_accuracy_mean"], ".3f"),
-        ]
+        cells += [_f(r["top1_mean"]), _f(r["top1_std"]), paper_text]
+        cells += [_f(r[f"{k}_mean"]) for k in ("many", "medium", "few", "ece")]
+        cells += [_f(r["positional_share_mean"], ".3f"), _f(r["histogram_class_accuracy_mean"], ".3f")]
         lines.append("| " + " | ".join(cells) + " |")
-    if many_few:
-        lines += [
-            "",
-            "Many / Medium / Few by training count (> 100, 20-100, < 20 images); CIFAR-10-LT IF 100 has "
-            "no class under 50 images, so its Few is empty here, while the paper's Table 6 reports one.",
-        ]
+    lines += [
+        "",
+        "Many / Medium / Few by training count (> 100, 20-100, < 20 images); '-' where a split holds no class "
+        "(CIFAR-10-LT IF 100 has none under 50 images, so its Few is empty, while the paper's Table 6 reports one).",
+    ]
     md = results / f"{table}.md"
     md.write_text("\n".join(lines) + "\n")
     (results / f"{table}.json").write_text(json.dumps(summary, indent=2))
