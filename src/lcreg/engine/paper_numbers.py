@@ -1,6 +1,7 @@
 """The paper's published top-1 (%) per reproducible cell, keyed (dataset, imbalance factor,
-variant), copied from LCReg Tables 1, 5, 6, 7, 9 and 10 (ResNet-32, original CIFAR; the readings table takes Table 1's). ``lcreg
-reproduce`` prints them beside ours; Table 6 holds (Many, Medium, Few)."""
+variant), copied from LCReg Tables 1, 5, 6, 7, 9 and 10 (ResNet-32, original CIFAR); the
+readings table takes Table 1's. ``lcreg reproduce`` prints them beside ours; Table 6 holds
+(Many, Medium, Few)."""
 
 from __future__ import annotations
 
