@@ -9,6 +9,7 @@
     lcreg data stats [PRESET] [--json]        class counts, Many/Medium/Few, plot
     lcreg data prepare [PRESET]               decode images once into the cache
     lcreg reproduce TABLE --data-dir D        a paper table as a restartable queue of runs, then its table
+    lcreg runs [DIR]                          every run below DIR, and mean +- std over seeds (markdown, --json, --csv)
     lcreg methods                             list the methods (method=NAME trains one)
     lcreg configs                             list the presets
 
@@ -20,6 +21,7 @@ from __future__ import annotations
 import argparse
 import errno
 import json
+import os
 import shutil
 import sys
 import time
@@ -563,6 +565,25 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_runs(args: argparse.Namespace) -> int:
+    from lcreg.commands import runs_table as rt
+
+    root = Path(args.dir)
+    runs, unfinished = rt.load_runs(root)
+    if args.json:
+        out = {
+            "runs": rt.run_rows(runs, root),
+            "seed_groups": rt.seed_rows(runs),
+            "unfinished": [p.relative_to(root).as_posix() for p in unfinished],
+        }
+        print(json.dumps(out, indent=2))
+    elif args.csv:
+        sys.stdout.write(rt.csv_text(runs, root))
+    else:
+        sys.stdout.write(rt.markdown(runs, unfinished, root))
+    return 0
+
+
 def _str_list(text: Optional[str], flag: str) -> list[str]:
     items = [t.strip() for t in (text or "").split(",") if t.strip()]
     if text is not None and not items:
@@ -725,7 +746,7 @@ def build_parser() -> argparse.ArgumentParser:
         "finished runs skipped, interrupted ones resumed), then write RESULTS/TABLE.md "
         "and .json with mean and std over seeds beside the paper's numbers.",
     )
-    pr.add_argument("table", help="table1, table5, table6, table7 or table9")
+    pr.add_argument("table", help="table1, table5, table6, table7, table9, table10 or readings")
     pr.add_argument("--data-dir", help="the CIFAR data (any accepted layout)")
     pr.add_argument("--datasets", default="cifar10", help="comma-separated: cifar10, cifar100 (default cifar10)")
     pr.add_argument("--imbalance-factors", help="comma-separated, e.g. 100,50,10 (default: the table's)")
@@ -737,6 +758,19 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--dry-run", action="store_true", help="list the runs, their state and estimated time; train none")
     pr.add_argument("--table-only", action="store_true", help="only write the table from the finished runs")
     pr.set_defaults(func=cmd_reproduce)
+
+    pu = sub.add_parser(
+        "runs",
+        help="every run folder below DIR in one table, and mean +- std over seeds",
+        description="One row per finished run below DIR (top-1, Many / Medium / Few, ECE, numerics, device, "
+        "minutes, commit), then the runs that differ only in their seed grouped: mean and std over seeds. "
+        "Unfinished runs are named, not counted.",
+    )
+    pu.add_argument("dir", nargs="?", default="runs", help="a folder of run folders (default runs/)")
+    fmt = pu.add_mutually_exclusive_group()
+    fmt.add_argument("--json", action="store_true", help="one JSON object on stdout (runs, seed groups, unfinished)")
+    fmt.add_argument("--csv", action="store_true", help="the per-run table as CSV on stdout")
+    pu.set_defaults(func=cmd_runs)
 
     pm = sub.add_parser("methods", help="list the registered methods (lcreg train PRESET method=NAME)")
     pm.set_defaults(func=cmd_methods)
@@ -782,6 +816,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except LcregError as e:
         print(f"lcreg: error: {_one_line(str(e))}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # stdout closed early (lcreg runs | head): stop quietly, as Unix tools do
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit's flush
+        return 141
     except OSError as e:  # a write the commands did not foresee: read-only folder, full disk, ...
         where = f"{e.filename}: " if getattr(e, "filename", None) else ""
         reason = "no space left on device" if e.errno == errno.ENOSPC else (e.strerror or type(e).__name__)

@@ -1,0 +1,267 @@
+"""``lcreg runs DIR``: every run folder below DIR in one table, then the mean and spread over
+seeds of the runs that differ only in their seed.
+
+Read from the files each run folder holds (resolved config, environment, final metrics,
+per-epoch log), so it works on any machine's runs and on committed results alike. Numbers
+are percentages of the final epoch of each stage on the test split (a one-stage method's
+final stage is stage 1); a run not yet finished is named, not counted.
+
+    lcreg runs results > results/README.md     # this project's results page
+    lcreg runs runs --csv runs.csv             # your own runs, one row each, for a spreadsheet
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import statistics
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+from lcreg.config import load_saved_config, to_dict
+from lcreg.engine.runlog import read_records
+from lcreg.engine.train import run_finished
+from lcreg.errors import LcregError
+
+# the readings of the paper's open equations (docs/method.md) and their as-written values:
+# an LCReg run is named by the ones it changes
+AS_WRITTEN = {
+    ("model", "latent", "weights"): "sigmoid",
+    ("model", "latent", "similarity"): "dot",
+    ("model", "latent", "temperature"): 1.0,
+    ("model", "latent", "weight_temperature"): 1.0,
+    ("loss", "detach_features"): False,
+    ("loss", "recon_reduction"): "mean",
+    ("loss", "recon_similarity"): "dot",
+    ("loss", "recon_temperature"): 1.0,
+}
+METRICS = ("top1", "many", "medium", "few", "ece")
+
+
+@dataclass
+class Run:
+    folder: Path
+    cfg: dict
+    env: dict
+    final: dict
+    epoch_seconds: float  # the logged epochs' own time (runs older than wall-time recording)
+
+    @property
+    def test(self) -> dict:
+        """Test metrics of the run's last stage."""
+        return (self.final.get("stage2") or self.final["stage1"])["test"]
+
+    @property
+    def seed(self) -> int:
+        return self.cfg["seed"]
+
+
+def load_runs(root: Path) -> tuple[list[Run], list[Path]]:
+    """The finished runs below ``root`` and the folders of those not finished."""
+    if not root.is_dir():
+        raise LcregError(f"{root}: no such folder (lcreg runs DIR takes a folder of run folders, e.g. runs/)")
+    finished, unfinished = [], []
+    for cfg_path in sorted(root.glob("**/config.yaml")):
+        folder = cfg_path.parent
+        if not (folder / "environment.json").is_file():
+            continue  # a config.yaml that is not a run folder's
+        if not run_finished(folder):
+            unfinished.append(folder)
+            continue
+        try:
+            records = read_records(folder)
+        except (OSError, ValueError):
+            records = []
+        finished.append(
+            Run(
+                folder,
+                to_dict(load_saved_config(cfg_path)),
+                json.loads((folder / "environment.json").read_text()),
+                json.loads((folder / "final_metrics.json").read_text()),
+                sum(r.get("seconds", 0.0) for r in records),
+            )
+        )
+    return finished, unfinished
+
+
+def method_name(cfg: dict) -> str:
+    """The method; for LCReg its M, alpha, beta and every reading that differs from the
+    equations as written; a shortened schedule and a held-out split are named too."""
+    extra = []
+    if cfg["stage1"]["epochs"] != 200:
+        extra.append(f"{cfg['stage1']['epochs']}-epoch stage 1")
+    if cfg["data"].get("val_fraction"):
+        extra.append(f"val {cfg['data']['val_fraction']:g} held out")
+    if cfg["method"] != "lcreg":
+        return {"mislas": "MiSLAS"}.get(cfg["method"], cfg["method"]) + (f" ({', '.join(extra)})" if extra else "")
+    readings = []
+    for path, written in AS_WRITTEN.items():
+        node = cfg
+        for key in path:
+            node = node.get(key, {}) if isinstance(node, dict) else {}
+        if node not in ({}, written):
+            readings.append(f"{path[-1]}={node}")
+    latent, loss = cfg["model"]["latent"], cfg["loss"]
+    return (
+        f"LCReg (M={latent['num_latents']}, alpha={loss['alpha']}, beta={loss['beta']}; "
+        f"{', '.join(readings) or 'as written'}{'; ' + ', '.join(extra) if extra else ''})"
+    )
+
+
+def precision(run: Run) -> str:
+    """bf16 or fp32, compiled or eager (``auto`` resolved as the engine does: bf16 and
+    compiled on CUDA, fp32 and eager elsewhere)."""
+    cuda = not run.env.get("device", "CPU").startswith("CPU")
+    amp, comp = run.cfg.get("amp", "auto"), run.cfg.get("compile", "auto")
+    bf16 = amp == "bf16" or (amp == "auto" and cuda)
+    compiled = comp == "on" or (comp == "auto" and cuda)
+    return f"{'bf16' if bf16 else 'fp32'} {'compiled' if compiled else 'eager'}"
+
+
+def minutes(run: Run) -> tuple[Optional[float], bool]:
+    """Wall minutes of the whole run (start-up, compilation, evaluation; summed over resumed
+    processes) where it was recorded, else those of the logged epochs alone; and whether
+    they are the wall time."""
+    stages = [run.final[k] for k in ("stage1", "stage2") if k in run.final]
+    wall = stages[-1].get("wall_seconds") if stages else None
+    if wall is not None:
+        return wall / 60, True
+    return (run.epoch_seconds / 60 if run.epoch_seconds else None), False
+
+
+def data_name(cfg: dict) -> str:
+    imb = cfg["data"].get("imbalance_factor")
+    return cfg["data"]["dataset"] + (f" IF {imb:g}" if imb else "")
+
+
+def _pct(x: Optional[float]) -> Optional[float]:
+    return None if x is None else round(100 * x, 4)
+
+
+def run_rows(runs: list[Run], root: Path) -> list[dict]:
+    """One dict per run: the columns of the per-run table (metrics in %)."""
+    rows = []
+    for r in runs:
+        s1 = r.final.get("stage1", {}).get("test", {})
+        wall_min, is_wall = minutes(r)
+        rows.append(
+            {
+                "run": r.folder.relative_to(root).as_posix(),
+                "data": data_name(r.cfg),
+                "method": method_name(r.cfg),
+                "seed": r.seed,
+                "stage1_top1": _pct(s1.get("top1")),
+                **{k: _pct(r.test.get(k)) for k in METRICS},
+                "epochs": f"{r.cfg['stage1']['epochs']}+{r.cfg['stage2']['epochs']}",
+                "precision": precision(r),
+                "device": r.env.get("device", "?"),
+                "minutes": None if wall_min is None else round(wall_min, 2),
+                "wall_time": is_wall,
+                "commit": (r.env.get("commit") or "?")[:12],
+            }
+        )
+    return rows
+
+
+def seed_rows(runs: list[Run]) -> list[dict]:
+    """Runs that differ only in the seed (same data, method and readings, schedule,
+    precision), one row per group. Repeated runs of one seed are averaged first, so the
+    spread is over seeds, not repeats; Many / Medium / Few and ECE are means over seeds."""
+    groups: dict[tuple, dict[int, list[dict]]] = defaultdict(lambda: defaultdict(list))
+    for r in runs:
+        groups[(data_name(r.cfg), method_name(r.cfg), precision(r))][r.seed].append(r.test)
+    rows = []
+    for (data, method, prec), by_seed in sorted(groups.items()):
+        per_seed = {k: [] for k in METRICS}
+        for tests in by_seed.values():
+            for k in METRICS:
+                vals = [100 * t[k] for t in tests if t.get(k) is not None]
+                if vals:
+                    per_seed[k].append(statistics.mean(vals))
+        top1 = per_seed["top1"]
+        rows.append(
+            {
+                "data": data,
+                "method": method,
+                "precision": prec,
+                "seeds": len(by_seed),
+                "runs": sum(len(v) for v in by_seed.values()),
+                "top1_mean": statistics.mean(top1),
+                "top1_std": statistics.stdev(top1) if len(top1) > 1 else None,
+                **{f"{k}_mean": statistics.mean(per_seed[k]) if per_seed[k] else None for k in METRICS[1:]},
+            }
+        )
+    return rows
+
+
+# column titles of the markdown tables
+TITLES = {
+    "stage1_top1": "stage-1 top-1",
+    "top1": "top-1",
+    "many": "Many",
+    "medium": "Medium",
+    "few": "Few",
+    "ece": "ECE",
+    "top1_mean": "top-1 mean",
+    "top1_std": "std over seeds",
+    "many_mean": "Many",
+    "medium_mean": "Medium",
+    "few_mean": "Few",
+    "ece_mean": "ECE",
+}
+
+
+def _cell(key: str, value, row: dict) -> str:
+    if key in ("run", "commit"):
+        return f"`{value}`"
+    if key == "minutes":
+        return "-" if value is None else f"{value:.1f}" + ("" if row["wall_time"] else " (epochs only)")
+    if key == "top1_std" and value is None:
+        return "- (one seed)"
+    if isinstance(value, float):
+        return f"{value:.2f}"
+    return "-" if value is None else str(value)
+
+
+def _markdown(rows: list[dict]) -> list[str]:
+    if not rows:
+        return ["(none)"]
+    keys = [k for k in rows[0] if k != "wall_time"]  # told in the minutes cell
+    lines = ["| " + " | ".join(TITLES.get(k, k) for k in keys) + " |", "|" + "---|" * len(keys)]
+    lines += ["| " + " | ".join(_cell(k, row[k], row) for k in keys) + " |" for row in rows]
+    return lines
+
+
+def markdown(runs: list[Run], unfinished: list[Path], root: Path) -> str:
+    lines = [
+        "# Runs",
+        "",
+        f"Written by `lcreg runs {root}` from the run folders below it; each holds the resolved config, seed,",
+        "commit, device, per-epoch log (`metrics.jsonl`) and final metrics. Top-1, Many / Medium / Few and ECE",
+        "(15 bins) in %, final epoch of the last stage (stage 2, or stage 1 for a one-stage method) on the test",
+        "split; stage-1 top-1 is the final epoch of stage 1. Minutes: wall time of the whole run where it was",
+        "recorded, else of its logged epochs alone.",
+        "",
+        *_markdown(run_rows(runs, root)),
+        "",
+        "## Mean and spread over seeds",
+        "",
+        *_markdown(seed_rows(runs)),
+    ]
+    if unfinished:
+        names = ", ".join(f"`{p.relative_to(root).as_posix()}`" for p in unfinished)
+        lines += ["", f"Not finished, not counted ({len(unfinished)}): {names} (`lcreg train --resume RUN`)."]
+    return "\n".join(lines) + "\n"
+
+
+def csv_text(runs: list[Run], root: Path) -> str:
+    rows = run_rows(runs, root)
+    buf = io.StringIO()
+    if rows:
+        writer = csv.DictWriter(buf, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    return buf.getvalue()

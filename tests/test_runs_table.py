@@ -1,0 +1,86 @@
+"""``lcreg runs DIR``: one row per finished run, its numerics and minutes named; the seed
+summary counts seeds, not runs (two runs of one seed are no spread); one-stage methods are
+read from stage 1; unfinished runs are named, not counted."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from lcreg.cli import main
+from lcreg.commands import runs_table as rt
+from lcreg.config import load_config, save_config
+
+
+def _fake_run(folder: Path, seed: int, top1: float, overrides: list[str], device="CPU (x86_64, 2 cores)", wall=None):
+    folder.mkdir(parents=True)
+    cfg = load_config("cifar10_lt_if100", [f"seed={seed}", *overrides])
+    save_config(cfg, folder / "config.yaml")
+    (folder / "environment.json").write_text(json.dumps({"device": device, "commit": "abc"}))
+    test = {"top1": top1, "many": top1, "medium": top1 - 0.1, "few": None, "ece": 0.02}
+    last = "stage1" if cfg.method == "ce" else "stage2"
+    final = {"stage1": {"test": {**test, "top1": top1 - 0.1}}}
+    final[last] = {"test": test, **({"wall_seconds": wall} if wall is not None else {})}
+    (folder / "final_metrics.json").write_text(json.dumps(final))
+    (folder / f"{last}_model.pt").write_bytes(b"x")
+    (folder / "metrics.jsonl").write_text(
+        "".join(json.dumps({"stage": 1, "epoch": e, "seconds": 30.0}) + "\n" for e in (1, 2))
+    )
+
+
+def test_rows_numerics_minutes_and_seed_summary(tmp_path):
+    _fake_run(tmp_path / "a", 0, 0.70, [], wall=150.0)
+    _fake_run(tmp_path / "b", 1, 0.74, [])
+    _fake_run(tmp_path / "c", 0, 0.90, ["amp=bf16", "compile=on"])  # same seed as a, other numerics
+    _fake_run(tmp_path / "d", 0, 0.60, [], device="NVIDIA H100 80GB HBM3")  # auto: bf16 compiled on CUDA
+    _fake_run(tmp_path / "e", 0, 0.50, ["method=ce"])  # one stage: its numbers are stage 1's
+    (tmp_path / "f").mkdir()  # a run that died in stage 1: named, not counted
+    save_config(load_config("cifar10_lt_if100", []), tmp_path / "f" / "config.yaml")
+    (tmp_path / "f" / "environment.json").write_text("{}")
+    runs, unfinished = rt.load_runs(tmp_path)
+    assert [r.folder.name for r in runs] == ["a", "b", "c", "d", "e"] and unfinished == [tmp_path / "f"]
+    rows = {r["run"]: r for r in rt.run_rows(runs, tmp_path)}
+    # minutes: the recorded wall time, else the logged epochs, marked as such
+    assert (rows["a"]["minutes"], rows["a"]["wall_time"]) == (2.5, True)
+    assert (rows["b"]["minutes"], rows["b"]["wall_time"]) == (1.0, False)
+    assert [rows[k]["precision"] for k in "abcd"] == ["fp32 eager", "fp32 eager", "bf16 compiled", "bf16 compiled"]
+    assert rows["e"]["top1"] == pytest.approx(50.0) and rows["e"]["method"] == "ce"
+    groups = {(g["method"].split(" ")[0], g["precision"]): g for g in rt.seed_rows(runs)}
+    fp32 = groups[("LCReg", "fp32 eager")]
+    assert (fp32["seeds"], fp32["runs"]) == (2, 2) and fp32["top1_mean"] == pytest.approx(72.0)
+    assert fp32["top1_std"] == pytest.approx(2.828, abs=1e-3) and fp32["medium_mean"] == pytest.approx(62.0)
+    # c and d: the same seed with the same numerics -> one seed, two runs, averaged, no spread
+    bf16 = groups[("LCReg", "bf16 compiled")]
+    assert (bf16["seeds"], bf16["runs"], bf16["top1_std"]) == (1, 2, None)
+    assert bf16["top1_mean"] == pytest.approx(75.0) and bf16["few_mean"] is None
+    md = rt.markdown(runs, unfinished, tmp_path)
+    assert "| 72.00 | 2.83 | 72.00 | 62.00 | - | 2.00 |" in md and "- (one seed)" in md
+    assert "1.0 (epochs only)" in md and "Not finished, not counted (1): `f`" in md
+
+
+def test_runs_command_formats(tmp_path, capsys):
+    _fake_run(tmp_path / "runs" / "a", 0, 0.70, [], wall=60.0)
+    assert main(["runs", str(tmp_path / "runs"), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["runs"][0]["top1"] == pytest.approx(70.0) and out["unfinished"] == []
+    assert main(["runs", str(tmp_path / "runs"), "--csv"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("run,data,method,seed,stage1_top1,top1") and lines[1].startswith("a,")
+    assert main(["runs", str(tmp_path / "nowhere")]) == 2
+    assert capsys.readouterr().err.startswith("lcreg: error: ")
+
+
+def test_closed_stdout_ends_quietly(tmp_path):
+    _fake_run(tmp_path / "a", 0, 0.70, [])
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "lcreg", "runs", str(tmp_path), "--json"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    proc.stdout.close()  # as `| head` does once it has its lines
+    err = proc.stderr.read().decode()
+    assert proc.wait() == 141 and err == ""
