@@ -6,7 +6,8 @@
 #   bash benchmarks/queue.sh [extra lcreg train args]   (default: --compile on amp=bf16)
 #   lcreg reproduce TABLE ... --dry-run                  what is left of a step, and its time here
 #
-# 1. LCReg with the default reading and the screen's runner-up (logits_detach), seeds 0-2,
+# 1. LCReg with the default reading, the screen's runner-up (logits_detach) and the default
+#    with its latent losses reaching the backbone (attached), seeds 0-2,
 #    beside MiSLAS and the as-written reading (results/readings.md: mean and std over 3 seeds);
 # 2. Table 7 under the default at IF 100 (latent categories alone, + augmentation, +
 #    reconstruction, all), and the baseline / full rows at IF 50 and 10;
@@ -24,7 +25,8 @@ q readings --methods lcreg --seeds 0
 q readings --methods mislas --seeds 1
 q readings --methods lcreg --seeds 1,2
 q readings --methods as_written,mislas --seeds 2
-q readings --methods logits_detach --seeds 0,1,2
+q readings --methods attached,logits_detach --seeds 0
+q readings --methods attached,logits_detach --seeds 1,2
 q table7 --imbalance-factors 100 --seeds 0
 q table7 --imbalance-factors 50,10 --methods baseline,all --seeds 0
 q table1 --imbalance-factors 100 --seeds 0 --methods ce,crt,lws,tau_norm,ldam_drw,remix_drw

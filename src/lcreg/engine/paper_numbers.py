@@ -81,7 +81,7 @@ def _build() -> dict[str, dict[tuple, object]]:
     # the readings table: every reading of eq. 1-4 against the paper's LCReg, MiSLAS against its MiSLAS
     for (dataset, imb, method), v in out["table1"].items():
         if method == "lcreg":
-            for reading in ("as_written", "logits_detach", "lcreg"):
+            for reading in ("as_written", "logits_detach", "attached", "lcreg"):
                 out["readings"][(dataset, imb, reading)] = v
         elif method == "mislas":
             out["readings"][(dataset, imb, "mislas")] = v
