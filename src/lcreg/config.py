@@ -419,6 +419,8 @@ def validate(cfg: Config) -> None:
         if value not in names and value not in _SPECIAL.get(key, ()):
             close = difflib.get_close_matches(str(value), names, n=1, cutoff=0.5)
             hint = f"; did you mean '{close[0]}'?" if close else ""
+            if not close and isinstance(choices, Registry):
+                hint = f"; a plug-in's {choices.kind}? name its module in LCREG_PLUGINS"
             raise LcregError(f"{key}={value!r} is not one of: {', '.join(names)}{hint}")
     for key, low, inclusive in _LOWER_BOUNDS:
         value = get_key(cfg, key)
