@@ -21,6 +21,7 @@ import argparse
 import json
 from pathlib import Path
 
+from lcreg.engine.reproduce import READINGS as FULL_LENGTH_READINGS
 from lcreg.engine.reproduce import RunFailed, RunSpec, execute, run_state
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -31,8 +32,11 @@ SCHEDULE_TEXT = "stage 1: 40 epochs (warm-up 1, lr x0.1 at 32 and 36), stage 2: 
 COSINE = ["model.latent.similarity=cosine", "model.latent.temperature=0.1"]
 LOGITS = ["model.latent.weights=logits"]
 DETACH = ["loss.detach_features=true"]
+DEFAULT = COSINE + DETACH + ["model.latent.weight_temperature=0.1"]  # the default chosen from this screen
 
-# name -> (preset, overrides, what the reading is); in the order they run
+# name -> (preset, overrides, what the reading is); in the order they run. Overrides apply on
+# top of the as-written reading (AS_WRITTEN, spelt out: the presets' default has changed since
+# the first ten readings ran, when it was the as-written one)
 READINGS: dict[str, tuple[str, list[str], str]] = {
     "as_written": ("cifar10_lt_if100", [], "eq. 1-4 as written: dot product, eq. 2 over sigmoid maps"),
     "mislas": ("cifar10_lt_if100_mislas", [], "MiSLAS baseline (no latent head)"),
@@ -57,11 +61,36 @@ READINGS: dict[str, tuple[str, list[str], str]] = {
     ),
     "cosine_sigmoid_wtemp_detach": (
         "cifar10_lt_if100",
-        COSINE + DETACH + ["model.latent.weight_temperature=0.1"],
+        DEFAULT,
         "cosine / 0.1 in eq. 1, eq. 2 over S / 0.1 (softmax of the sigmoid maps "
         "kept, its factor-e bound lifted), detached latent losses",
     ),
+    # the default's open parts that are not about content: the decoder (Fig. 3 gives no
+    # layer) and the samples the latent covariances are estimated from (eq. 5-6)
+    "default_decoder_sum_recon": (
+        "cifar10_lt_if100",
+        DEFAULT + ["model.latent.decoder=sum_recon"],
+        "the default, decoder f + f_hat (no parameters) instead of concat(f, S) -> 1x1 conv",
+    ),
+    "default_decoder_concat_recon": (
+        "cifar10_lt_if100",
+        DEFAULT + ["model.latent.decoder=concat_recon"],
+        "the default, decoder concat(f, f_hat) -> 1x1 conv instead of concat(f, S)",
+    ),
+    "default_samples_positions": (
+        "cifar10_lt_if100",
+        DEFAULT + ["loss.latent_samples=positions"],
+        "the default, covariances from each position's feature with its argmax category (not pooled per category)",
+    ),
+    # the default with eq. 4 and eq. 8-9 reaching the backbone (at full length the default
+    # trails the as-written reading, whose latent losses reach it)
+    "default_attached": (
+        "cifar10_lt_if100",
+        COSINE + ["model.latent.weight_temperature=0.1"],
+        "the default with the latent losses reaching the backbone (not detached)",
+    ),
 }
+AS_WRITTEN = FULL_LENGTH_READINGS["as_written"]
 
 DIAGNOSTICS = (
     "positional_share",
@@ -75,7 +104,9 @@ DIAGNOSTICS = (
 
 def specs(names: list[str]) -> list[RunSpec]:
     return [
-        RunSpec("latent_screen", "cifar10", 100, n, 0, OUT / n, READINGS[n][0], [*SCHEDULE, *READINGS[n][1]])
+        RunSpec(
+            "latent_screen", "cifar10", 100, n, 0, OUT / n, READINGS[n][0], [*SCHEDULE, *AS_WRITTEN, *READINGS[n][1]]
+        )
         for n in names
     ]
 

@@ -9,6 +9,8 @@
 # 1. LCReg with the default reading, the screen's runner-up (logits_detach) and the default
 #    with its latent losses reaching the backbone (attached), seeds 0-2,
 #    beside MiSLAS and the as-written reading (results/readings.md: mean and std over 3 seeds);
+#    Between them, a shortened screen of the default's decoder and covariance samples
+#    (benchmarks/latent_screen.py, results/latent_screen.md);
 # 2. Table 7 under the default at IF 100 (latent categories alone, + augmentation, +
 #    reconstruction, all), and the baseline / full rows at IF 50 and 10;
 # 3. Table 1 and Table 10's comparison methods at IF 100, seed 0: CE (and cRT, LWS and
@@ -24,7 +26,12 @@ q() { $LCREG reproduce "$@" --data-dir "$DATA" --train-args "$ARGS"; }
 q readings --methods lcreg --seeds 0
 q readings --methods mislas --seeds 1
 q readings --methods lcreg --seeds 1,2
-q readings --methods as_written,mislas --seeds 2
+q readings --methods as_written --seeds 2
+# the open parts of the default not about content (decoder, covariance samples) and the default
+# attached, on the screen's shortened schedule (about 11 min each here)
+"${PYTHON:-python}" benchmarks/latent_screen.py --data-dir "$DATA" --train-args "$ARGS" \
+    --only default_attached,default_decoder_sum_recon,default_decoder_concat_recon,default_samples_positions
+q readings --methods mislas --seeds 2
 q readings --methods attached,logits_detach --seeds 0
 q readings --methods attached,logits_detach --seeds 1,2
 q table7 --imbalance-factors 100 --seeds 0
