@@ -1,11 +1,16 @@
-"""The documentation names code that exists: every function, class or method that
-docs/method.md's equation table points to is defined in the package (or its tests), and every config key
-its readings table names is a key of the config."""
+"""The documentation says what the code and the results say: every function, class or method
+that docs/method.md's equation table points to is defined in the package (or its tests),
+every config key its readings table names is a key of the config, and every README number
+beside a run folder or a reading is the one its results file holds."""
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
+
+import pytest
+import yaml
 
 from lcreg.config import load_config, to_dict
 
@@ -57,3 +62,48 @@ def test_readings_table_names_config_keys():
         for part in key.split("."):
             assert isinstance(node, dict) and part in node, f"docs/method.md names '{key}', not a config key"
             node = node[part]
+
+
+README = (ROOT / "README.md").read_text()
+
+
+def _num(cell: str):
+    cell = cell.strip().strip("*")
+    return None if cell in ("-", "") else float(cell)
+
+
+def test_readme_run_rows_match_their_run_folders():
+    """Every README row that names a run folder under results/ carries that folder's final numbers."""
+    checked = 0
+    for line in README.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) != 8 or not re.fullmatch(r"`[\w./]+_seed\d`", cells[1]):
+            continue
+        run = ROOT / "results" / cells[1].strip("`")
+        final = json.loads((run / "final_metrics.json").read_text())
+        last = (final.get("stage2") or final["stage1"])["test"]
+        many, medium, few = (_num(c) for c in cells[6].split("/"))
+        want = [final["stage1"]["test"]["top1"], last["top1"], last["many"], last["medium"], last["ece"]]
+        got = [_num(cells[4]), _num(cells[5]), many, medium, _num(cells[7])]
+        assert got == pytest.approx([100 * w for w in want], abs=0.0051), f"README row of {run.name}"
+        assert int(cells[3]) == yaml.safe_load((run / "config.yaml").read_text())["seed"]
+        checked += 1
+    assert checked >= 8
+
+
+def test_readme_seed_table_matches_results_readings():
+    rows = {r["variant"]: r for r in json.loads((ROOT / "results" / "readings.json").read_text())["rows"]}
+    checked = 0
+    for line in README.splitlines():
+        m = re.match(r"\| [^|]*\(`(\w+)`\) \| (\d+) \|", line)
+        if not m or m.group(1) not in rows:
+            continue
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        r = rows[m.group(1)]
+        assert int(cells[1]) == len(r["seeds"])
+        keys = ("top1_mean", "top1_std", "many_mean", "medium_mean", "ece_mean")
+        assert [_num(c) for c in cells[2:7]] == pytest.approx([r[k] for k in keys], abs=0.0051), m.group(1)
+        for cell, key in zip(cells[7:9], ("positional_share_mean", "histogram_class_accuracy_mean")):
+            assert _num(cell) == (None if r[key] is None else pytest.approx(r[key], abs=0.00051))
+        checked += 1
+    assert checked >= 3
