@@ -107,3 +107,11 @@ def test_readme_seed_table_matches_results_readings():
             assert _num(cell) == (None if r[key] is None else pytest.approx(r[key], abs=0.00051))
         checked += 1
     assert checked >= 3
+
+
+def test_readme_training_loop_example_runs(capsys):
+    section = README.split("### In your own training loop", 1)[1]
+    code = section.split("```python\n", 1)[1].split("```", 1)[0]
+    exec(compile(code, "README.md (own training loop)", "exec"), {})
+    terms = eval(capsys.readouterr().out)  # the example prints the loss terms of eq. 10
+    assert set(terms) == {"cls", "recon", "latent_aug"} and all(v > 0 for v in terms.values())
