@@ -600,7 +600,7 @@ def cmd_methods(args: argparse.Namespace) -> int:
     for name in names:
         m = get_method(name)
         stages = "stage 1 + 2" if m.has_stage2 else "stage 1    "
-        print(f"{name:<{width}}  {stages}  {m.summary}  [{m.paper}]")
+        print(f"{name:<{width}}  {stages}  {m.summary}" + (f"  [{m.paper}]" if m.paper else ""))
     return 0
 
 
