@@ -318,12 +318,15 @@ class RunFailed(LcregError):
 def _lcreg(*args: str) -> None:
     cmd = [sys.executable, "-m", "lcreg", *args]
     print("+ lcreg " + " ".join(args), flush=True)
-    proc = subprocess.run(cmd, stderr=subprocess.PIPE, text=True)
-    sys.stderr.write(proc.stderr)  # passed on as it came (warnings, the run's own error)
+    errors = []
+    with subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True) as proc:
+        for line in proc.stderr:  # passed on as it comes (warnings mid-run), errors kept for the reason
+            sys.stderr.write(line)
+            sys.stderr.flush()
+            if line.startswith("lcreg: error:"):
+                errors.append(line.rstrip("\n").removeprefix("lcreg: error: "))
     if proc.returncode != 0:
-        lines = [ln for ln in proc.stderr.splitlines() if ln.startswith("lcreg: error:")]
-        reason = lines[-1].removeprefix("lcreg: error: ") if lines else f"exit code {proc.returncode}"
-        raise RunFailed("lcreg " + " ".join(args), reason)
+        raise RunFailed("lcreg " + " ".join(args), errors[-1] if errors else f"exit code {proc.returncode}")
 
 
 def execute(runs: list[RunSpec], data_dir: str, train_args: Sequence[str]) -> None:
