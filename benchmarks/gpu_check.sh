@@ -49,14 +49,18 @@ if [[ $what == queue ]]; then
   # would stop the shell and leave its training process running); the interrupted run
   # keeps the checkpoint of its last epoch and resumes in the next queue
   # shellcheck disable=SC2086  # QUEUE_ARGS is a list of lcreg train options
-  LCREG="$PY -m lcreg" DATA="$DATA" setsid bash benchmarks/queue.sh ${QUEUE_ARGS:-} > "$OUT/queue.log" 2>&1 &
+  LCREG="$PY -m lcreg" PYTHON="$PY" DATA="$DATA" setsid bash benchmarks/queue.sh ${QUEUE_ARGS:-} > "$OUT/queue.log" 2>&1 &
   queue=$!
   (sleep "${QUEUE_SECONDS:-300}"; kill -TERM -- "-$queue" 2>/dev/null) &
   timer=$!
   status=0; wait "$queue" || status=$?
   kill "$timer" 2>/dev/null || true
   echo "queue ended with status $status (143: stopped at QUEUE_SECONDS)" >> "$OUT/queue.log"
-  mapfile -t touched < <(find results -mindepth 3 -maxdepth 3 -type d -newer "$OUT/.queue_start")
+  # run folders: results/<table>/<data>/<run> and results/latent_screen/<run>
+  mapfile -t touched < <(
+    find results -mindepth 3 -maxdepth 3 -type d -newer "$OUT/.queue_start" -not -path 'results/latent_screen/*'
+    find results/latent_screen -mindepth 1 -maxdepth 1 -type d -newer "$OUT/.queue_start" 2>/dev/null
+  )
   if (( ${#touched[@]} )); then tar czf "$OUT/queue_results.tar.gz" "${touched[@]}"; fi
   rm -f "$OUT/.queue_start"
   tail -20 "$OUT/queue.log"

@@ -21,6 +21,7 @@ cd "$(dirname "$0")/.."
 DATA=${DATA:-data/cifar10-jpeg.tar.gz}
 ARGS=${*:-"--compile on amp=bf16"}
 LCREG=${LCREG:-lcreg}  # e.g. LCREG="python3 -m lcreg" where the package is not installed
+# PYTHON: the interpreter for benchmarks/latent_screen.py (default python3)
 # shellcheck disable=SC2086  # LCREG may be a command with arguments
 q() { $LCREG reproduce "$@" --data-dir "$DATA" --train-args "$ARGS"; }
 q readings --methods lcreg --seeds 0
@@ -29,7 +30,7 @@ q readings --methods lcreg --seeds 1,2
 q readings --methods as_written --seeds 2
 # the open parts of the default not about content (decoder, covariance samples) and the default
 # attached, on the screen's shortened schedule (about 11 min each here)
-"${PYTHON:-python}" benchmarks/latent_screen.py --data-dir "$DATA" --train-args "$ARGS" \
+"${PYTHON:-python3}" benchmarks/latent_screen.py --data-dir "$DATA" --train-args "$ARGS" \
     --only default_attached,default_decoder_sum_recon,default_decoder_concat_recon,default_samples_positions
 q readings --methods mislas --seeds 2
 q readings --methods attached,logits_detach --seeds 0
