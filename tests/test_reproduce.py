@@ -184,3 +184,18 @@ def test_a_failing_run_stops_the_queue_with_its_own_message(tmp_path, no_downloa
     err = capsys.readouterr().err.strip().splitlines()
     assert "non-finite loss in stage 1 epoch 1/1" in err[-1] and "the queue stops here" in err[-1]
     assert not (tmp_path / "results" / "table7" / "cifar10_if10" / "latent_seed0_e1").exists()
+
+
+def test_a_call_for_some_cells_keeps_the_tables_other_finished_runs(tmp_path, capsys):
+    results = tmp_path / "results"
+    full = rp.plan("readings", results, ["cifar10"], [100], [0, 1], None, None)
+    done = {("lcreg", 0): 0.76, ("lcreg", 1): 0.78, ("mislas", 0): 0.75}
+    for r in full:
+        if (r.variant, r.seed) in done:
+            _fake_run(r.out, r.seed, done[(r.variant, r.seed)])
+    args = ["reproduce", "readings", "--methods", "mislas", "--seeds", "0", "--table-only", "--results", str(results)]
+    assert main(args) == 0
+    rows = {r["variant"]: r for r in json.loads((results / "readings.json").read_text())["rows"]}
+    # the asked cell, and the default's two seeds found on disk, in the table's row order
+    assert list(rows) == ["mislas", "lcreg"]
+    assert rows["lcreg"]["seeds"] == [0, 1] and rows["lcreg"]["top1_mean"] == pytest.approx(77.0)

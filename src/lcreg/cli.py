@@ -560,7 +560,8 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
         if not args.data_dir:
             raise LcregError("lcreg reproduce needs --data-dir (the CIFAR data; see README: accepted layouts)")
         rp.execute(runs, args.data_dir, args.train_args.split())
-    md = rp.write_table(rp.summarize(args.table, runs, args.epochs), results)
+    covered = rp.table_runs(args.table, results, _str_list(args.datasets, "--datasets"), runs, args.epochs)
+    md = rp.write_table(rp.summarize(args.table, covered, args.epochs), results)
     print(f"wrote {md} and {md.with_suffix('.json')}")
     return 0
 

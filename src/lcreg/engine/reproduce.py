@@ -19,6 +19,7 @@ full one.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import statistics
 import subprocess
@@ -217,6 +218,32 @@ def plan(
                     if all(r.out != out for r in runs):
                         runs.append(RunSpec(table, d, imb, v, s, out, f"{d}_lt_if{imb}", overrides, stage1))
     return runs
+
+
+def table_runs(
+    table: str,
+    results: Path,
+    datasets: Sequence[str],
+    asked: list[RunSpec],
+    epochs: Optional[int],
+) -> list[RunSpec]:
+    """What ``results/<table>.md`` covers: the asked runs, and every other finished run of
+    the table on disk (any variant, imbalance factor or seed), so that a call for a few
+    cells does not drop the others from the table."""
+    factors = sorted({*TABLES[table]["imbalance"], *(r.imbalance for r in asked)}, reverse=True)
+    candidates = plan(table, results, datasets, factors, [0], None, epochs)
+    runs = list(asked)
+    for c in candidates:
+        pattern = re.compile(re.escape(c.out.name).replace("_seed0", r"_seed(\d+)", 1) + "$")
+        for folder in sorted(c.out.parent.glob(c.out.name.replace("_seed0", "_seed*", 1))):
+            m = pattern.match(folder.name)
+            if m is None or run_state(folder) != "finished":
+                continue
+            seed = int(m.group(1))
+            if all(r.out != folder for r in runs):
+                runs.append(plan(table, results, [c.dataset], [c.imbalance], [seed], [c.variant], epochs)[-1])
+    order = list(TABLES[table]["variants"])  # the table's own row order, whatever was asked first
+    return sorted(runs, key=lambda r: (r.dataset, -r.imbalance, order.index(r.variant), r.seed))
 
 
 def run_state(out: Path) -> str:
