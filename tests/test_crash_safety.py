@@ -99,3 +99,44 @@ def test_a_run_that_fails_before_its_first_epoch_leaves_no_folder(tmp_path, caps
     (run / "metrics.jsonl").write_text("")
     assert main(["train", "--out", str(run), *SHORT[:1], "stage1.epochs=1", "stage2.epochs=0", "eval_every=0"]) == 0
     assert load_checkpoint(run / "stage1_model.pt")["stage"] == 1
+
+
+def test_sigterm_ends_a_run_as_ctrl_c_does_keeping_its_checkpoint(tmp_path):
+    """A scheduler's SIGTERM mid-run: exit 143, one line that says how to resume, the last
+    checkpoint kept and matching the log."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    run = tmp_path / "run"
+    long = ["stage1.epochs=400", "stage1.warmup_epochs=0", "stage1.milestones=[300]", "eval_every=0"]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "lcreg", "train", "--out", str(run), "--no-progress", *long],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 300
+    while not (run / "checkpoint.pt").exists():
+        assert proc.poll() is None and time.monotonic() < deadline
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 143
+    assert err.strip().splitlines()[-1] == "lcreg: terminated (resume with: lcreg train --resume RUN_FOLDER)"
+    assert "Traceback" not in err
+    state = load_checkpoint(run / "checkpoint.pt")
+    assert state["stage"] == 1 and 1 <= state["epoch"] < 400
+    assert epochs_logged(run)[-1][1] >= state["epoch"]  # resume truncates the log to the checkpoint
+
+
+def test_terminated_before_the_first_checkpoint_leaves_no_folder(tmp_path, monkeypatch):
+    from lcreg import cli
+
+    def terminated(self, resume=None):
+        raise cli.Terminated()  # what the SIGTERM handler raises, wherever training is
+
+    monkeypatch.setattr(train_mod.Trainer, "stage1", terminated)
+    assert main(["train", "--out", str(tmp_path / "run"), *SHORT]) == 143
+    assert not (tmp_path / "run").exists()

@@ -23,7 +23,9 @@ import errno
 import json
 import os
 import shutil
+import signal
 import sys
+import threading
 import time
 import warnings
 from pathlib import Path
@@ -789,6 +791,14 @@ def _one_line(message: str) -> str:
     return message
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the command is, so that its clean-up runs."""
+
+
+def _raise_terminated(signum, frame) -> None:
+    raise Terminated()
+
+
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
     """Our warnings as one line (``lcreg: warning: ...``); other libraries' as Python prints them."""
     if issubclass(category, LcregWarning):
@@ -810,6 +820,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     from lcreg.progress import set_enabled
 
     set_enabled(not getattr(args, "no_progress", False))
+    # SIGTERM (a scheduler's preemption, kill, torchrun stopping its workers) ends a command as
+    # Ctrl-C does: the same clean-up (a run without a checkpoint leaves no folder), one line
+    previous_term = None
+    if threading.current_thread() is threading.main_thread():
+        previous_term = signal.signal(signal.SIGTERM, _raise_terminated)
     try:
         with warnings.catch_warnings():  # restores the hook when the command ends
             warnings.showwarning = _show_warning
@@ -825,9 +840,15 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         reason = "no space left on device" if e.errno == errno.ENOSPC else (e.strerror or type(e).__name__)
         print(f"lcreg: error: {where}{reason}", file=sys.stderr)
         return 2
+    except Terminated:
+        print("lcreg: terminated (resume with: lcreg train --resume RUN_FOLDER)", file=sys.stderr)
+        return 143
     except KeyboardInterrupt:
         print("lcreg: interrupted (resume with: lcreg train --resume RUN_FOLDER)", file=sys.stderr)
         return 130
+    finally:
+        if previous_term is not None:
+            signal.signal(signal.SIGTERM, previous_term)
 
 
 if __name__ == "__main__":

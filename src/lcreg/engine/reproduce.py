@@ -347,11 +347,15 @@ def _lcreg(*args: str) -> None:
     print("+ lcreg " + " ".join(args), flush=True)
     errors = []
     with subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True) as proc:
-        for line in proc.stderr:  # passed on as it comes (warnings mid-run), errors kept for the reason
-            sys.stderr.write(line)
-            sys.stderr.flush()
-            if line.startswith("lcreg: error:"):
-                errors.append(line.rstrip("\n").removeprefix("lcreg: error: "))
+        try:
+            for line in proc.stderr:  # passed on as it comes (warnings mid-run), errors kept for the reason
+                sys.stderr.write(line)
+                sys.stderr.flush()
+                if line.startswith("lcreg: error:"):
+                    errors.append(line.rstrip("\n").removeprefix("lcreg: error: "))
+        except BaseException:  # the queue is stopped (Ctrl-C, SIGTERM): so is its run, which keeps its checkpoint
+            proc.terminate()
+            raise
     if proc.returncode != 0:
         raise RunFailed("lcreg " + " ".join(args), errors[-1] if errors else f"exit code {proc.returncode}")
 
