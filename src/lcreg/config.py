@@ -247,6 +247,22 @@ AS_WRITTEN_READINGS = {
 CONFIG_VERSION = 2  # 1: lcreg 0.1 (model.latent.enabled, readings not yet keys)
 
 
+def flat_keys(d: dict, prefix: str = "") -> dict[str, Any]:
+    """``{"a": {"b": 1}}`` -> ``{"a.b": 1}``: nested config sections as dotted keys."""
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out.update(flat_keys(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def as_written_overrides() -> list[str]:
+    """The as-written readings as ``key=value`` overrides (e.g. for ``lcreg train``)."""
+    return [f"{k}={v}" for k, v in flat_keys(AS_WRITTEN_READINGS).items()]
+
+
 def _fill_missing(d: dict, defaults: dict) -> None:
     for k, v in defaults.items():
         if isinstance(v, dict):

@@ -21,23 +21,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
-from lcreg.config import load_saved_config, to_dict
+from lcreg.config import AS_WRITTEN_READINGS, flat_keys, load_saved_config, to_dict
 from lcreg.engine.runlog import read_records
 from lcreg.engine.train import run_finished
 from lcreg.errors import LcregError
 
-# the readings of the paper's open equations (docs/method.md) and their as-written values:
-# an LCReg run is named by the ones it changes
-AS_WRITTEN = {
-    ("model", "latent", "weights"): "sigmoid",
-    ("model", "latent", "similarity"): "dot",
-    ("model", "latent", "temperature"): 1.0,
-    ("model", "latent", "weight_temperature"): 1.0,
-    ("loss", "detach_features"): False,
-    ("loss", "recon_reduction"): "mean",
-    ("loss", "recon_similarity"): "dot",
-    ("loss", "recon_temperature"): 1.0,
-}
 METRICS = ("top1", "many", "medium", "few", "ece")
 
 
@@ -97,13 +85,13 @@ def method_name(cfg: dict) -> str:
         extra.append(f"val {cfg['data']['val_fraction']:g} held out")
     if cfg["method"] != "lcreg":
         return {"mislas": "MiSLAS"}.get(cfg["method"], cfg["method"]) + (f" ({', '.join(extra)})" if extra else "")
-    readings = []
-    for path, written in AS_WRITTEN.items():
-        node = cfg
-        for key in path:
-            node = node.get(key, {}) if isinstance(node, dict) else {}
-        if node not in ({}, written):
-            readings.append(f"{path[-1]}={node}")
+    # an LCReg run is named by the readings of the open equations it changes (docs/method.md)
+    flat = flat_keys(cfg)
+    readings = [
+        f"{key.rsplit('.', 1)[-1]}={flat[key]}"
+        for key, written in flat_keys(AS_WRITTEN_READINGS).items()
+        if key in flat and flat[key] != written
+    ]
     latent, loss = cfg["model"]["latent"], cfg["loss"]
     return (
         f"LCReg (M={latent['num_latents']}, alpha={loss['alpha']}, beta={loss['beta']}; "

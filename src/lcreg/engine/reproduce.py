@@ -30,6 +30,7 @@ from typing import Optional, Sequence
 
 import yaml
 
+from lcreg.config import as_written_overrides
 from lcreg.engine.paper_numbers import PAPER
 from lcreg.engine.runlog import read_records
 from lcreg.errors import LcregError
@@ -72,16 +73,7 @@ STAGE1_FROM = {"crt": "ce", "lws": "ce", "tau_norm": "ce"}
 TABLE10 = {"baseline": ["method=mislas"], "isda": ["method=isda"], "latent_aug": ["loss.beta=0"]}
 # the readings of the open equations at full length: as written against today's default
 READINGS = {
-    "as_written": [
-        "model.latent.weights=sigmoid",
-        "model.latent.similarity=dot",
-        "model.latent.temperature=1",
-        "model.latent.weight_temperature=1",
-        "loss.detach_features=false",
-        "loss.recon_similarity=dot",
-        "loss.recon_temperature=1",
-        "loss.recon_reduction=mean",
-    ],
+    "as_written": as_written_overrides(),
     # the runner-up of the screen: eq. 2 over the dot-product logits, detached latent losses
     "logits_detach": [
         "model.latent.weights=logits",
