@@ -446,6 +446,12 @@ def summarize(table: str, runs: list[RunSpec], epochs: Optional[int]) -> dict:
         for k in ("top1", "many", "medium", "few", "ece", "positional_share", "histogram_class_accuracy"):
             row[f"{k}_mean"], row[f"{k}_std"] = _mean_std(c[k])
         row["paper"] = PAPER.get(table, {}).get(key)
+        dataset, imbalance, variant = key
+        shortened = f" --epochs {epochs}" if epochs is not None and epochs != FULL_EPOCHS else ""
+        row["command"] = (
+            f"lcreg reproduce {table} --data-dir PATH --datasets {dataset} --imbalance-factors {imbalance} "
+            f"--methods {variant} --seeds {','.join(map(str, sorted(c['seeds']))) or '0'}{shortened}"
+        )
         rows.append(row)
     jpeg = any("extracted" in s or "train" in Path(s).name or "jpeg" in s for s in sources)
     return {
@@ -496,6 +502,11 @@ def write_table(summary: dict, results: Path) -> Path:
         "",
         "Many / Medium / Few by training count (> 100, 20-100, < 20 images); '-' where a split holds no class "
         "(CIFAR-10-LT IF 100 has none under 50 images, so its Few is empty, while the paper's Table 6 reports one).",
+        "",
+        "Each row with one command (its finished seeds are skipped, so it trains only what is missing; add "
+        "`--train-args '--compile on amp=bf16'` for the CPU fast path):",
+        "",
+        *(f"- `{r['variant']}` (IF {r['imbalance']}): `{r['command']}`" for r in summary["rows"]),
     ]
     md = results / f"{table}.md"
     md.write_text("\n".join(lines) + "\n")
