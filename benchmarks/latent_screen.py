@@ -187,7 +187,11 @@ def write_table(names: list[str]) -> None:
             f"| {fmt(r['saturation'])} | {fmt(r['histogram_entropy'])} | {fmt(r['histogram_class_accuracy'])} "
             f"| {fmt(r['class_kl_median'], '.2g')} | {fmt(r['shared_head_tail'], 'd')} |"
         )
-    lines += ["", "Readings (overrides on top of the preset):", ""]
+    lines += [
+        "",
+        "Readings (overrides on top of the as-written reading, which is spelt out in each run's config.yaml):",
+        "",
+    ]
     for r in rows:
         lines.append(
             f"- `{r['reading']}`: {r['what']}; `{' '.join(r['overrides']) or '(none)'}` (commit "
