@@ -28,9 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional, Sequence
 
-import yaml
-
-from lcreg.config import as_written_overrides
+from lcreg.config import as_written_overrides, load_saved_config
 from lcreg.engine.paper_numbers import PAPER
 from lcreg.engine.runlog import read_records
 from lcreg.errors import LcregError
@@ -258,10 +256,9 @@ def numerics_of_args(train_args: Sequence[str]) -> tuple[bool, bool]:
     return _numerics(amp, comp)
 
 
-def _seconds_per_epoch(run: Path, final: dict, cfg: dict) -> Optional[float]:
+def _seconds_per_epoch(run: Path, final: dict, epochs: int) -> Optional[float]:
     """Wall time per epoch a finished run recorded; runs older than ``wall_seconds`` give the
     sum of their logged epoch times instead (a slight underestimate: no loading, compiling)."""
-    epochs = cfg["stage1"]["epochs"] + cfg["stage2"]["epochs"]
     wall = (final.get("stage2") or final.get("stage1") or {}).get("wall_seconds")
     if wall is None:
         try:
@@ -294,17 +291,16 @@ def seconds_per_epoch(results: Path, variant_has_latent: bool, train_args: Seque
         try:
             env = json.loads((run / "environment.json").read_text())
             final = json.loads(final_path.read_text())
-            cfg = yaml.safe_load((run / "config.yaml").read_text())
-        except (OSError, ValueError):
+            cfg = load_saved_config(run / "config.yaml")  # lcreg 0.1 configs migrated (their method)
+        except (OSError, ValueError, LcregError):
             continue
         if env.get("device") != device:
             continue
-        method = cfg.get("method") or ("lcreg" if cfg["model"]["latent"].get("enabled", True) else "mislas")
-        if (method == "lcreg") != variant_has_latent:
+        if (cfg.method == "lcreg") != variant_has_latent:
             continue
-        if _numerics(cfg.get("amp", "auto"), cfg.get("compile", "auto")) != numerics_of_args(train_args):
+        if _numerics(cfg.amp, cfg.compile) != numerics_of_args(train_args):
             continue
-        rate = _seconds_per_epoch(run, final, cfg)
+        rate = _seconds_per_epoch(run, final, cfg.stage1.epochs + cfg.stage2.epochs)
         if rate is not None:
             rates.append(rate)
     return statistics.median(rates) if rates else None
