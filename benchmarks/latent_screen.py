@@ -22,7 +22,8 @@ import json
 from pathlib import Path
 
 from lcreg.engine.reproduce import READINGS as FULL_LENGTH_READINGS
-from lcreg.engine.reproduce import RunFailed, RunSpec, execute, run_state
+from lcreg.engine.reproduce import RunFailed, RunSpec, execute
+from lcreg.engine.run_folders import run_state
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "results" / "latent_screen"

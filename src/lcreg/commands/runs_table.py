@@ -14,65 +14,23 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import statistics
 from collections import defaultdict
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
-from lcreg.config import AS_WRITTEN_READINGS, flat_keys, load_saved_config, to_dict
-from lcreg.engine.runlog import read_records
-from lcreg.engine.train import run_finished
+from lcreg.config import AS_WRITTEN_READINGS, flat_keys
+from lcreg.engine.run_folders import FinishedRun, find_runs
 from lcreg.errors import LcregError
 
 METRICS = ("top1", "many", "medium", "few", "ece")
 
 
-@dataclass
-class Run:
-    folder: Path
-    cfg: dict
-    env: dict
-    final: dict
-    epoch_seconds: float  # the logged epochs' own time (runs older than wall-time recording)
-
-    @property
-    def test(self) -> dict:
-        """Test metrics of the run's last stage."""
-        return (self.final.get("stage2") or self.final["stage1"])["test"]
-
-    @property
-    def seed(self) -> int:
-        return self.cfg["seed"]
-
-
-def load_runs(root: Path) -> tuple[list[Run], list[Path]]:
+def load_runs(root: Path) -> tuple[list[FinishedRun], list[Path]]:
     """The finished runs below ``root`` and the folders of those not finished."""
     if not root.is_dir():
         raise LcregError(f"{root}: no such folder (lcreg runs DIR takes a folder of run folders, e.g. runs/)")
-    finished, unfinished = [], []
-    for cfg_path in sorted(root.glob("**/config.yaml")):
-        folder = cfg_path.parent
-        if not (folder / "environment.json").is_file():
-            continue  # a config.yaml that is not a run folder's
-        if not run_finished(folder):
-            unfinished.append(folder)
-            continue
-        try:
-            records = read_records(folder)
-        except (OSError, ValueError):
-            records = []
-        finished.append(
-            Run(
-                folder,
-                to_dict(load_saved_config(cfg_path)),
-                json.loads((folder / "environment.json").read_text()),
-                json.loads((folder / "final_metrics.json").read_text()),
-                sum(r.get("seconds", 0.0) for r in records),
-            )
-        )
-    return finished, unfinished
+    return find_runs(root)
 
 
 def method_name(cfg: dict) -> str:
@@ -99,25 +57,10 @@ def method_name(cfg: dict) -> str:
     )
 
 
-def precision(run: Run) -> str:
-    """bf16 or fp32, compiled or eager (``auto`` resolved as the engine does: bf16 and
-    compiled on CUDA, fp32 and eager elsewhere)."""
-    cuda = not run.env.get("device", "CPU").startswith("CPU")
-    amp, comp = run.cfg.get("amp", "auto"), run.cfg.get("compile", "auto")
-    bf16 = amp == "bf16" or (amp == "auto" and cuda)
-    compiled = comp == "on" or (comp == "auto" and cuda)
+def precision(run: FinishedRun) -> str:
+    """bf16 or fp32, compiled or eager, ``auto`` resolved for the run's device."""
+    bf16, compiled = run.numerics
     return f"{'bf16' if bf16 else 'fp32'} {'compiled' if compiled else 'eager'}"
-
-
-def minutes(run: Run) -> tuple[Optional[float], bool]:
-    """Wall minutes of the whole run (start-up, compilation, evaluation; summed over resumed
-    processes) where it was recorded, else those of the logged epochs alone; and whether
-    they are the wall time."""
-    stages = [run.final[k] for k in ("stage1", "stage2") if k in run.final]
-    wall = stages[-1].get("wall_seconds") if stages else None
-    if wall is not None:
-        return wall / 60, True
-    return (run.epoch_seconds / 60 if run.epoch_seconds else None), False
 
 
 def data_name(cfg: dict) -> str:
@@ -129,12 +72,12 @@ def _pct(x: Optional[float]) -> Optional[float]:
     return None if x is None else round(100 * x, 4)
 
 
-def run_rows(runs: list[Run], root: Path) -> list[dict]:
+def run_rows(runs: list[FinishedRun], root: Path) -> list[dict]:
     """One dict per run: the columns of the per-run table (metrics in %)."""
     rows = []
     for r in runs:
         s1 = r.final.get("stage1", {}).get("test", {})
-        wall_min, is_wall = minutes(r)
+        wall, is_wall = r.wall_seconds()
         rows.append(
             {
                 "run": r.folder.relative_to(root).as_posix(),
@@ -145,8 +88,8 @@ def run_rows(runs: list[Run], root: Path) -> list[dict]:
                 **{k: _pct(r.test.get(k)) for k in METRICS},
                 "epochs": f"{r.cfg['stage1']['epochs']}+{r.cfg['stage2']['epochs']}",
                 "precision": precision(r),
-                "device": r.env.get("device", "?"),
-                "minutes": None if wall_min is None else round(wall_min, 2),
+                "device": r.device,
+                "minutes": None if wall is None else round(wall / 60, 2),
                 "wall_time": is_wall,
                 "commit": (r.env.get("commit") or "?")[:12],
             }
@@ -154,7 +97,7 @@ def run_rows(runs: list[Run], root: Path) -> list[dict]:
     return rows
 
 
-def seed_rows(runs: list[Run]) -> list[dict]:
+def seed_rows(runs: list[FinishedRun]) -> list[dict]:
     """Runs that differ only in the seed (same data, method and readings, schedule,
     precision), one row per group. Repeated runs of one seed are averaged first, so the
     spread is over seeds, not repeats; Many / Medium / Few and ECE are means over seeds."""
@@ -223,7 +166,7 @@ def _markdown(rows: list[dict]) -> list[str]:
     return lines
 
 
-def markdown(runs: list[Run], unfinished: list[Path], root: Path) -> str:
+def markdown(runs: list[FinishedRun], unfinished: list[Path], root: Path) -> str:
     lines = [
         "# Runs",
         "",
@@ -245,7 +188,7 @@ def markdown(runs: list[Run], unfinished: list[Path], root: Path) -> str:
     return "\n".join(lines) + "\n"
 
 
-def csv_text(runs: list[Run], root: Path) -> str:
+def csv_text(runs: list[FinishedRun], root: Path) -> str:
     rows = run_rows(runs, root)
     buf = io.StringIO()
     if rows:

@@ -23,6 +23,7 @@ import torch
 import torch.nn as nn
 
 from lcreg.errors import LcregWarning
+from lcreg.runtime.environment import numerics
 
 COMPILE_SETTINGS = ("auto", "on", "off")
 COMPILE_MODES = ("auto", "default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
@@ -31,7 +32,7 @@ COMPILE_MODES = ("auto", "default", "reduce-overhead", "max-autotune", "max-auto
 def should_compile(setting: str, device: torch.device) -> bool:
     if setting not in COMPILE_SETTINGS:
         raise ValueError(f"compile must be one of {COMPILE_SETTINGS}, got {setting!r}")
-    return setting == "on" or (setting == "auto" and device.type == "cuda")
+    return numerics("off", setting, device.type == "cuda")[1]
 
 
 def resolve_mode(mode: str) -> str:

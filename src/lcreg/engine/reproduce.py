@@ -28,10 +28,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional, Sequence
 
-from lcreg.config import as_written_overrides, load_saved_config
+from lcreg.config import as_written_overrides
 from lcreg.engine.paper_numbers import PAPER
+from lcreg.engine.run_folders import find_runs, run_state
 from lcreg.engine.runlog import read_records
 from lcreg.errors import LcregError
+from lcreg.runtime.environment import numerics
 
 FULL_EPOCHS = 200  # the CIFAR presets' stage 1 (stage 2: 10)
 
@@ -236,36 +238,11 @@ def table_runs(
     return sorted(runs, key=lambda r: (r.dataset, -r.imbalance, order.index(r.variant), r.seed))
 
 
-def run_state(out: Path) -> str:
-    """finished | interrupted (has a checkpoint) | new."""
-    from lcreg.engine.train import run_finished
-
-    if run_finished(out):
-        return "finished"
-    return "interrupted" if (out / "checkpoint.pt").is_file() else "new"
-
-
-def _numerics(amp: str, compile_setting: str) -> tuple[bool, bool]:
-    return amp == "bf16", compile_setting == "on"
-
-
-def numerics_of_args(train_args: Sequence[str]) -> tuple[bool, bool]:
-    """(bf16, compiled) that ``lcreg train`` arguments ask for (on a CPU: fp32 eager unless asked)."""
+def numerics_of_args(train_args: Sequence[str], cuda: bool) -> tuple[bool, bool]:
+    """(bf16, compiled) that ``lcreg train`` arguments ask for on this kind of device."""
     amp = next((a.split("=", 1)[1] for a in train_args if a.startswith("amp=")), "auto")
     comp = next((train_args[i + 1] for i, a in enumerate(train_args[:-1]) if a == "--compile"), "auto")
-    return _numerics(amp, comp)
-
-
-def _seconds_per_epoch(run: Path, final: dict, epochs: int) -> Optional[float]:
-    """Wall time per epoch a finished run recorded; runs older than ``wall_seconds`` give the
-    sum of their logged epoch times instead (a slight underestimate: no loading, compiling)."""
-    wall = (final.get("stage2") or final.get("stage1") or {}).get("wall_seconds")
-    if wall is None:
-        try:
-            wall = sum(r.get("seconds", 0.0) for r in read_records(run)) or None
-        except (OSError, ValueError):
-            return None
-    return wall / epochs if wall and epochs else None
+    return numerics(amp, comp, cuda)
 
 
 def epochs_left(spec: RunSpec, epochs: int) -> int:
@@ -280,29 +257,20 @@ def epochs_left(spec: RunSpec, epochs: int) -> int:
 
 
 def seconds_per_epoch(results: Path, variant_has_latent: bool, train_args: Sequence[str] = ()) -> Optional[float]:
-    """The median time per epoch of the finished runs under ``results`` on this kind of
-    device with the same head and numerics (None: no such run)."""
+    """The median wall time per epoch of the finished runs under ``results`` on this kind
+    of device with the same head and numerics (None: no such run)."""
     from lcreg.runtime.environment import environment_info, select_device
 
     device = environment_info(select_device("auto"))["device"]
+    asked = numerics_of_args(train_args, cuda=not device.startswith("CPU"))
     rates = []
-    for final_path in results.rglob("final_metrics.json"):
-        run = final_path.parent
-        try:
-            env = json.loads((run / "environment.json").read_text())
-            final = json.loads(final_path.read_text())
-            cfg = load_saved_config(run / "config.yaml")  # lcreg 0.1 configs migrated (their method)
-        except (OSError, ValueError, LcregError):
+    for run in find_runs(results)[0]:
+        if run.device != device or (run.config.method == "lcreg") != variant_has_latent or run.numerics != asked:
             continue
-        if env.get("device") != device:
-            continue
-        if (cfg.method == "lcreg") != variant_has_latent:
-            continue
-        if _numerics(cfg.amp, cfg.compile) != numerics_of_args(train_args):
-            continue
-        rate = _seconds_per_epoch(run, final, cfg.stage1.epochs + cfg.stage2.epochs)
-        if rate is not None:
-            rates.append(rate)
+        seconds, _ = run.wall_seconds()
+        epochs = run.config.stage1.epochs + run.config.stage2.epochs
+        if seconds and epochs:
+            rates.append(seconds / epochs)
     return statistics.median(rates) if rates else None
 
 

@@ -38,9 +38,15 @@ def seed_everything(seed: int, deterministic: bool = False) -> None:
         torch.backends.cudnn.benchmark = True
 
 
+def numerics(amp: str, compile_setting: str, cuda: bool) -> tuple[bool, bool]:
+    """(bf16, compiled) that the ``amp`` and ``compile`` settings mean on a CUDA device or
+    elsewhere: ``auto`` is bf16 and compiled on CUDA, fp32 and eager on a CPU."""
+    return amp == "bf16" or (amp == "auto" and cuda), compile_setting == "on" or (compile_setting == "auto" and cuda)
+
+
 def autocast(device: torch.device, amp: str):
     """bf16 autocast on GPU (amp=auto or bf16); fp32 on CPU unless bf16 is asked for."""
-    use = amp == "bf16" or (amp == "auto" and device.type == "cuda")
+    use, _ = numerics(amp, "off", device.type == "cuda")
     if not use:
         return contextlib.nullcontext()
     return torch.autocast(device_type=device.type, dtype=torch.bfloat16)

@@ -1,0 +1,105 @@
+"""Reading run folders back: a folder's state, and what a finished run recorded.
+
+One reader for every command that looks at finished runs (``lcreg runs`` for its tables,
+``lcreg reproduce`` for its queue and its time estimates), so that "finished", "wall time"
+and "numerics" mean the same thing everywhere. Works on committed results from any
+machine: it reads only the files a run folder keeps (config.yaml, environment.json,
+final_metrics.json, metrics.jsonl, the last stage's model file).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Optional
+
+from lcreg.config import Config, load_saved_config, to_dict
+from lcreg.engine.runlog import read_records
+from lcreg.engine.train import run_finished
+from lcreg.errors import LcregError
+from lcreg.runtime.environment import numerics
+
+
+def run_state(folder: Path) -> str:
+    """finished | interrupted (has a checkpoint) | new."""
+    if run_finished(folder):
+        return "finished"
+    return "interrupted" if (folder / "checkpoint.pt").is_file() else "new"
+
+
+@dataclass
+class FinishedRun:
+    folder: Path
+    config: Config
+    env: dict
+    final: dict
+    epoch_seconds: float  # the logged epochs' own time (runs older than wall-time recording)
+
+    @cached_property
+    def cfg(self) -> dict:
+        """The resolved config as plain data (for tables and names)."""
+        return to_dict(self.config)
+
+    @property
+    def test(self) -> dict:
+        """Test metrics of the run's last stage (stage 1 for a one-stage method)."""
+        return (self.final.get("stage2") or self.final["stage1"])["test"]
+
+    @property
+    def seed(self) -> int:
+        return self.config.seed
+
+    @property
+    def device(self) -> str:
+        return self.env.get("device", "?")
+
+    @property
+    def numerics(self) -> tuple[bool, bool]:
+        """(bf16, compiled) the run trained with, ``auto`` resolved for its device."""
+        cuda = not self.device.startswith("CPU")
+        return numerics(self.config.amp, self.config.compile, cuda)
+
+    def wall_seconds(self) -> tuple[Optional[float], bool]:
+        """Seconds of the whole run (start-up, compilation, evaluation; summed over resumed
+        processes) where it was recorded, else those of the logged epochs alone (runs older
+        than ``wall_seconds``: a slight underestimate); and whether they are the wall time."""
+        stages = [self.final[k] for k in ("stage1", "stage2") if k in self.final]
+        wall = stages[-1].get("wall_seconds") if stages else None
+        if wall is not None:
+            return wall, True
+        return (self.epoch_seconds or None), False
+
+
+def read_finished_run(folder: Path) -> Optional[FinishedRun]:
+    """The finished run in ``folder``; None for a folder that is not one (not finished,
+    or its files unreadable)."""
+    if not run_finished(folder):
+        return None
+    try:
+        config = load_saved_config(folder / "config.yaml")  # older versions' configs migrated
+        env = json.loads((folder / "environment.json").read_text())
+        final = json.loads((folder / "final_metrics.json").read_text())
+    except (OSError, ValueError, LcregError):
+        return None
+    try:
+        seconds = sum(r.get("seconds", 0.0) for r in read_records(folder))
+    except (OSError, ValueError):
+        seconds = 0.0
+    return FinishedRun(folder, config, env, final, seconds)
+
+
+def find_runs(root: Path) -> tuple[list[FinishedRun], list[Path]]:
+    """The finished runs below ``root``, and the run folders below it not finished."""
+    finished, unfinished = [], []
+    for cfg_path in sorted(root.glob("**/config.yaml")):
+        folder = cfg_path.parent
+        if not (folder / "environment.json").is_file():
+            continue  # a config.yaml that is not a run folder's
+        run = read_finished_run(folder)
+        if run is None:
+            unfinished.append(folder)
+        else:
+            finished.append(run)
+    return finished, unfinished
