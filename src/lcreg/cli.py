@@ -534,29 +534,7 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
     epochs = args.epochs or rp.FULL_EPOCHS
     print(f"lcreg reproduce {args.table}: {len(runs)} runs, {rp.schedule_label(args.epochs)}")
     if args.dry_run:
-        total, unknown = 0.0, 0
-        rates: dict[bool, Optional[float]] = {}  # seconds per epoch, per head kind: one scan of results each
-        for r in runs:
-            state = rp.run_state(r.out)
-            when = ""
-            if state != "finished":
-                left = rp.epochs_left(r, epochs)
-                latent = r.method == "lcreg"
-                if latent not in rates:
-                    rates[latent] = rp.seconds_per_epoch(results, latent, args.train_args.split())
-                est = None if rates[latent] is None else rates[latent] * left / 60
-                total += est or 0.0
-                unknown += est is None
-                when = f", {left} epochs left, " + (
-                    f"about {est:.0f} min here" if est is not None else "time unknown here"
-                )
-            how = f"--stage 2 --from {r.stage1_from}" if r.stage1_from else f"{r.preset} --seed {r.seed}"
-            print(f"  {r.out} [{state}{when}]: lcreg train {how} {' '.join(r.overrides)}")
-        note = f"; {unknown} runs of unknown time not counted" if unknown else ""
-        print(
-            f"estimated: {total:.0f} min for the runs not finished, from the epoch times of finished runs on this "
-            f"device with the same head and numerics{note}"
-        )
+        print("\n".join(rp.dry_run_lines(runs, results, epochs, args.train_args.split())))
         return 0
     if not args.table_only:
         if not args.data_dir:

@@ -282,6 +282,32 @@ def estimate_minutes(
     return None if rate is None else rate * epochs / 60
 
 
+def dry_run_lines(runs: list[RunSpec], results: Path, epochs: int, train_args: Sequence[str]) -> list[str]:
+    """``--dry-run``: each run's state, epochs left, estimated minutes on this device and its
+    ``lcreg train`` command; then the total for the runs not finished."""
+    lines, total, unknown = [], 0.0, 0
+    rates: dict[bool, Optional[float]] = {}  # seconds per epoch per head kind: one scan of results each
+    for r in runs:
+        state, when = run_state(r.out), ""
+        if state != "finished":
+            left = epochs_left(r, epochs)
+            latent = r.method == "lcreg"
+            if latent not in rates:
+                rates[latent] = seconds_per_epoch(results, latent, train_args)
+            est = None if rates[latent] is None else rates[latent] * left / 60
+            total += est or 0.0
+            unknown += est is None
+            when = f", {left} epochs left, " + (f"about {est:.0f} min here" if est is not None else "time unknown here")
+        how = f"--stage 2 --from {r.stage1_from}" if r.stage1_from else f"{r.preset} --seed {r.seed}"
+        lines.append(f"  {r.out} [{state}{when}]: lcreg train {how} {' '.join(r.overrides)}")
+    note = f"; {unknown} runs of unknown time not counted" if unknown else ""
+    lines.append(
+        f"estimated: {total:.0f} min for the runs not finished, from the epoch times of finished runs on this "
+        f"device with the same head and numerics{note}"
+    )
+    return lines
+
+
 def _prune(out: Path) -> None:
     (out / "checkpoint.pt").unlink(missing_ok=True)
     shutil.rmtree(out / "tensorboard", ignore_errors=True)
