@@ -199,3 +199,36 @@ def test_a_call_for_some_cells_keeps_the_tables_other_finished_runs(tmp_path, ca
     # the asked cell, and the default's two seeds found on disk, in the table's row order
     assert list(rows) == ["mislas", "lcreg"]
     assert rows["lcreg"]["seeds"] == [0, 1] and rows["lcreg"]["top1_mean"] == pytest.approx(77.0)
+
+
+def _reading(variant: str, seeds: int, top1: float, share=None, hist=None) -> dict:
+    return {
+        "dataset": "cifar10",
+        "imbalance": 100,
+        "variant": variant,
+        "seeds": list(range(seeds)),
+        "top1_mean": top1,
+        "positional_share_mean": share,
+        "histogram_class_accuracy_mean": hist,
+    }
+
+
+def test_readings_verdict_needs_content_accuracy_and_all_seeds():
+    rows = [
+        _reading("as_written", 3, 77.36, 0.996, 0.27),
+        _reading("lcreg", 3, 76.67, 0.24, 0.50),  # content, less accurate
+        _reading("attached", 3, 77.50, 0.79, 0.39),  # accurate, a position code
+        _reading("logits_detach", 1, 78.0, 0.25, 0.48),  # one seed: waits
+        _reading("mislas", 2, 76.06),
+    ]
+    lines = rp.readings_verdict(rows)
+    text = "\n".join(lines)
+    assert "`lcreg`: content yes" in text and "(-0.69): does not meet the rule" in text
+    assert "`attached`: content no" in text and "(+0.14): does not meet the rule" in text
+    assert lines[-1] == (
+        "- cifar10 IF 100: the rule is met by no reading with all its seeds; still to finish: `logits_detach` (1 of 3 seeds)."
+    )
+    rows[3] = _reading("logits_detach", 3, 77.40, 0.25, 0.48)
+    assert rp.readings_verdict(rows)[-1] == "- cifar10 IF 100: the rule is met by `logits_detach`."
+    # without the as-written reading's seeds there is nothing to compare with
+    assert "has not 3 seeds yet" in rp.readings_verdict([_reading("as_written", 2, 77.0, 0.99, 0.3)])[-1]

@@ -154,6 +154,18 @@ class LatentStats:
 POSITION_CODE_SHARE = 0.9
 
 
+# a reading's latent categories carry image content when the image explains more of K^T f
+# than its position does and an image's histogram names its class at least twice as often as
+# chance (nearest class-mean histogram); used to settle the default (results/readings.md)
+CONTENT_SHARE = 0.5
+CONTENT_ACCURACY_OVER_CHANCE = 2.0
+
+
+def carries_content(positional_share: float, histogram_class_accuracy: float, num_classes: int) -> bool:
+    """Whether latent categories with these diagnostics carry image content (see above)."""
+    return positional_share < CONTENT_SHARE and histogram_class_accuracy >= CONTENT_ACCURACY_OVER_CHANCE / num_classes
+
+
 def position_code_warning(diagnostics: dict) -> Optional[str]:
     """One sentence when the latent categories encode position rather than image content
     (``positional_share`` >= POSITION_CODE_SHARE), else None."""
