@@ -90,6 +90,17 @@ READINGS: dict[str, tuple[str, list[str], str]] = {
         COSINE + ["model.latent.weight_temperature=0.1"],
         "the default with the latent losses reaching the backbone (not detached)",
     ),
+    # which of the two, reaching the backbone, brings the position code back (default_attached)
+    "default_attach_aug": (
+        "cifar10_lt_if100",
+        DEFAULT + ["loss.detach_terms=recon"],
+        "the default with eq. 8-9 (latent augmentation) reaching the backbone, eq. 4 detached",
+    ),
+    "default_attach_recon": (
+        "cifar10_lt_if100",
+        DEFAULT + ["loss.detach_terms=latent_aug"],
+        "the default with eq. 4 (reconstruction) reaching the backbone, eq. 8-9 detached",
+    ),
 }
 AS_WRITTEN = FULL_LENGTH_READINGS["as_written"]
 

@@ -34,6 +34,9 @@ q readings --methods as_written --seeds 2
     --only default_attached,default_decoder_sum_recon,default_decoder_concat_recon,default_samples_positions
 q readings --methods mislas --seeds 2
 q readings --methods attached,logits_detach --seeds 0
+# which latent loss, reaching the backbone, brings the position code back (screen schedule)
+"${PYTHON:-python3}" benchmarks/latent_screen.py --data-dir "$DATA" --train-args "$ARGS" \
+    --only default_attach_aug,default_attach_recon
 q readings --methods attached,logits_detach --seeds 1,2
 q table1 --imbalance-factors 100 --seeds 0 --methods ce,crt,lws,tau_norm,ldam_drw,remix_drw
 q table10 --imbalance-factors 100 --seeds 0

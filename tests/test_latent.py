@@ -316,3 +316,27 @@ def test_sigmoid_weights_differ_by_at_most_e_and_logit_weights_can_peak():
         assert (ratio <= math.e + 1e-9).all() and (ratio > 2.0).any()
         head.weights_from = "logits"
         assert head(f).weights.max() > 0.99
+
+
+def test_detach_terms_detach_one_latent_loss_and_leave_the_other_attached(feats):
+    """loss.detach_terms: with one term detached, only the other sends gradient to the
+    backbone; values are those of the undetached objective."""
+    torch.manual_seed(7)
+    y = torch.randint(0, C, (B,))
+    head = LatentCategoryHead(D, C, M, weights="logits")
+    f = feats.clone().requires_grad_(True)
+    out = head(f)
+    plain = LCRegObjective(0.1, 0.1, 1.0, LatentAugmentationLoss(M, D))(out, f, y, y, 1.0, 0.5, head.latent_bias)[1]
+    for detached, attached in (("recon", "latent_aug"), ("latent_aug", "recon")):
+        objective = LCRegObjective(
+            0.1, 0.1, 1.0, LatentAugmentationLoss(M, D), latent_maps=head.latent_maps, detach_terms=(detached,)
+        )
+        _, terms = objective(out, f, y, y, 1.0, 0.5, head.latent_bias)
+        assert torch.allclose(terms[detached], plain[detached]) and torch.allclose(terms[attached], plain[attached])
+        g_det = torch.autograd.grad(terms[detached], f, retain_graph=True, allow_unused=True)[0]
+        g_att = torch.autograd.grad(terms[attached], f, retain_graph=True)[0]
+        assert (g_det is None or g_det.abs().max() == 0) and g_att.abs().max() > 0
+        # the detached term still trains the latent categories K
+        assert torch.autograd.grad(terms[detached], head.latents, retain_graph=True)[0].abs().max() > 0
+    with pytest.raises(ValueError, match="detach_terms"):
+        LCRegObjective(latent_maps=head.latent_maps, detach_terms=("cls",))

@@ -94,6 +94,7 @@ class LossConfig:
     remix_kappa: float = 3.0
     remix_tau: float = 0.5
     detach_features: bool = True  # eq. 4 and 8-9 see f.detach(): they train the latent head, not the backbone
+    detach_terms: str = "both"  # with detach_features, which: both | recon (eq. 8-9 reach the backbone) | latent_aug
     recon_similarity: str = "dot"  # eq. 4: C_f = f_hat^T f (dot, as written) | cosine / recon_temperature
     recon_temperature: float = 1.0  # eq. 4: C_f divided by it
     recon_reduction: str = "mean"  # eq. 4 over positions: mean | sum (as written); always the mean over images
@@ -242,7 +243,13 @@ def migrate(d: dict) -> dict:
 # today's defaults are.
 AS_WRITTEN_READINGS = {
     "model": {"latent": {"weights": "sigmoid", "similarity": "dot", "temperature": 1.0, "weight_temperature": 1.0}},
-    "loss": {"detach_features": False, "recon_similarity": "dot", "recon_temperature": 1.0, "recon_reduction": "mean"},
+    "loss": {
+        "detach_features": False,
+        "detach_terms": "both",  # moot while nothing is detached; named so a run that detaches one term says so
+        "recon_similarity": "dot",
+        "recon_temperature": 1.0,
+        "recon_reduction": "mean",
+    },
 }
 CONFIG_VERSION = 2  # 1: lcreg 0.1 (model.latent.enabled, readings not yet keys)
 
@@ -373,6 +380,7 @@ CHOICES = {
     "model.latent.similarity": ("dot", "cosine"),
     "loss.recon_similarity": ("dot", "cosine"),
     "loss.recon_reduction": ("mean", "sum"),
+    "loss.detach_terms": ("both", "recon", "latent_aug"),
     "loss.covariance": ("full", "diagonal"),
     "loss.latent_samples": ("pooled", "positions"),
     "stage1.schedule": ("step", "cosine"),

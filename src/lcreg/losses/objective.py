@@ -4,12 +4,14 @@ A term whose weight is 0 is not computed at all, which gives the ablation rows o
 paper's Table 7 (latent head only; + aug; + recon; all). Without a latent head only
 L_cls remains: the MiSLAS baseline.
 
-``detach_features``: the two latent losses see the feature map detached, so they train
-the latent head (K, its encoder, the bias of eq. 9) and not the backbone, which then learns
+``detach_features``: the latent losses see the feature map detached, so they train the
+latent head (K, its encoder, the bias of eq. 9) and not the backbone, which then learns
 from L_cls alone (through the decoder). Eq. 10 applies them "on the latent category
 features" and eq. 8 names its parameters "the encoder parameters for the latent category
 features". Eq. 1-3 are then recomputed on the detached map through ``latent_maps`` (the
-head's own method), so the backbone receives no gradient from either term.
+head's own method), so the backbone receives no gradient from a detached term.
+``detach_terms`` names which of the two are detached (both by default; one of them to
+measure which term, reaching the backbone, does what: ``loss.detach_terms``).
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ from lcreg.losses.latent import LatentAugmentationLoss, ReconstructionLoss
 from lcreg.models.latent import LatentMaps
 from lcreg.models.outputs import HeadOutput
 
+DETACHABLE = ("recon", "latent_aug")  # the latent losses of eq. 10 that detach_features applies to
+
 
 class LCRegObjective(nn.Module):
     def __init__(
@@ -35,10 +39,16 @@ class LCRegObjective(nn.Module):
         reconstruction: ReconstructionLoss | None = None,
         latent_maps: Optional[Callable[[torch.Tensor], LatentMaps]] = None,
         latent_bias: Optional[torch.Tensor] = None,
+        detach_terms: tuple[str, ...] = DETACHABLE,
     ) -> None:
-        """``latent_maps``: given, the latent losses are computed on the detached feature map;
-        ``latent_bias``: b of eq. 9 (the head's parameter; a reference, not a submodule)."""
+        """``latent_maps``: given, the latent losses named in ``detach_terms`` are computed
+        on the detached feature map; ``latent_bias``: b of eq. 9 (the head's parameter; a
+        reference, not a submodule)."""
         super().__init__()
+        unknown = set(detach_terms) - set(DETACHABLE)
+        if unknown:
+            raise ValueError(f"detach_terms: unknown {sorted(unknown)}; choose from {DETACHABLE}")
+        self.detach_terms = frozenset(detach_terms) if latent_maps is not None else frozenset()
         self._latent_bias = [latent_bias]
         self.alpha, self.beta, self.gamma = alpha, beta, gamma
         self.classification = MixupCrossEntropy()
@@ -48,7 +58,7 @@ class LCRegObjective(nn.Module):
 
     @property
     def detach_features(self) -> bool:
-        return self.latent_maps is not None
+        return bool(self.detach_terms)
 
     def forward(
         self,
@@ -69,15 +79,18 @@ class LCRegObjective(nn.Module):
         use_aug = out.weights is not None and self.alpha > 0 and self.latent_aug is not None
         if not (use_recon or use_aug):
             return total, terms
-        sim, weights, recon, keys = out.sim, out.weights, out.recon, out.keys
-        if self.latent_maps is not None:
-            features = features.detach()
-            maps = self.latent_maps(features)
-            sim, weights, recon, keys = maps.sim, maps.weights, maps.recon, maps.keys
+        attached = (features, out.sim, out.weights, out.recon, out.keys)
+        detached = attached
+        if self.detach_terms:
+            f = features.detach()
+            maps = self.latent_maps(f)
+            detached = (f, maps.sim, maps.weights, maps.recon, maps.keys)
         if use_recon:
-            terms["recon"] = self.reconstruction(recon, features)
+            f, _, _, recon, _ = detached if "recon" in self.detach_terms else attached
+            terms["recon"] = self.reconstruction(recon, f)
             total = total + self.beta * terms["recon"]
         if use_aug:
-            terms["latent_aug"] = self.latent_aug(weights, features, sim, keys, latent_bias, progress)
+            f, sim, weights, _, keys = detached if "latent_aug" in self.detach_terms else attached
+            terms["latent_aug"] = self.latent_aug(weights, f, sim, keys, latent_bias, progress)
             total = total + self.alpha * terms["latent_aug"]
         return total, terms

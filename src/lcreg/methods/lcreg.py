@@ -13,6 +13,9 @@ from lcreg.methods.base import Method, Stage2Recipe, mislas_stage2
 from lcreg.models.network import latent_head
 from lcreg.registry import METHODS
 
+# loss.detach_terms: which latent losses detach_features detaches
+DETACH_TERMS = {"both": ("recon", "latent_aug"), "recon": ("recon",), "latent_aug": ("latent_aug",)}
+
 
 @METHODS.register()
 class LCReg(Method):
@@ -38,6 +41,7 @@ class LCReg(Method):
             reconstruction,
             head.latent_maps if lo.detach_features else None,
             head.latent_bias if lo.latent_bias else None,
+            DETACH_TERMS[lo.detach_terms],
         )
 
     def stage2_recipe(self, cfg: Config, counts: Sequence[int]) -> Optional[Stage2Recipe]:
