@@ -53,11 +53,14 @@ def autocast(device: torch.device, amp: str):
 
 
 def git_commit() -> str | None:
+    """HEAD of the checkout the package runs from, ``-dirty`` when a tracked file outside
+    ``results/`` differs from it (a queue rewrites committed result tables while it runs;
+    they do not change what trains)."""
     root = Path(__file__).resolve().parents[3]
     try:
         out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=5)
         dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
+            ["git", "status", "--porcelain", "--untracked-files=no", "--", ".", ":(exclude)results"],
             cwd=root,
             capture_output=True,
             text=True,
