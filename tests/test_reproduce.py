@@ -232,3 +232,19 @@ def test_readings_verdict_needs_content_accuracy_and_all_seeds():
     assert rp.readings_verdict(rows)[-1] == "- cifar10 IF 100: the rule is met by `logits_detach`."
     # without the as-written reading's seeds there is nothing to compare with
     assert "has not 3 seeds yet" in rp.readings_verdict([_reading("as_written", 2, 77.0, 0.99, 0.3)])[-1]
+
+
+def test_ordering_lines_name_each_pair_ranked_against_the_paper():
+    def row(variant, paper, ours):
+        return {"dataset": "cifar10", "imbalance": 100, "variant": variant, "paper": paper, "top1_mean": ours}
+
+    rows = [row("ce", 70.4, 70.0), row("mixup", 73.1, 72.0), row("ldam_drw", 77.1, 71.0), row("mislas", 82.1, 76.0)]
+    rows.append(row("focal", None, 69.0))  # no paper number: named, not ranked
+    rows.append(row("remix_drw", 79.8, None))  # not finished
+    (line,) = rp.ordering_lines(rows)[2:]
+    assert "paper `ce` < `mixup` < `ldam_drw` < `mislas`; ours `ce` < `ldam_drw` < `mixup` < `mislas`" in line
+    assert "1 pairs ordered differently: `mixup` / `ldam_drw` (paper 73.1 < 77.1, ours 72.00 >= 71.00)" in line
+    assert line.endswith("(not yet ranked: `focal`, `remix_drw`).")
+    same = rp.ordering_lines(rows[:2])[-1]
+    assert same.endswith("the same order.")
+    assert "fewer than two rows" in rp.ordering_lines(rows[:1])[-1]

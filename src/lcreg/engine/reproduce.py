@@ -521,6 +521,37 @@ def readings_verdict(rows: list[dict]) -> list[str]:
     return lines
 
 
+def ordering_lines(rows: list[dict]) -> list[str]:
+    """Whether our means rank the table's rows as the paper's numbers do: per dataset and
+    imbalance factor, the paper's order, ours over the same rows, and every pair the two
+    order differently (pairs the paper ties are not counted). Rows without a finished seed
+    or a paper number are named, not ranked."""
+    lines = ["## Order against the paper's", ""]
+    for dataset, imbalance in sorted({(r["dataset"], r["imbalance"]) for r in rows}, key=lambda k: (k[0], -k[1])):
+        cell = [r for r in rows if (r["dataset"], r["imbalance"]) == (dataset, imbalance)]
+        ranked = [r for r in cell if isinstance(r["paper"], (int, float)) and r["top1_mean"] is not None]
+        missing = [f"`{r['variant']}`" for r in cell if r not in ranked]
+        head = f"- {dataset} IF {imbalance}:"
+        if len(ranked) < 2:
+            lines.append(f"{head} fewer than two rows with both a finished seed and a paper number yet.")
+            continue
+        paper = sorted(ranked, key=lambda r: r["paper"])
+        ours = sorted(ranked, key=lambda r: r["top1_mean"])
+        flips = [
+            f"`{a['variant']}` / `{b['variant']}` (paper {a['paper']:.1f} < {b['paper']:.1f}, ours "
+            f"{a['top1_mean']:.2f} >= {b['top1_mean']:.2f})"
+            for i, a in enumerate(paper)
+            for b in paper[i + 1 :]
+            if a["paper"] < b["paper"] and a["top1_mean"] >= b["top1_mean"]
+        ]
+        paper_order = " < ".join(f"`{r['variant']}`" for r in paper)
+        our_order = " < ".join(f"`{r['variant']}`" for r in ours)
+        verdict = f"{len(flips)} pairs ordered differently: {'; '.join(flips)}" if flips else "the same order"
+        not_ranked = f" (not yet ranked: {', '.join(missing)})" if missing else ""
+        lines.append(f"{head} paper {paper_order}; ours {our_order}; {verdict}{not_ranked}.")
+    return lines
+
+
 def write_table(summary: dict, results: Path) -> Path:
     table = summary["table"]
     head = ["dataset", "IF", "variant", "seeds", "top-1 mean", "std", "paper", "Many", "Medium", "Few", "ECE"]
@@ -557,6 +588,8 @@ def write_table(summary: dict, results: Path) -> Path:
     ]
     if table == "readings":
         lines += ["", *readings_verdict(summary["rows"])]
+    elif table != "table6":  # Table 6 ranks Many / Medium / Few, not one number
+        lines += ["", *ordering_lines(summary["rows"])]
     md = results / f"{table}.md"
     md.write_text("\n".join(lines) + "\n")
     (results / f"{table}.json").write_text(json.dumps(summary, indent=2))
