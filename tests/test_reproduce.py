@@ -226,7 +226,8 @@ def test_readings_verdict_needs_content_accuracy_and_all_seeds():
     assert "`lcreg`: content yes" in text and "(-0.69): does not meet the rule" in text
     assert "`attached`: content no" in text and "(+0.14): does not meet the rule" in text
     assert lines[-1] == (
-        "- cifar10 IF 100: the rule is met by no reading with all its seeds; still to finish: `logits_detach` (1 of 3 seeds)."
+        "- cifar10 IF 100: the rule is met by no reading with all its seeds; the most accurate reading that carries "
+        "content is `lcreg` (76.67, -0.69 against as written); still to finish: `logits_detach` (1 of 3 seeds)."
     )
     rows[3] = _reading("logits_detach", 3, 77.40, 0.25, 0.48)
     assert rp.readings_verdict(rows)[-1] == "- cifar10 IF 100: the rule is met by `logits_detach`."

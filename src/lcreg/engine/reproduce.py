@@ -478,8 +478,10 @@ def readings_verdict(rows: list[dict]) -> list[str]:
         "",
         f"Rule: the default is a reading whose latent categories carry image content (positional share "
         f"< {CONTENT_SHARE}, histogram-class accuracy >= {CONTENT_ACCURACY_OVER_CHANCE:g} x chance) and whose "
-        f"{SETTLING_SEEDS}-seed mean top-1 is at least the as-written reading's; if none, the most accurate "
-        "reading stays the default with its diagnostics beside it.",
+        f"{SETTLING_SEEDS}-seed mean top-1 is at least the as-written reading's. If none is, the default is the "
+        "most accurate reading whose categories carry content, the as-written reading's accuracy and diagnostics "
+        "beside it: a reading that meets every equation while its categories are a position code is not a faithful "
+        "LCReg (docs/method.md, 'Readings').",
         "",
     ]
     for dataset, imbalance in sorted({(r["dataset"], r["imbalance"]) for r in rows}):
@@ -488,7 +490,7 @@ def readings_verdict(rows: list[dict]) -> list[str]:
         if written is None or len(written["seeds"]) < SETTLING_SEEDS:
             lines.append(f"- {dataset} IF {imbalance}: the as-written reading has not {SETTLING_SEEDS} seeds yet.")
             continue
-        passing, pending = [], []
+        passing, pending, with_content = [], [], []
         for variant, r in cell.items():
             if r["positional_share_mean"] is None:  # not an LCReg reading, or none finished yet
                 if variant not in ("mislas", "as_written"):
@@ -513,9 +515,18 @@ def readings_verdict(rows: list[dict]) -> list[str]:
             )
             if ok:
                 passing.append(variant)
-        verdict = (
-            f"met by {', '.join(f'`{v}`' for v in passing)}" if passing else "met by no reading with all its seeds"
-        )
+            if content:
+                with_content.append((r["top1_mean"], variant))
+        if passing:
+            verdict = f"met by {', '.join(f'`{v}`' for v in passing)}"
+        else:
+            verdict = "met by no reading with all its seeds"
+            if with_content:
+                top1, best = max(with_content)
+                verdict += (
+                    f"; the most accurate reading that carries content is `{best}` ({top1:.2f}, "
+                    f"{top1 - written['top1_mean']:+.2f} against as written)"
+                )
         waiting = f"; still to finish: {', '.join(pending)}" if pending else ""
         lines.append(f"- {dataset} IF {imbalance}: the rule is {verdict}{waiting}.")
     return lines
