@@ -38,7 +38,10 @@ def kl_table(class_hist: np.ndarray, eps: float = 1e-8) -> np.ndarray:
     p = p / p.sum(axis=1, keepdims=True)
     logp = np.log(p)
     # KL(i||j) = sum_m p_i (log p_i - log p_j) = H-cross terms, one matrix product
-    return (p * logp).sum(axis=1)[:, None] - p @ logp.T
+    kl = (p * logp).sum(axis=1)[:, None] - p @ logp.T
+    # KL >= 0 (Gibbs): the difference of two sums leaves rounding of either sign near 0 (-0.00 on the diagonal)
+    np.fill_diagonal(kl, 0.0)
+    return np.maximum(kl, 0.0)
 
 
 def top_latents(class_hist: np.ndarray, k: int) -> np.ndarray:
