@@ -52,15 +52,15 @@ def autocast(device: torch.device, amp: str):
     return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
 
 
-def git_commit() -> str | None:
-    """HEAD of the checkout the package runs from, ``-dirty`` when a tracked file outside
-    ``results/`` differs from it (a queue rewrites committed result tables while it runs;
-    they do not change what trains)."""
-    root = Path(__file__).resolve().parents[3]
+def git_commit(root: Path | None = None) -> str | None:
+    """HEAD of the checkout the package runs from (or of ``root``), ``-dirty`` when a
+    tracked file outside ``results/`` differs from it (a queue rewrites committed result
+    tables while it runs; they do not change what trains)."""
+    root = root if root is not None else Path(__file__).resolve().parents[3]
     try:
         out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=5)
         dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no", "--", ".", ":(exclude)results"],
+            ["git", "status", "--porcelain", "--untracked-files=no", "--", ":/", ":(top,exclude)results"],
             cwd=root,
             capture_output=True,
             text=True,
