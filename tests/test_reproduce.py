@@ -229,6 +229,10 @@ def test_readings_verdict_needs_content_accuracy_and_all_seeds():
         "- cifar10 IF 100: the rule is met by no reading with all its seeds; the most accurate reading that carries "
         "content is `lcreg` (76.67, -0.69 against as written); still to finish: `logits_detach` (1 of 3 seeds)."
     )
+    # a position code on the seeds run rules a reading out before its other seeds
+    ruled_out = rp.readings_verdict([*rows[:2], _reading("attached", 1, 76.58, 0.96, 0.41)])
+    assert any("`attached`: ruled out without its other seeds" in line for line in ruled_out)
+    assert "attached" not in ruled_out[-1]
     rows[3] = _reading("logits_detach", 3, 77.40, 0.25, 0.48)
     assert rp.readings_verdict(rows)[-1] == "- cifar10 IF 100: the rule is met by `logits_detach`."
     # without the as-written reading's seeds there is nothing to compare with

@@ -498,13 +498,20 @@ def readings_verdict(rows: list[dict]) -> list[str]:
                 continue
             if variant == "as_written":
                 continue
-            if len(r["seeds"]) < SETTLING_SEEDS:
-                n = len(r["seeds"])
-                pending.append(f"`{variant}` ({n} of {SETTLING_SEEDS} seeds)")
-                continue
             content = carries_content(
                 r["positional_share_mean"], r["histogram_class_accuracy_mean"], 100 if dataset == "cifar100" else 10
             )
+            if len(r["seeds"]) < SETTLING_SEEDS:
+                n = len(r["seeds"])
+                if content:
+                    pending.append(f"`{variant}` ({n} of {SETTLING_SEEDS} seeds)")
+                else:  # accuracy needs every seed; a position code on the seeds run already rules it out
+                    lines.append(
+                        f"- {dataset} IF {imbalance}, `{variant}`: ruled out without its other seeds: no content on "
+                        f"the {n} seed{'s' if n > 1 else ''} run (positional share {r['positional_share_mean']:.3f}, histogram-class acc. "
+                        f"{r['histogram_class_accuracy_mean']:.3f}; top-1 {r['top1_mean']:.2f})"
+                    )
+                continue
             gap = r["top1_mean"] - written["top1_mean"]
             ok = content and gap >= 0
             lines.append(
