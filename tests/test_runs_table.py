@@ -14,6 +14,7 @@ import pytest
 from lcreg.cli import main
 from lcreg.commands import runs_table as rt
 from lcreg.config import load_config, save_config
+from lcreg.methods import get_method
 
 
 def _fake_run(folder: Path, seed: int, top1: float, overrides: list[str], device="CPU (x86_64, 2 cores)", wall=None):
@@ -22,7 +23,7 @@ def _fake_run(folder: Path, seed: int, top1: float, overrides: list[str], device
     save_config(cfg, folder / "config.yaml")
     (folder / "environment.json").write_text(json.dumps({"device": device, "commit": "abc"}))
     test = {"top1": top1, "many": top1, "medium": top1 - 0.1, "few": None, "ece": 0.02}
-    last = "stage1" if cfg.method == "ce" else "stage2"
+    last = f"stage{get_method(cfg.method).stages(cfg)[-1]}"  # a one-stage method ends after stage 1
     final = {"stage1": {"test": {**test, "top1": top1 - 0.1}}}
     final[last] = {"test": test, **({"wall_seconds": wall} if wall is not None else {})}
     (folder / "final_metrics.json").write_text(json.dumps(final))
@@ -84,3 +85,22 @@ def test_closed_stdout_ends_quietly(tmp_path):
     proc.stdout.close()  # as `| head` does once it has its lines
     err = proc.stderr.read().decode()
     assert proc.wait() == 141 and err == ""
+
+
+def test_runs_differing_in_any_method_key_are_not_averaged_together(tmp_path):
+    # two LCReg runs apart only in the decoder, a third in the covariance samples: three groups
+    _fake_run(tmp_path / "a", 0, 0.70, [])
+    _fake_run(tmp_path / "b", 0, 0.72, ["model.latent.decoder=sum_recon"])
+    _fake_run(tmp_path / "c", 0, 0.74, ["loss.latent_samples=positions"])
+    # MiSLAS runs apart only in a key its objective never reads: one group; focal's gamma: two
+    _fake_run(tmp_path / "d", 0, 0.60, ["method=mislas"])
+    _fake_run(tmp_path / "e", 1, 0.62, ["method=mislas", "loss.detach_features=false"])
+    _fake_run(tmp_path / "f", 0, 0.50, ["method=focal"])
+    _fake_run(tmp_path / "g", 0, 0.52, ["method=focal", "loss.focal_gamma=1"])
+    runs, _ = rt.load_runs(tmp_path)
+    groups = {g["method"]: g for g in rt.seed_rows(runs)}
+    lcreg = [m for m in groups if m.startswith("LCReg")]
+    assert len(lcreg) == 3 and all(groups[m]["runs"] == 1 for m in lcreg)
+    assert any("decoder=sum_recon" in m for m in lcreg) and any("latent_samples=positions" in m for m in lcreg)
+    assert groups["MiSLAS"]["seeds"] == 2
+    assert {"focal", "focal (focal_gamma=1.0)"} <= set(groups)

@@ -19,7 +19,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Optional
 
-from lcreg.config import AS_WRITTEN_READINGS, flat_keys
+from lcreg.config import AS_WRITTEN_READINGS, Config, flat_keys, to_dict
 from lcreg.engine.run_folders import FinishedRun, find_runs
 from lcreg.errors import LcregError
 
@@ -33,27 +33,52 @@ def load_runs(root: Path) -> tuple[list[FinishedRun], list[Path]]:
     return find_runs(root)
 
 
+# loss keys only LCReg's objective reads: another method's runs are not told apart by them
+LATENT_LOSS_KEYS = {
+    *(k for k in flat_keys(AS_WRITTEN_READINGS) if k.startswith("loss.")),
+    "loss.alpha",
+    "loss.beta",
+    "loss.gamma",
+    "loss.latent_samples",
+    "loss.latent_bias",
+}
+
+
+def _changed_keys(cfg: dict, sections: tuple[str, ...], skip: set[str]) -> list[str]:
+    """``key=value`` for every key of ``sections`` that differs from the config defaults."""
+    defaults = flat_keys(to_dict(Config()))
+    return [
+        f"{key.rsplit('.', 1)[-1]}={value}"
+        for key, value in flat_keys(cfg).items()
+        if key.startswith(sections) and key not in skip and key in defaults and value != defaults[key]
+    ]
+
+
 def method_name(cfg: dict) -> str:
-    """The method; for LCReg its M, alpha, beta and every reading that differs from the
-    equations as written; a shortened schedule and a held-out split are named too."""
+    """The method; for LCReg its M, alpha, beta, every reading that differs from the
+    equations as written and every other latent-head or loss key changed from its default
+    (decoder, covariance samples, ...); for another method its changed loss keys. A
+    shortened schedule and a held-out split are named too. Runs with different names are
+    never averaged together."""
     extra = []
     if cfg["stage1"]["epochs"] != 200:
         extra.append(f"{cfg['stage1']['epochs']}-epoch stage 1")
     if cfg["data"].get("val_fraction"):
         extra.append(f"val {cfg['data']['val_fraction']:g} held out")
     if cfg["method"] != "lcreg":
-        return {"mislas": "MiSLAS"}.get(cfg["method"], cfg["method"]) + (f" ({', '.join(extra)})" if extra else "")
+        parts = _changed_keys(cfg, ("loss.",), LATENT_LOSS_KEYS) + extra
+        return {"mislas": "MiSLAS"}.get(cfg["method"], cfg["method"]) + (f" ({', '.join(parts)})" if parts else "")
     # an LCReg run is named by the readings of the open equations it changes (docs/method.md)
     flat = flat_keys(cfg)
-    readings = [
-        f"{key.rsplit('.', 1)[-1]}={flat[key]}"
-        for key, written in flat_keys(AS_WRITTEN_READINGS).items()
-        if key in flat and flat[key] != written
-    ]
+    written = flat_keys(AS_WRITTEN_READINGS)
+    readings = [f"{key.rsplit('.', 1)[-1]}={flat[key]}" for key, w in written.items() if key in flat and flat[key] != w]
+    shown = {*written, "model.latent.num_latents", "loss.alpha", "loss.beta"}
+    others = _changed_keys(cfg, ("model.latent.", "loss."), shown)
     latent, loss = cfg["model"]["latent"], cfg["loss"]
     return (
         f"LCReg (M={latent['num_latents']}, alpha={loss['alpha']}, beta={loss['beta']}; "
-        f"{', '.join(readings) or 'as written'}{'; ' + ', '.join(extra) if extra else ''})"
+        f"{', '.join(readings) or 'as written'}{'; ' + ', '.join(others) if others else ''}"
+        f"{'; ' + ', '.join(extra) if extra else ''})"
     )
 
 
