@@ -210,6 +210,7 @@ def _reading(variant: str, seeds: int, top1: float, share=None, hist=None) -> di
         "top1_mean": top1,
         "positional_share_mean": share,
         "histogram_class_accuracy_mean": hist,
+        "histogram_class_accuracy_chance": 0.1,
     }
 
 

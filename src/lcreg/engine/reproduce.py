@@ -410,6 +410,7 @@ def summarize(table: str, runs: list[RunSpec], epochs: Optional[int]) -> dict:
                 "ece": [],
                 "positional_share": [],
                 "histogram_class_accuracy": [],
+                "histogram_class_accuracy_chance": None,  # 1 / classes, as the diagnostics record it
             },
         )
         if run_state(r.out) != "finished":
@@ -426,13 +427,14 @@ def summarize(table: str, runs: list[RunSpec], epochs: Optional[int]) -> dict:
             for k in ("positional_share", "histogram_class_accuracy"):
                 if diag.get(k) is not None:
                     cell[k].append(diag[k])
+            cell["histogram_class_accuracy_chance"] = diag.get("histogram_class_accuracy_chance")
         env = json.loads((r.out / "environment.json").read_text())
         devices.add(env.get("device"))
         commits.add((env.get("commit") or "?")[:12])
         sources.add(json.loads((r.out / "data_stats.json").read_text()).get("source", "?"))
     rows = []
     for key, c in cells.items():
-        row = {k: c[k] for k in ("dataset", "imbalance", "variant", "seeds")}
+        row = {k: c[k] for k in ("dataset", "imbalance", "variant", "seeds", "histogram_class_accuracy_chance")}
         for k in ("top1", "many", "medium", "few", "ece", "positional_share", "histogram_class_accuracy"):
             row[f"{k}_mean"], row[f"{k}_std"] = _mean_std(c[k])
         row["paper"] = PAPER.get(table, {}).get(key)
@@ -499,7 +501,7 @@ def readings_verdict(rows: list[dict]) -> list[str]:
             if variant == "as_written":
                 continue
             content = carries_content(
-                r["positional_share_mean"], r["histogram_class_accuracy_mean"], 100 if dataset == "cifar100" else 10
+                r["positional_share_mean"], r["histogram_class_accuracy_mean"], r["histogram_class_accuracy_chance"]
             )
             if len(r["seeds"]) < SETTLING_SEEDS:
                 n = len(r["seeds"])

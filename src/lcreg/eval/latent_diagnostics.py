@@ -161,9 +161,10 @@ CONTENT_SHARE = 0.5
 CONTENT_ACCURACY_OVER_CHANCE = 2.0
 
 
-def carries_content(positional_share: float, histogram_class_accuracy: float, num_classes: int) -> bool:
-    """Whether latent categories with these diagnostics carry image content (see above)."""
-    return positional_share < CONTENT_SHARE and histogram_class_accuracy >= CONTENT_ACCURACY_OVER_CHANCE / num_classes
+def carries_content(positional_share: float, histogram_class_accuracy: float, chance: float) -> bool:
+    """Whether latent categories with these diagnostics carry image content (see above);
+    ``chance``: the diagnostics' ``histogram_class_accuracy_chance``."""
+    return positional_share < CONTENT_SHARE and histogram_class_accuracy >= CONTENT_ACCURACY_OVER_CHANCE * chance
 
 
 def position_code_warning(diagnostics: dict) -> Optional[str]:
