@@ -13,6 +13,7 @@ final stage is stage 1); a run not yet finished is named, not counted.
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import statistics
 from collections import defaultdict
@@ -44,9 +45,15 @@ LATENT_LOSS_KEYS = {
 }
 
 
+@functools.cache
+def _default_keys() -> dict:
+    """The config defaults as dotted keys (built once, not per run)."""
+    return flat_keys(to_dict(Config()))
+
+
 def _changed_keys(cfg: dict, sections: tuple[str, ...], skip: set[str]) -> list[str]:
     """``key=value`` for every key of ``sections`` that differs from the config defaults."""
-    defaults = flat_keys(to_dict(Config()))
+    defaults = _default_keys()
     return [
         f"{key.rsplit('.', 1)[-1]}={value}"
         for key, value in flat_keys(cfg).items()
