@@ -7,6 +7,7 @@ import json
 import pytest
 
 from lcreg.cli import main
+from lcreg.commands import paper_tables
 from lcreg.engine import reproduce as rp
 from lcreg.errors import LcregError
 
@@ -56,12 +57,12 @@ def test_table_has_mean_std_over_seeds_and_the_paper(tmp_path):
     runs = rp.plan("table1", tmp_path, ["cifar10"], [100], [0, 1, 2], ["lcreg"], None)
     for r, top1 in zip(runs, (0.77, 0.78, 0.79)):
         _fake_run(r.out, r.seed, top1)
-    summary = rp.summarize("table1", runs, None)
+    summary = paper_tables.summarize("table1", runs, None)
     row = summary["rows"][0]
     assert row["seeds"] == [0, 1, 2] and row["top1_mean"] == pytest.approx(78.0)
     assert row["top1_std"] == pytest.approx(1.0) and row["paper"] == 83.1
     assert "JPEG copy" in summary["data"] and summary["devices"] == ["CPU (test)"]
-    md = rp.write_table(summary, tmp_path).read_text()
+    md = paper_tables.write_table(summary, tmp_path).read_text()
     # Many / Medium / Few and ECE in every table; an empty split is '-', not 0
     assert "| cifar10 | 100 | `lcreg` | 3 | 78.00 | 1.00 | 83.1 | 80.00 | 60.00 | - | 2.00 |" in md
     assert "full schedule" in md
@@ -222,7 +223,7 @@ def test_readings_verdict_needs_content_accuracy_and_all_seeds():
         _reading("logits_detach", 1, 78.0, 0.25, 0.48),  # one seed: waits
         _reading("mislas", 2, 76.06),
     ]
-    lines = rp.readings_verdict(rows)
+    lines = paper_tables.readings_verdict(rows)
     text = "\n".join(lines)
     assert "`lcreg`: content yes" in text and "(-0.69): does not meet the rule" in text
     assert "`attached`: content no" in text and "(+0.14): does not meet the rule" in text
@@ -231,13 +232,13 @@ def test_readings_verdict_needs_content_accuracy_and_all_seeds():
         "content is `lcreg` (76.67, -0.69 against as written); still to finish: `logits_detach` (1 of 3 seeds)."
     )
     # a position code on the seeds run rules a reading out before its other seeds
-    ruled_out = rp.readings_verdict([*rows[:2], _reading("attached", 1, 76.58, 0.96, 0.41)])
+    ruled_out = paper_tables.readings_verdict([*rows[:2], _reading("attached", 1, 76.58, 0.96, 0.41)])
     assert any("`attached`: ruled out without its other seeds" in line for line in ruled_out)
     assert "attached" not in ruled_out[-1]
     rows[3] = _reading("logits_detach", 3, 77.40, 0.25, 0.48)
-    assert rp.readings_verdict(rows)[-1] == "- cifar10 IF 100: the rule is met by `logits_detach`."
+    assert paper_tables.readings_verdict(rows)[-1] == "- cifar10 IF 100: the rule is met by `logits_detach`."
     # without the as-written reading's seeds there is nothing to compare with
-    assert "has not 3 seeds yet" in rp.readings_verdict([_reading("as_written", 2, 77.0, 0.99, 0.3)])[-1]
+    assert "has not 3 seeds yet" in paper_tables.readings_verdict([_reading("as_written", 2, 77.0, 0.99, 0.3)])[-1]
 
 
 def test_ordering_lines_name_each_pair_ranked_against_the_paper():
@@ -247,10 +248,10 @@ def test_ordering_lines_name_each_pair_ranked_against_the_paper():
     rows = [row("ce", 70.4, 70.0), row("mixup", 73.1, 72.0), row("ldam_drw", 77.1, 71.0), row("mislas", 82.1, 76.0)]
     rows.append(row("focal", None, 69.0))  # no paper number: named, not ranked
     rows.append(row("remix_drw", 79.8, None))  # not finished
-    (line,) = rp.ordering_lines(rows)[2:]
+    (line,) = paper_tables.ordering_lines(rows)[2:]
     assert "paper `ce` < `mixup` < `ldam_drw` < `mislas`; ours `ce` < `ldam_drw` < `mixup` < `mislas`" in line
     assert "1 pairs ordered differently: `mixup` / `ldam_drw` (paper 73.1 < 77.1, ours 72.00 >= 71.00)" in line
     assert line.endswith("(not yet ranked: `focal`, `remix_drw`).")
-    same = rp.ordering_lines(rows[:2])[-1]
+    same = paper_tables.ordering_lines(rows[:2])[-1]
     assert same.endswith("the same order.")
-    assert "fewer than two rows" in rp.ordering_lines(rows[:1])[-1]
+    assert "fewer than two rows" in paper_tables.ordering_lines(rows[:1])[-1]

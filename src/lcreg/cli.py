@@ -519,6 +519,7 @@ def cmd_data_prepare(args: argparse.Namespace) -> int:
 
 
 def cmd_reproduce(args: argparse.Namespace) -> int:
+    from lcreg.commands import paper_tables
     from lcreg.engine import reproduce as rp
 
     results = Path(args.results)
@@ -541,7 +542,7 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
             raise LcregError("lcreg reproduce needs --data-dir (the CIFAR data; see README: accepted layouts)")
         rp.execute(runs, args.data_dir, args.train_args.split())
     covered = rp.table_runs(args.table, results, _str_list(args.datasets, "--datasets"), runs, args.epochs)
-    md = rp.write_table(rp.summarize(args.table, covered, args.epochs), results)
+    md = paper_tables.write_table(paper_tables.summarize(args.table, covered, args.epochs), results)
     print(f"wrote {md} and {md.with_suffix('.json')}")
     return 0
 

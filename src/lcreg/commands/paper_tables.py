@@ -1,0 +1,250 @@
+"""The tables ``lcreg reproduce`` writes, ``results/<table>.md`` and ``.json``, from the
+finished run folders of its queue (``lcreg.engine.reproduce``).
+
+Per cell (dataset, imbalance factor, variant): the mean and standard deviation of the
+final-epoch test top-1 over seeds, the number of seeds, Many / Medium / Few and ECE, the
+latent diagnostics, the paper's number beside ours, the data source, the schedule, the
+devices and commits. Every table but Table 6 ends with our order of its rows against the
+paper's; the readings table ends with the rule that settles LCReg's default reading.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+from pathlib import Path
+from typing import Optional
+
+from lcreg.commands.paper_numbers import PAPER
+from lcreg.engine.reproduce import FULL_EPOCHS, TABLES, RunSpec, schedule_label
+from lcreg.engine.run_folders import run_state
+
+
+def _mean_std(values: list[float]) -> tuple[Optional[float], Optional[float]]:
+    if not values:
+        return None, None
+    return statistics.mean(values), (statistics.stdev(values) if len(values) > 1 else None)
+
+
+def summarize(table: str, runs: list[RunSpec], epochs: Optional[int]) -> dict:
+    cells: dict[tuple, dict] = {}
+    devices, commits, sources = set(), set(), set()
+    for r in runs:
+        cell = cells.setdefault(
+            r.cell,
+            {
+                "dataset": r.dataset,
+                "imbalance": r.imbalance,
+                "variant": r.variant,
+                "seeds": [],
+                "top1": [],
+                "many": [],
+                "medium": [],
+                "few": [],
+                "ece": [],
+                "positional_share": [],
+                "histogram_class_accuracy": [],
+                "histogram_class_accuracy_chance": None,  # 1 / classes, as the diagnostics record it
+            },
+        )
+        if run_state(r.out) != "finished":
+            continue
+        final = json.loads((r.out / "final_metrics.json").read_text())
+        test = (final.get("stage2") or final["stage1"])["test"]  # one-stage methods end after stage 1
+        cell["seeds"].append(r.seed)
+        for k in ("top1", "many", "medium", "few", "ece"):
+            if test.get(k) is not None:
+                cell[k].append(100 * test[k])
+        diag_path = r.out / "analysis" / "diagnostics.json"
+        if diag_path.is_file():
+            diag = json.loads(diag_path.read_text())
+            for k in ("positional_share", "histogram_class_accuracy"):
+                if diag.get(k) is not None:
+                    cell[k].append(diag[k])
+            cell["histogram_class_accuracy_chance"] = diag.get("histogram_class_accuracy_chance")
+        env = json.loads((r.out / "environment.json").read_text())
+        devices.add(env.get("device"))
+        commits.add((env.get("commit") or "?")[:12])
+        sources.add(json.loads((r.out / "data_stats.json").read_text()).get("source", "?"))
+    rows = []
+    for key, c in cells.items():
+        row = {k: c[k] for k in ("dataset", "imbalance", "variant", "seeds", "histogram_class_accuracy_chance")}
+        for k in ("top1", "many", "medium", "few", "ece", "positional_share", "histogram_class_accuracy"):
+            row[f"{k}_mean"], row[f"{k}_std"] = _mean_std(c[k])
+        row["paper"] = PAPER.get(table, {}).get(key)
+        dataset, imbalance, variant = key
+        shortened = f" --epochs {epochs}" if epochs is not None and epochs != FULL_EPOCHS else ""
+        row["command"] = (
+            f"lcreg reproduce {table} --data-dir PATH --datasets {dataset} --imbalance-factors {imbalance} "
+            f"--methods {variant} --seeds {','.join(map(str, sorted(c['seeds']))) or '0'}{shortened}"
+        )
+        rows.append(row)
+    jpeg = any("extracted" in s or "train" in Path(s).name or "jpeg" in s for s in sources)
+    return {
+        "table": table,
+        "what": TABLES[table]["what"],
+        "schedule": schedule_label(epochs),
+        "rows": rows,
+        "data": "CIFAR (JPEG copy: an ImageFolder of JPEG files, not the original pickles)"
+        if jpeg
+        else "CIFAR (original pickles)",
+        "data_sources": sorted(sources),
+        "devices": sorted(d for d in devices if d),
+        "commits": sorted(commits),
+        "metric": "final-epoch test top-1 (%) of stage 2 (of stage 1 for one-stage methods); mean and standard "
+        "deviation over seeds; Many / Medium / Few accuracy (%) and ECE (%, 15 bins) as means over the same seeds",
+    }
+
+
+def _f(x: Optional[float], spec: str = ".2f") -> str:
+    return "-" if x is None else format(x, spec)
+
+
+SETTLING_SEEDS = 3  # seeds a reading needs before it can settle the default
+
+
+def readings_verdict(rows: list[dict]) -> list[str]:
+    """The rule that settles LCReg's default reading: among the LCReg readings with
+    ``SETTLING_SEEDS`` finished seeds, those whose categories carry content
+    (``carries_content``) and whose mean top-1 reaches the as-written reading's."""
+    from lcreg.eval.latent_diagnostics import CONTENT_ACCURACY_OVER_CHANCE, CONTENT_SHARE, carries_content
+
+    lines = [
+        "## Settling the default",
+        "",
+        f"Rule: the default is a reading whose latent categories carry image content (positional share "
+        f"< {CONTENT_SHARE}, histogram-class accuracy >= {CONTENT_ACCURACY_OVER_CHANCE:g} x chance) and whose "
+        f"{SETTLING_SEEDS}-seed mean top-1 is at least the as-written reading's. If none is, the default is the "
+        "most accurate reading whose categories carry content, the as-written reading's accuracy and diagnostics "
+        "beside it: a reading that meets every equation while its categories are a position code is not a faithful "
+        "LCReg (docs/method.md, 'Readings').",
+        "",
+    ]
+    for dataset, imbalance in sorted({(r["dataset"], r["imbalance"]) for r in rows}):
+        cell = {r["variant"]: r for r in rows if (r["dataset"], r["imbalance"]) == (dataset, imbalance)}
+        written = cell.get("as_written")
+        if written is None or len(written["seeds"]) < SETTLING_SEEDS:
+            lines.append(f"- {dataset} IF {imbalance}: the as-written reading has not {SETTLING_SEEDS} seeds yet.")
+            continue
+        passing, pending, with_content = [], [], []
+        for variant, r in cell.items():
+            if r["positional_share_mean"] is None:  # not an LCReg reading, or none finished yet
+                if variant not in ("mislas", "as_written"):
+                    pending.append(f"`{variant}` (no seed)")
+                continue
+            if variant == "as_written":
+                continue
+            content = carries_content(
+                r["positional_share_mean"], r["histogram_class_accuracy_mean"], r["histogram_class_accuracy_chance"]
+            )
+            if len(r["seeds"]) < SETTLING_SEEDS:
+                n = len(r["seeds"])
+                if content:
+                    pending.append(f"`{variant}` ({n} of {SETTLING_SEEDS} seeds)")
+                else:  # accuracy needs every seed; a position code on the seeds run already rules it out
+                    lines.append(
+                        f"- {dataset} IF {imbalance}, `{variant}`: ruled out without its other seeds: no content on "
+                        f"the {n} seed{'s' if n > 1 else ''} run (positional share {r['positional_share_mean']:.3f}, histogram-class acc. "
+                        f"{r['histogram_class_accuracy_mean']:.3f}; top-1 {r['top1_mean']:.2f})"
+                    )
+                continue
+            gap = r["top1_mean"] - written["top1_mean"]
+            ok = content and gap >= 0
+            lines.append(
+                f"- {dataset} IF {imbalance}, `{variant}`: content {'yes' if content else 'no'} (positional share "
+                f"{r['positional_share_mean']:.3f}, histogram-class acc. {r['histogram_class_accuracy_mean']:.3f}); "
+                f"top-1 {r['top1_mean']:.2f} vs as written {written['top1_mean']:.2f} ({gap:+.2f}): "
+                f"{'meets the rule' if ok else 'does not meet the rule'}"
+            )
+            if ok:
+                passing.append(variant)
+            if content:
+                with_content.append((r["top1_mean"], variant))
+        if passing:
+            verdict = f"met by {', '.join(f'`{v}`' for v in passing)}"
+        else:
+            verdict = "met by no reading with all its seeds"
+            if with_content:
+                top1, best = max(with_content)
+                verdict += (
+                    f"; the most accurate reading that carries content is `{best}` ({top1:.2f}, "
+                    f"{top1 - written['top1_mean']:+.2f} against as written)"
+                )
+        waiting = f"; still to finish: {', '.join(pending)}" if pending else ""
+        lines.append(f"- {dataset} IF {imbalance}: the rule is {verdict}{waiting}.")
+    return lines
+
+
+def ordering_lines(rows: list[dict]) -> list[str]:
+    """Whether our means rank the table's rows as the paper's numbers do: per dataset and
+    imbalance factor, the paper's order, ours over the same rows, and every pair the two
+    order differently (pairs the paper ties are not counted). Rows without a finished seed
+    or a paper number are named, not ranked."""
+    lines = ["## Order against the paper's", ""]
+    for dataset, imbalance in sorted({(r["dataset"], r["imbalance"]) for r in rows}, key=lambda k: (k[0], -k[1])):
+        cell = [r for r in rows if (r["dataset"], r["imbalance"]) == (dataset, imbalance)]
+        ranked = [r for r in cell if isinstance(r["paper"], (int, float)) and r["top1_mean"] is not None]
+        missing = [f"`{r['variant']}`" for r in cell if r not in ranked]
+        head = f"- {dataset} IF {imbalance}:"
+        if len(ranked) < 2:
+            lines.append(f"{head} fewer than two rows with both a finished seed and a paper number yet.")
+            continue
+        paper = sorted(ranked, key=lambda r: r["paper"])
+        ours = sorted(ranked, key=lambda r: r["top1_mean"])
+        flips = [
+            f"`{a['variant']}` / `{b['variant']}` (paper {a['paper']:.1f} < {b['paper']:.1f}, ours "
+            f"{a['top1_mean']:.2f} >= {b['top1_mean']:.2f})"
+            for i, a in enumerate(paper)
+            for b in paper[i + 1 :]
+            if a["paper"] < b["paper"] and a["top1_mean"] >= b["top1_mean"]
+        ]
+        paper_order = " < ".join(f"`{r['variant']}`" for r in paper)
+        our_order = " < ".join(f"`{r['variant']}`" for r in ours)
+        verdict = f"{len(flips)} pairs ordered differently: {'; '.join(flips)}" if flips else "the same order"
+        not_ranked = f" (not yet ranked: {', '.join(missing)})" if missing else ""
+        lines.append(f"{head} paper {paper_order}; ours {our_order}; {verdict}{not_ranked}.")
+    return lines
+
+
+def write_table(summary: dict, results: Path) -> Path:
+    table = summary["table"]
+    head = ["dataset", "IF", "variant", "seeds", "top-1 mean", "std", "paper", "Many", "Medium", "Few", "ECE"]
+    head += ["positional share", "histogram-class acc."]
+    lines = [
+        f"# {summary['what']}: {summary['schedule']}",
+        "",
+        f"Written by `lcreg reproduce {table}`. {summary['metric']}; the paper's number beside (original "
+        f"CIFAR, its own seeds{'; Table 6 gives Many / Medium / Few' if table == 'table6' else ''}). Data: "
+        f"{summary['data']}. Devices: {', '.join(summary['devices']) or '-'}. "
+        f"Commits: {', '.join(summary['commits']) or '-'}. Positional share and histogram-class accuracy: "
+        "`lcreg analyze` diagnostics of the latent head (docs/method.md).",
+        "",
+        "| " + " | ".join(head) + " |",
+        "|" + "---|" * len(head),
+    ]
+    for r in summary["rows"]:
+        paper = r["paper"]
+        paper_text = "/".join(_f(p, ".1f") for p in paper) if isinstance(paper, tuple) else _f(paper, ".1f")
+        cells = [r["dataset"], str(r["imbalance"]), f"`{r['variant']}`", str(len(r["seeds"]))]
+        cells += [_f(r["top1_mean"]), _f(r["top1_std"]), paper_text]
+        cells += [_f(r[f"{k}_mean"]) for k in ("many", "medium", "few", "ece")]
+        cells += [_f(r["positional_share_mean"], ".3f"), _f(r["histogram_class_accuracy_mean"], ".3f")]
+        lines.append("| " + " | ".join(cells) + " |")
+    lines += [
+        "",
+        "Many / Medium / Few by training count (> 100, 20-100, < 20 images); '-' where a split holds no class "
+        "(CIFAR-10-LT IF 100 has none under 50 images, so its Few is empty, while the paper's Table 6 reports one).",
+        "",
+        "Each row with one command (its finished seeds are skipped, so it trains only what is missing; add "
+        "`--train-args '--compile on amp=bf16'` for the CPU fast path):",
+        "",
+        *(f"- `{r['variant']}` (IF {r['imbalance']}): `{r['command']}`" for r in summary["rows"]),
+    ]
+    if table == "readings":
+        lines += ["", *readings_verdict(summary["rows"])]
+    elif table != "table6":  # Table 6 ranks Many / Medium / Few, not one number
+        lines += ["", *ordering_lines(summary["rows"])]
+    md = results / f"{table}.md"
+    md.write_text("\n".join(lines) + "\n")
+    (results / f"{table}.json").write_text(json.dumps(summary, indent=2))
+    return md
