@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 
 import pytest
 
@@ -202,8 +203,9 @@ def test_a_call_for_some_cells_keeps_the_tables_other_finished_runs(tmp_path, ca
     assert rows["lcreg"]["seeds"] == [0, 1] and rows["lcreg"]["top1_mean"] == pytest.approx(77.0)
 
 
-def _reading(variant: str, seeds: int, top1: float, share=None, hist=None) -> dict:
+def _reading(variant: str, seeds: int, top1: float, share=None, hist=None, std=None) -> dict:
     return {
+        "top1_std": std,
         "dataset": "cifar10",
         "imbalance": 100,
         "variant": variant,
@@ -235,6 +237,18 @@ def test_readings_verdict_needs_content_accuracy_and_all_seeds():
     ruled_out = paper_tables.readings_verdict([*rows[:2], _reading("attached", 1, 76.58, 0.96, 0.41)])
     assert any("`attached`: ruled out without its other seeds" in line for line in ruled_out)
     assert "attached" not in ruled_out[-1]
+    # more accurate than the default but within the noise of three seeds: the default stays
+    rows[3] = _reading("logits_detach", 3, 76.80, 0.21, 0.51, std=0.08)
+    rows[1]["top1_std"] = 0.42
+    se = math.sqrt((0.08**2 + 0.42**2) / 3)  # 0.247
+    assert paper_tables.readings_verdict(rows)[-1].endswith(
+        f"`logits_detach` (76.80, -0.56 against as written), +0.13 over the default `lcreg`, within the standard "
+        f"error of the difference ({se:.2f}): the default stays `lcreg`."
+    )
+    rows[3] = _reading("logits_detach", 3, 77.00, 0.21, 0.51, std=0.08)  # a lead of 0.33 > 0.247
+    assert paper_tables.readings_verdict(rows)[-1].endswith(
+        "+0.33 over the default `lcreg` (standard error 0.25): it replaces the default."
+    )
     rows[3] = _reading("logits_detach", 3, 77.40, 0.25, 0.48)
     assert paper_tables.readings_verdict(rows)[-1] == "- cifar10 IF 100: the rule is met by `logits_detach`."
     # without the as-written reading's seeds there is nothing to compare with
