@@ -231,7 +231,8 @@ def test_readings_verdict_needs_content_accuracy_and_all_seeds():
     assert "`attached`: content no" in text and "(+0.14): does not meet the rule" in text
     assert lines[-1] == (
         "- cifar10 IF 100: the rule is met by no reading with all its seeds; the most accurate reading that carries "
-        "content is `lcreg` (76.67, -0.69 against as written); still to finish: `logits_detach` (1 of 3 seeds)."
+        "content is `lcreg` (76.67, -0.69 against as written): the default stays `lcreg`; still to finish: "
+        "`logits_detach` (1 of 3 seeds)."
     )
     # a position code on the seeds run rules a reading out before its other seeds
     ruled_out = paper_tables.readings_verdict([*rows[:2], _reading("attached", 1, 76.58, 0.96, 0.41)])

@@ -192,7 +192,9 @@ def readings_verdict(rows: list[dict]) -> list[str]:
                     f"; the most accurate reading that carries content is `{best}` ({top1:.2f}, "
                     f"{top1 - written['top1_mean']:+.2f} against as written)"
                 )
-                if best != DEFAULT_READING and any(v == DEFAULT_READING for _, v in with_content):
+                if best == DEFAULT_READING:
+                    verdict += f": the default stays `{DEFAULT_READING}`"
+                elif any(v == DEFAULT_READING for _, v in with_content):
                     verdict += _against_default(cell[best], cell[DEFAULT_READING])
         waiting = f"; still to finish: {', '.join(pending)}" if pending else ""
         lines.append(f"- {dataset} IF {imbalance}: the rule is {verdict}{waiting}.")
