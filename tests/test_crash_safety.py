@@ -68,6 +68,11 @@ def test_killed_while_writing_the_stage1_model(tmp_path, monkeypatch):
         )
         == 0
     )
+    # a validation split stage 1 did not hold out is refused (its images were trained on)
+    assert (
+        main(["train", "--stage", "2", "--from", str(run), "--out", str(tmp_path / "v"), "data.val_fraction=0.1"]) == 2
+    )
+    assert not (tmp_path / "v").exists()
     # and a second resume says it is finished, touching nothing
     before = {p.name: p.stat().st_mtime_ns for p in run.iterdir()}
     assert main(["train", "--resume", str(run), "--no-progress"]) == 2

@@ -196,7 +196,23 @@ def _train_inputs(args: argparse.Namespace):
         raise LcregError(f"{stage1_model.parent} holds no config.yaml next to the stage-1 model")
     base = load_saved_config(stage1_model.parent / "config.yaml")
     load_checkpoint(stage1_model)  # refused here if unreadable or unsafe, before any run folder exists
-    return load_config(None, overrides + _data_overrides(args), base=base), stages, None, stage1_model
+    cfg = load_config(None, overrides + _data_overrides(args), base=base)
+    _check_held_out(cfg, load_saved_config(stage1_model.parent / "config.yaml"))  # load_config may edit base
+    return cfg, stages, None, stage1_model
+
+
+def _check_held_out(cfg, base) -> None:
+    """Stage 2's validation split must be one stage 1 held out too: choices made on it (tau
+    of tau-norm) are meaningless on images the representation trained on (every tau scores
+    1.0 there, measured)."""
+    split = lambda c: (c.data.val_fraction, c.data.val_list, c.data.selection_seed)  # noqa: E731
+    if (cfg.data.val_fraction > 0 or cfg.data.val_list) and split(cfg) != split(base):
+        raise LcregError(
+            f"stage 2's validation split (data.val_fraction={cfg.data.val_fraction}, data.val_list="
+            f"{cfg.data.val_list}) is not the one the stage-1 run held out (data.val_fraction="
+            f"{base.data.val_fraction}, data.val_list={base.data.val_list}): its images were trained on; "
+            "train stage 1 with the same split"
+        )
 
 
 def cmd_train(args: argparse.Namespace) -> int:
