@@ -196,23 +196,21 @@ def _train_inputs(args: argparse.Namespace):
         raise LcregError(f"{stage1_model.parent} holds no config.yaml next to the stage-1 model")
     base = load_saved_config(stage1_model.parent / "config.yaml")
     load_checkpoint(stage1_model)  # refused here if unreadable or unsafe, before any run folder exists
+    held_out = _validation_split(base)  # before load_config, which may apply the overrides to base
     cfg = load_config(None, overrides + _data_overrides(args), base=base)
-    _check_held_out(cfg, load_saved_config(stage1_model.parent / "config.yaml"))  # load_config may edit base
+    if (cfg.data.val_fraction > 0 or cfg.data.val_list) and _validation_split(cfg) != held_out:
+        # choices made on it (tau of tau-norm) mean nothing on images stage 1 trained on (every tau scored 1.0)
+        raise LcregError(
+            f"stage 2's validation split (data.val_fraction={cfg.data.val_fraction}, data.val_list="
+            f"{cfg.data.val_list}) is not the one the stage-1 run held out (data.val_fraction={held_out[0]}, "
+            f"data.val_list={held_out[1]}): its images were trained on; train stage 1 with the same split"
+        )
     return cfg, stages, None, stage1_model
 
 
-def _check_held_out(cfg, base) -> None:
-    """Stage 2's validation split must be one stage 1 held out too: choices made on it (tau
-    of tau-norm) are meaningless on images the representation trained on (every tau scores
-    1.0 there, measured)."""
-    split = lambda c: (c.data.val_fraction, c.data.val_list, c.data.selection_seed)  # noqa: E731
-    if (cfg.data.val_fraction > 0 or cfg.data.val_list) and split(cfg) != split(base):
-        raise LcregError(
-            f"stage 2's validation split (data.val_fraction={cfg.data.val_fraction}, data.val_list="
-            f"{cfg.data.val_list}) is not the one the stage-1 run held out (data.val_fraction="
-            f"{base.data.val_fraction}, data.val_list={base.data.val_list}): its images were trained on; "
-            "train stage 1 with the same split"
-        )
+def _validation_split(cfg) -> tuple:
+    """What decides a run's validation images: fraction, list file and selection seed."""
+    return cfg.data.val_fraction, cfg.data.val_list, cfg.data.selection_seed
 
 
 def cmd_train(args: argparse.Namespace) -> int:

@@ -102,8 +102,6 @@ def _f(x: Optional[float], spec: str = ".2f") -> str:
 
 
 SETTLING_SEEDS = 3  # seeds a reading needs before it can settle the default
-
-
 DEFAULT_READING = "lcreg"  # the readings table's row of the config's default reading
 
 
