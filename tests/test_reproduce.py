@@ -11,6 +11,7 @@ from lcreg.cli import main
 from lcreg.commands import paper_tables
 from lcreg.engine import reproduce as rp
 from lcreg.errors import LcregError
+from lcreg.methods.decoupled import TAU_GRID
 
 from conftest import write_cifar10_pickles
 
@@ -147,6 +148,18 @@ def test_queue_trains_skips_finished_and_writes_the_table(tmp_path, no_download,
     assert out.count(": finished") == 2 and "+ lcreg train" not in out
 
 
+def test_tau_norm_chooses_tau_on_images_its_stage_1_held_out(tmp_path):
+    # cRT and LWS share the CE run; tau-norm's CE run holds its validation split out from the start
+    runs = rp.plan("table1", tmp_path, ["cifar10"], [100], [0], ["crt", "lws", "tau_norm"], None)
+    by_variant = {r.variant: r for r in runs}
+    assert [r.variant for r in runs] == ["ce", "crt", "lws", "ce_val", "tau_norm"]
+    assert by_variant["crt"].stage1_from == by_variant["lws"].stage1_from == by_variant["ce"].out
+    assert by_variant["tau_norm"].stage1_from == by_variant["ce_val"].out
+    assert "data.val_fraction=0.1" in by_variant["ce_val"].overrides
+    assert "data.val_fraction=0.1" in by_variant["tau_norm"].overrides
+    assert not any(o.startswith("data.val_fraction") for o in by_variant["ce"].overrides)
+
+
 def test_decoupled_methods_retrain_the_classifier_of_the_ce_run(tmp_path, no_download, capsys):
     """cRT comes from the cross-entropy run of its seed: the queue trains CE (one stage),
     then only the stage 2 of cRT on it."""
@@ -177,6 +190,21 @@ def test_decoupled_methods_retrain_the_classifier_of_the_ce_run(tmp_path, no_dow
     assert rows["ce"]["seeds"] == [0] and rows["crt"]["seeds"] == [0]
     capsys.readouterr()
     assert main(args) == 0 and "+ lcreg train" not in capsys.readouterr().out
+
+
+def test_tau_norm_trains_its_own_held_out_ce_run_and_picks_tau_on_it(tmp_path, no_download):
+    data = write_cifar10_pickles(tmp_path / "data", per_class=40).parent
+    results = tmp_path / "results"
+    train_args = "stage2.epochs=1 stage1.batch_size=16 stage2.batch_size=16 eval_every=0 --compile off"
+    args = ["reproduce", "table1", "--data-dir", str(data), "--results", str(results), "--epochs", "1"]
+    assert main([*args, "--methods", "tau_norm", "--imbalance-factors", "10", "--train-args", train_args]) == 0
+    ce_val, tau = (results / "table1" / "cifar10_if10" / f"{m}_seed0_e1" for m in ("ce_val", "tau_norm"))
+    assert rp.run_state(ce_val) == "finished" and rp.run_state(tau) == "finished"
+    assert not (results / "table1" / "cifar10_if10" / "ce_seed0_e1").exists()
+    # stage 2 accepted the split because stage 1 held the same one out; tau was chosen on it
+    assert "val_fraction: 0.1" in (ce_val / "config.yaml").read_text()
+    choice = json.loads((tau / "final_metrics.json").read_text())["stage2_choice"]
+    assert choice["tau"] in TAU_GRID and len(choice["validation_balanced_accuracy"]) == len(TAU_GRID)
 
 
 def test_a_failing_run_stops_the_queue_with_its_own_message(tmp_path, no_download, capsys):
