@@ -39,6 +39,10 @@ def test_plan_shares_folders_and_labels_shortened_schedules(tmp_path):
         "isda": "table1/cifar10_if100/isda_seed0",
         "latent_aug": "table7/cifar10_if100/latent_aug_seed0",
     }
+    # one run, one paper number: Table 1's isda row shows Table 10's "+ ISDA"
+    from lcreg.commands.paper_numbers import PAPER
+
+    assert PAPER["table1"][("cifar10", 100, "isda")] == PAPER["table10"][("cifar10", 100, "isda")] == 79.8
     with pytest.raises(LcregError, match="unknown table"):
         rp.plan("table42", tmp_path, ["cifar10"], None, [0], None, None)
 

@@ -64,6 +64,8 @@ def _build() -> dict[str, dict[tuple, object]]:
     for key, values in _T10.items():
         for variant, v in zip(_T10_VARIANTS, values):
             out["table10"][(*key, variant)] = v
+        # Table 1's isda row is the same run as Table 10's "+ ISDA" (it shares the folder)
+        out["table1"][(*key, "isda")] = values[_T10_VARIANTS.index("isda")]
     for dataset, rows in (("cifar10", _T1_C10), ("cifar100", _T1_C100)):
         for imb, values in rows.items():
             for method, v in zip(_T1_METHODS, values):
