@@ -302,3 +302,35 @@ def test_ordering_lines_name_each_pair_ranked_against_the_paper():
     same = paper_tables.ordering_lines(rows[:2])[-1]
     assert same.endswith("the same order.")
     assert "fewer than two rows" in paper_tables.ordering_lines(rows[:1])[-1]
+
+
+def test_baseline_lines_compare_each_change_with_the_papers_direction():
+    def row(variant, paper, ours, seeds=1, std=None):
+        return {
+            "dataset": "cifar10",
+            "imbalance": 100,
+            "variant": variant,
+            "paper": paper,
+            "top1_mean": ours,
+            "top1_std": std,
+            "seeds": list(range(seeds)),
+        }
+
+    rows = [
+        row("baseline", 82.1, 75.92, 3, 0.25),
+        row("latent", 82.2, 75.50),  # paper up, ours down, one seed
+        row("latent_aug", 82.5, 76.40),  # both up
+        row("all", 83.1, 76.00, 3, 0.42),  # +0.08 < SE 0.28: within noise
+        row("latent_recon", 83.0, None),
+    ]
+    lines = paper_tables.baseline_lines(rows)[2:]
+    assert lines[0] == (
+        "- cifar10 IF 100, `latent`: ours -0.42 (1 vs 3 seeds), paper +0.1: the opposite direction "
+        "(one seed on a side: no spread to judge noise by)."
+    )
+    assert lines[1].endswith(
+        "ours +0.48 (1 vs 3 seeds), paper +0.4: the same direction (one seed on a side: no spread to judge noise by)."
+    )
+    assert lines[2].endswith("paper +1.0: within noise (standard error of the difference 0.28).")
+    assert lines[3].endswith("`latent_recon`: not finished yet.")
+    assert "no finished seed" in paper_tables.baseline_lines([row("baseline", 82.1, None)])[-1]

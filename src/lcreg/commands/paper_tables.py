@@ -230,6 +230,51 @@ def ordering_lines(rows: list[dict]) -> list[str]:
     return lines
 
 
+def _difference_se(a: dict, b: dict) -> Optional[float]:
+    """Standard error of the difference of two seed means; None unless both rows have a spread."""
+    if a["top1_std"] is None or b["top1_std"] is None:
+        return None
+    return math.sqrt(sum(r["top1_std"] ** 2 / len(r["seeds"]) for r in (a, b)))
+
+
+def baseline_lines(rows: list[dict]) -> list[str]:
+    """Each row's change against the ``baseline`` row of its dataset and imbalance factor, ours
+    beside the paper's, direction by direction (Table 7's components, Table 10's augmentations).
+    A change smaller than the standard error of the difference is called within noise; where a
+    row has one seed there is no spread to judge it by, and the line says so."""
+    lines = ["## Change against the baseline, direction by direction", ""]
+    for dataset, imbalance in sorted({(r["dataset"], r["imbalance"]) for r in rows}, key=lambda k: (k[0], -k[1])):
+        cell = {r["variant"]: r for r in rows if (r["dataset"], r["imbalance"]) == (dataset, imbalance)}
+        base = cell.get("baseline")
+        if base is None or base["top1_mean"] is None:
+            lines.append(f"- {dataset} IF {imbalance}: the baseline has no finished seed yet.")
+            continue
+        for variant, r in cell.items():
+            if variant == "baseline":
+                continue
+            head = f"- {dataset} IF {imbalance}, `{variant}`:"
+            if r["top1_mean"] is None:
+                lines.append(f"{head} not finished yet.")
+                continue
+            ours = r["top1_mean"] - base["top1_mean"]
+            seeds = f"{len(r['seeds'])} vs {len(base['seeds'])} seeds"
+            if not isinstance(r["paper"], (int, float)) or not isinstance(base["paper"], (int, float)):
+                lines.append(f"{head} ours {ours:+.2f} ({seeds}); the paper has no number for it.")
+                continue
+            paper = r["paper"] - base["paper"]
+            se = _difference_se(r, base)
+            if se is not None and abs(ours) <= se:
+                verdict = f"within noise (standard error of the difference {se:.2f})"
+            elif paper == 0:
+                verdict = "the paper's is no change"
+            else:
+                verdict = "the same direction" if (ours > 0) == (paper > 0) else "the opposite direction"
+                if se is None:
+                    verdict += " (one seed on a side: no spread to judge noise by)"
+            lines.append(f"{head} ours {ours:+.2f} ({seeds}), paper {paper:+.1f}: {verdict}.")
+    return lines
+
+
 def write_table(summary: dict, results: Path) -> Path:
     table = summary["table"]
     head = ["dataset", "IF", "variant", "seeds", "top-1 mean", "std", "paper", "Many", "Medium", "Few", "ECE"]
@@ -268,6 +313,8 @@ def write_table(summary: dict, results: Path) -> Path:
         lines += ["", *readings_verdict(summary["rows"])]
     elif table != "table6":  # Table 6 ranks Many / Medium / Few, not one number
         lines += ["", *ordering_lines(summary["rows"])]
+    if any(r["variant"] == "baseline" for r in summary["rows"]):  # Tables 7 and 10
+        lines += ["", *baseline_lines(summary["rows"])]
     md = results / f"{table}.md"
     md.write_text("\n".join(lines) + "\n")
     (results / f"{table}.json").write_text(json.dumps(summary, indent=2))
