@@ -67,17 +67,18 @@ def test_worker_path_trains_and_resumes(tmp_path, no_download, monkeypatch):
 
 
 def test_folder_preset_chooses_size_and_backbone_from_the_images(tmp_path, no_download, capsys):
-    from lcreg.cli import _resolve, build_parser
+    from lcreg.cli import build_parser
+    from lcreg.commands.run_config import resolve_config
 
     small = photo_folder(tmp_path / "small", side=20)
     large = photo_folder(tmp_path / "large", side=150)
     args = build_parser().parse_args(["data", "stats", "--dataset", "folder", "--data-dir", str(small)])
-    cfg = _resolve(args)  # no preset named: the folder's own, not the 8x8 demo
+    cfg = resolve_config(args)  # no preset named: the folder's own, not the 8x8 demo
     assert cfg.name == "folder" and cfg.data.image_size == 32 and cfg.model.backbone == "resnet32"
     assert cfg.data.imbalance_factor is None
     assert "typical image 20 px" in capsys.readouterr().err
     args = build_parser().parse_args(["data", "stats", "folder", "--data-dir", str(large)])
-    cfg = _resolve(args)
+    cfg = resolve_config(args)
     assert cfg.data.image_size == 224 and cfg.model.backbone == "resnet50" and cfg.data.mean[0] == 0.485
     assert "DataLoader workers" in capsys.readouterr().err
 

@@ -22,7 +22,6 @@ import argparse
 import errno
 import json
 import os
-import shutil
 import signal
 import sys
 import threading
@@ -31,238 +30,14 @@ import warnings
 from pathlib import Path
 from typing import Optional, Sequence
 
+from lcreg.commands.run_config import resolve_config
 from lcreg.errors import LcregError, LcregWarning
 
 
-def _split_config_args(items: Sequence[str]) -> tuple[Optional[str], list[str]]:
-    preset, overrides = None, []
-    for item in items:
-        if "=" in item:
-            overrides.append(item)
-        elif preset is None:
-            preset = item
-        else:
-            raise LcregError(f"unexpected argument '{item}' (one preset, then key=value overrides)")
-    return preset, overrides
-
-
-def _data_overrides(args: argparse.Namespace) -> list[str]:
-    """Shorthand flags become ordinary dotted overrides, so there is one code path."""
-    out = []
-    for flag, key in (
-        ("dataset", "data.dataset"),
-        ("data_dir", "data.data_dir"),
-        ("imbalance_factor", "data.imbalance_factor"),
-        ("seed", "seed"),
-        ("device", "device"),
-    ):
-        value = getattr(args, flag, None)
-        if value is not None:
-            out.append(f"{key}={value}")
-    if getattr(args, "deterministic", False):
-        out.append("deterministic=true")
-    if getattr(args, "compile", None):
-        out.append(f"compile={args.compile}")
-    return out
-
-
-# the preset a bare --dataset starts from (no preset named): its own, never the 8x8 demo's
-_DATASET_PRESETS = {
-    "cifar10-lt": "cifar10_lt_if100",
-    "cifar100-lt": "cifar100_lt_if100",
-    "folder": "folder",
-    "list": "folder",
-}
-IMAGENET_MEAN, IMAGENET_STD = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]
-
-
-def _resolve(args: argparse.Namespace):
-    from lcreg.config import load_config
-
-    preset, overrides = _split_config_args(args.config)
-    preset = preset or _DATASET_PRESETS.get(getattr(args, "dataset", None) or "", "demo")
-    return _resolve_auto(
-        load_config(preset, overrides + _data_overrides(args)), quiet=getattr(args, "no_progress", False)
-    )
-
-
-def _resolve_auto(cfg, quiet: bool = False):
-    """``data.image_size=0`` and ``model.backbone=auto`` (the folder preset) chosen from the
-    images: small ones (<= 64 px) at 32 px on ResNet-32, photos at 224 px on ResNet-50 with
-    ImageNet normalisation and DataLoader workers. Says what it chose."""
-    from lcreg.config import DataConfig
-    from lcreg.data.datasets import typical_image_side
-
-    d, chosen = cfg.data, []
-    if d.image_size == 0:
-        side = typical_image_side(d)
-        d.image_size = 32 if side <= 64 else 224
-        chosen.append(f"data.image_size={d.image_size}")
-        if d.image_size > 64 and d.mean == DataConfig().mean and d.std == DataConfig().std:
-            d.mean, d.std = list(IMAGENET_MEAN), list(IMAGENET_STD)
-            chosen.append("ImageNet mean/std")
-        reason = f"typical image {side} px"
-    else:
-        reason = f"data.image_size={d.image_size}"
-    if cfg.model.backbone == "auto":
-        cfg.model.backbone = "resnet32" if d.image_size <= 64 else "resnet50"
-        chosen.append(f"model.backbone={cfg.model.backbone}")
-    if chosen and not quiet:
-        from lcreg.data import uses_device_loader
-
-        path = "images held on the device" if uses_device_loader(d) else "DataLoader workers"
-        print(f"lcreg: {reason} -> {', '.join(chosen)} ({path}); set them to choose otherwise", file=sys.stderr)
-    return cfg
-
-
-# --------------------------------------------------------------------------------------
-# train
-
-
-# what a run writes before its first checkpoint: a folder holding only these is a failed
-# start (lcreg 0.1 left them behind) that a new run may take over
-_START_FILES = ("config.yaml", "environment.json", "data_stats.json", "metrics.jsonl", "metrics.csv", "tensorboard")
-
-
-def _new_run_dir(out: Optional[str], cfg) -> Path:
-    if out:
-        run_dir = Path(out)
-        if run_dir.exists() and not run_dir.is_dir():
-            raise LcregError(f"--out {run_dir} is a file, not a folder; pick a folder name")
-        if run_dir.exists() and any(run_dir.iterdir()):
-            names = {p.name for p in run_dir.iterdir()}
-            if not names <= set(_START_FILES):
-                raise LcregError(
-                    f"run folder {run_dir} already exists and is not empty; "
-                    "pick another --out or continue it with --resume"
-                )
-            for name in names:  # a start that failed before its first epoch: begin afresh
-                target = run_dir / name
-                shutil.rmtree(target) if target.is_dir() else target.unlink()
-    else:
-        stamp = time.strftime("%Y%m%d-%H%M%S")
-        run_dir = Path(cfg.output_dir) / f"{cfg.name}-seed{cfg.seed}-{stamp}"
-    try:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        probe = run_dir / ".lcreg-write-test"
-        probe.write_bytes(b"")
-        probe.unlink()
-    except OSError as e:
-        raise LcregError(f"cannot create run folder {run_dir}: {e.strerror or type(e).__name__}") from None
-    return run_dir
-
-
-def _train_inputs(args: argparse.Namespace):
-    """(config, stages, resume checkpoint, stage-1 model) of a train command, checked; the
-    run folder is not created here."""
-    from lcreg.config import load_config, load_saved_config
-    from lcreg.engine.train import run_finished
-    from lcreg.runtime.checkpoint import load_checkpoint
-
-    stages = {"1": (1,), "2": (2,), "all": (1, 2)}[args.stage]
-    if args.resume:
-        run_dir = Path(args.resume)
-        if args.config or args.out or args.from_run:
-            raise LcregError(
-                "--resume continues a run as it was configured; give no preset, overrides, --out or --from"
-            )
-        if not (run_dir / "config.yaml").exists():
-            raise LcregError(f"{run_dir} is not a run folder (no config.yaml)")
-        cfg = load_saved_config(run_dir / "config.yaml")
-        if run_finished(run_dir, cfg):
-            raise LcregError(
-                f"{run_dir} is finished (final_metrics.json and its model files are complete); nothing to resume"
-            )
-        ckpt = run_dir / "checkpoint.pt"
-        return cfg, stages, load_checkpoint(ckpt) if ckpt.exists() else None, None
-    if args.stage != "2":
-        cfg = _resolve(args)
-        if cfg.stage1.epochs == 0:
-            raise LcregError(
-                "stage1.epochs=0 trains no representation; to re-train only the classifier of a "
-                "finished stage 1, use --stage 2 --from RUN"
-            )
-        return cfg, stages, None, None
-    if not args.from_run:
-        raise LcregError("--stage 2 needs --from RUN (a run folder with stage1_model.pt)")
-    src = Path(args.from_run)
-    stage1_model = src / "stage1_model.pt" if src.is_dir() else src
-    if not stage1_model.is_file():
-        raise LcregError(f"{stage1_model} does not exist; run stage 1 first")
-    preset, overrides = _split_config_args(args.config)
-    if preset:
-        raise LcregError("with --from, give only key=value overrides (the config comes from the run)")
-    if not (stage1_model.parent / "config.yaml").is_file():
-        raise LcregError(f"{stage1_model.parent} holds no config.yaml next to the stage-1 model")
-    base = load_saved_config(stage1_model.parent / "config.yaml")
-    load_checkpoint(stage1_model)  # refused here if unreadable or unsafe, before any run folder exists
-    held_out = _validation_split(base)  # before load_config, which may apply the overrides to base
-    cfg = load_config(None, overrides + _data_overrides(args), base=base)
-    if (cfg.data.val_fraction > 0 or cfg.data.val_list) and _validation_split(cfg) != held_out:
-        # choices made on it (tau of tau-norm) mean nothing on images stage 1 trained on (every tau scored 1.0)
-        raise LcregError(
-            f"stage 2's validation split (data.val_fraction={cfg.data.val_fraction}, data.val_list="
-            f"{cfg.data.val_list}) is not the one the stage-1 run held out (data.val_fraction={held_out[0]}, "
-            f"data.val_list={held_out[1]}): its images were trained on; train stage 1 with the same split"
-        )
-    return cfg, stages, None, stage1_model
-
-
-def _validation_split(cfg) -> tuple:
-    """What decides a run's validation images: fraction, list file and selection seed."""
-    return cfg.data.val_fraction, cfg.data.val_list, cfg.data.selection_seed
-
-
 def cmd_train(args: argparse.Namespace) -> int:
-    """Single process, or one rank of ``torchrun --nproc_per_node N -m lcreg train ...``."""
-    from lcreg.engine.train import Trainer
-    from lcreg.runtime.distributed import broadcast_object, destroy, init_distributed
+    from lcreg.commands.training import train
 
-    cfg, stages, resume, stage1_model = _train_inputs(args)
-    info = init_distributed(cfg.device)
-    run_dir: Optional[Path] = None
-    created = False  # this process made the run folder (rank 0): removed if no epoch completes
-    try:
-        if args.resume:
-            run_dir = Path(args.resume)
-            for stale in run_dir.glob("*.tmp"):  # pathlib's * matches hidden names too
-                stale.unlink(missing_ok=True)  # a write that a killed process never finished
-        else:  # rank 0 picks (and checks) the folder; every rank gets its name, or its error
-            chosen: tuple = (None, None)
-            if info.is_main:
-                try:
-                    chosen = (str(_new_run_dir(args.out, cfg)), None)
-                except LcregError as e:
-                    chosen = (None, str(e))
-            path, error = broadcast_object(chosen, info)
-            if error:
-                raise LcregError(error)
-            run_dir, created = Path(path), info.is_main
-        trainer = Trainer(cfg, run_dir, show_progress=not args.no_progress, profile_steps=args.profile, dist_info=info)
-        if info.is_main:
-            if resume is None:
-                trainer.write_run_files()
-            where = f" ({info.world_size} processes)" if info.enabled else ""
-            if not args.no_progress:
-                print(f"run folder: {run_dir}{where}", file=sys.stderr)
-        final = trainer.run(stages, resume=resume, stage1_model=stage1_model)
-    except BaseException:
-        # a run that ends before its first checkpoint leaves no folder behind (nothing to resume)
-        if created and run_dir is not None and not (run_dir / "checkpoint.pt").exists():
-            shutil.rmtree(run_dir, ignore_errors=True)
-        raise
-    finally:
-        destroy(info)
-    if info.is_main:
-        summary = {
-            stage: {k: v for k, v in m.get("test", {}).items() if k != "per_class"} for stage, m in final.items()
-        }
-        out = {"run_dir": str(run_dir), "final": summary}
-        # stage 1's last content measures (the backbone's alone without a latent head)
-        if final.get("stage1", {}).get("diagnostics"):
-            out["diagnostics"] = final["stage1"]["diagnostics"]
-        print(json.dumps(out, indent=2))
-    return 0
+    return train(args)
 
 
 # --------------------------------------------------------------------------------------
@@ -471,7 +246,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 def cmd_data_stats(args: argparse.Namespace) -> int:
     from lcreg.data import build_dataset
 
-    cfg = _resolve(args)
+    cfg = resolve_config(args)
     data = build_dataset(cfg.data)
     stats = data.stats()
     if args.plot:
@@ -522,7 +297,7 @@ def cmd_data_prepare(args: argparse.Namespace) -> int:
     from lcreg.data import build_dataset
     from lcreg.data.cache import default_cache_dir
 
-    cfg = _resolve(args)
+    cfg = resolve_config(args)
     start = time.perf_counter()
     data = build_dataset(cfg.data)
     print(
