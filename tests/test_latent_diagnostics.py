@@ -13,6 +13,7 @@ from lcreg.eval.latent_diagnostics import (
     class_kl_summary,
     effective_rank,
     histogram_entropy,
+    image_histograms,
     nearest_class_mean_accuracy,
     shared_categories,
 )
@@ -64,6 +65,19 @@ def test_histogram_entropy_and_its_bounds():
     want = np.mean([-(0.5 * math.log(0.5) + 2 * 0.25 * math.log(0.25)), math.log(3)])
     assert histogram_entropy(h) == pytest.approx(want)
     assert histogram_entropy(np.array([[1.0, 0.0, 0.0]])) == pytest.approx(0.0, abs=1e-9)
+
+
+def test_histograms_of_a_bf16_softmax_stay_within_the_entropy_bound():
+    # a near-flat softmax over 40 categories rounded to bf16: 1/40 lands on 0.025024, so the
+    # weights sum to 1.001 and the raw entropy exceeds ln M; renormalised it cannot
+    torch.manual_seed(0)
+    weights = torch.softmax(1e-4 * torch.randn(64, 40, 64), dim=1).bfloat16()
+    raw = weights.float().mean(2).numpy()
+    assert histogram_entropy(raw) > math.log(40)  # what the bf16 analysis reported
+    h = image_histograms(weights)
+    assert torch.allclose(h.sum(1), torch.ones(64))
+    assert torch.allclose(h, torch.from_numpy(raw) / torch.from_numpy(raw).sum(1, keepdim=True))
+    assert histogram_entropy(h.numpy()) <= math.log(40) + 1e-9
 
 
 def test_nearest_class_mean_accuracy_against_a_loop():

@@ -9,7 +9,7 @@ from typing import Optional
 import numpy as np
 import torch
 
-from lcreg.eval.latent_diagnostics import LatentStats
+from lcreg.eval.latent_diagnostics import LatentStats, image_histograms
 from lcreg.models import LongTailNet
 from lcreg.runtime.environment import autocast
 
@@ -35,7 +35,7 @@ def collect_outputs(
         logits.append(out.logits.float().cpu())
         targets.append(labels.cpu())
         if histograms and out.weights is not None:
-            hists.append(out.weights.float().mean(dim=2).cpu())
+            hists.append(image_histograms(out.weights).cpu())
     return SplitOutputs(torch.cat(logits), torch.cat(targets), torch.cat(hists).numpy() if hists else None)
 
 
