@@ -77,6 +77,7 @@ DIAGNOSTIC_KEYS = (
     "positional_share",
     "feature_positional_share",
     "effective_rank",
+    "category_cosine_max",
     "saturation",
     "histogram_entropy",
     "histogram_class_accuracy",
@@ -93,7 +94,7 @@ def test_analyze_json_holds_the_content_diagnostics(demo_run, capsys):
     assert d == json.loads((demo_run / "an3" / "diagnostics.json").read_text())
     assert d["held_out_split"] == "test" and d["held_out_images"] == 500 and d["training_images"] > 0
     assert 0 <= d["positional_share"] <= 1 and 0 <= d["feature_positional_share"] <= 1
-    assert 1 <= d["effective_rank"] <= 10 and 0 <= d["saturation"] <= 1
+    assert 1 <= d["effective_rank"] <= 10 and 0 <= d["saturation"] <= 1 and -1 <= d["category_cosine_max"] <= 1
     assert 0 < d["histogram_entropy"] <= d["histogram_entropy_max"] + 1e-6
     assert 0 <= d["histogram_class_accuracy"] <= 1 and d["histogram_class_accuracy_chance"] == pytest.approx(0.1)
     kl = np.array(d["class_kl"]["symmetric"])

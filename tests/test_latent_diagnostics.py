@@ -124,14 +124,44 @@ def test_latent_stats_summary_counts_saturation():
     assert s["effective_rank"] == pytest.approx(2.0)
 
 
-def test_position_code_warning_only_for_a_position_code():
-    from lcreg.eval.latent_diagnostics import POSITION_CODE_SHARE, position_code_warning
+def test_collapse_warning_for_a_position_code_or_one_category_only():
+    from lcreg.eval.latent_diagnostics import ONE_CATEGORY_RANK, POSITION_CODE_SHARE, collapse_warning
 
-    assert position_code_warning({"positional_share": 0.997}).startswith("the latent categories encode position")
-    assert "99.7%" in position_code_warning({"positional_share": 0.997})
-    assert position_code_warning({"positional_share": POSITION_CODE_SHARE - 0.01}) is None
-    assert position_code_warning({"feature_positional_share": 0.99}) is None  # no latent head: nothing to say
-    assert position_code_warning({"positional_share": float("nan")}) is None
+    assert collapse_warning({"positional_share": 0.997}).startswith("the latent categories encode position")
+    assert "99.7%" in collapse_warning({"positional_share": 0.997})
+    assert collapse_warning({"positional_share": POSITION_CODE_SHARE - 0.01}) is None
+    assert collapse_warning({"feature_positional_share": 0.99}) is None  # no latent head: nothing to say
+    assert collapse_warning({"positional_share": float("nan")}) is None
+    # Table 7's 'latent' run: content-like positional share, but 40 copies of one category
+    one = collapse_warning({"positional_share": 0.14, "effective_rank": 1.09, "num_latents": 40})
+    assert one.startswith("the latent categories collapsed into one: K has effective rank 1.09 of 40")
+    assert collapse_warning({"positional_share": 0.24, "effective_rank": ONE_CATEGORY_RANK + 0.1}) is None
+
+
+def test_one_category_in_m_copies_carries_no_content():
+    from lcreg.eval.latent_diagnostics import carries_content
+
+    assert carries_content(0.14, 0.475, 0.1)  # what the positional share and histograms alone would say
+    assert not carries_content(0.14, 0.475, 0.1, effective_rank=1.09)
+    assert carries_content(0.24, 0.49, 0.1, effective_rank=21.5)
+    assert not carries_content(0.996, 0.28, 0.1, effective_rank=5.8)
+
+
+def test_category_cosine_max_and_the_keys_eq_1_compares():
+    from lcreg.eval.latent_diagnostics import category_cosine_max
+    from lcreg.models.latent import LatentCategoryHead
+
+    k = torch.tensor([[1.0, 0.0, 3.0], [0.0, 1.0, 4.0]])  # columns e1, e2, (3, 4): best pair e2 / (3, 4), 0.8
+    assert category_cosine_max(k) == pytest.approx(0.8)
+    assert category_cosine_max(torch.cat([k, 5 * k[:, :1]], dim=1)) == pytest.approx(1.0)  # a scaled copy
+    head = LatentCategoryHead(6, 3, num_latents=4, similarity="cosine", temperature=0.1)
+    with torch.no_grad():
+        head.latents.mul_(torch.tensor([1.0, 10.0, 100.0, 0.1]))  # encoded norms differ; eq. 1 never sees them
+    compared = head.compared_latents()
+    assert torch.allclose(compared.norm(dim=0), torch.ones(4), atol=1e-6)
+    assert torch.allclose(compared, torch.nn.functional.normalize(head.encoded_latents(), dim=0))
+    dot = LatentCategoryHead(6, 3, num_latents=4)
+    assert torch.equal(dot.compared_latents(), dot.encoded_latents())
 
 
 def test_training_warns_once_of_a_position_code_and_reports_the_diagnostics(tmp_path, capsys, monkeypatch):
@@ -145,7 +175,7 @@ def test_training_warns_once_of_a_position_code_and_reports_the_diagnostics(tmp_
     args = ["train", "--out", str(run), "--no-progress", "stage1.epochs=12", "stage1.warmup_epochs=1"]
     assert main([*args, "stage1.milestones=[10]", "stage2.epochs=1", "eval_every=0"]) == 0
     out, err = capsys.readouterr()
-    warned = [ln for ln in err.splitlines() if "encode position" in ln]
+    warned = [ln for ln in err.splitlines() if "encode position" in ln or "collapsed into one" in ln]
     # one line, from epoch 10 on, in the CLI's own format (no Python warning header or source line)
     assert len(warned) == 1 and warned[0].startswith("lcreg: warning: stage 1 epoch 10: the latent categories")
     assert "Warning:" not in err and "warnings.warn" not in err

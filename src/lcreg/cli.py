@@ -100,7 +100,8 @@ def _diagnostics_lines(d: dict) -> list[str]:
         return lines
     return lines + [
         f"  positional_share {d['positional_share']:.3f}  (K^T f explained by position; 1 = a pure position code)",
-        f"  effective_rank {d['effective_rank']:.1f} of {d['num_latents']}   saturation {d['saturation']:.3f}",
+        f"  effective_rank {d['effective_rank']:.1f} of {d['num_latents']}   category_cosine_max "
+        f"{d['category_cosine_max']:.3f} (1 = two categories are one)   saturation {d['saturation']:.3f}",
         f"  histogram_entropy {d['histogram_entropy']:.3f} (flat: {d['histogram_entropy_max']:.3f})",
         f"  histogram_class_accuracy {d['histogram_class_accuracy']:.3f} (chance {d['histogram_class_accuracy_chance']:.3f})",
         f"  class_kl symmetric median {d['class_kl']['median_symmetric']:.3g}, max {d['class_kl']['max_symmetric']:.3g}",
@@ -111,7 +112,7 @@ def _diagnostics_lines(d: dict) -> list[str]:
 
 def cmd_analyze(args: argparse.Namespace) -> int:
     from lcreg.commands.analysis import ANALYSIS_FILES, analyze_checkpoint
-    from lcreg.eval.latent_diagnostics import position_code_warning
+    from lcreg.eval.latent_diagnostics import collapse_warning
 
     trained, device = _load(args)
     out = Path(args.out) if args.out else _default_out(trained, "analysis")
@@ -145,7 +146,7 @@ def cmd_analyze(args: argparse.Namespace) -> int:
         f"between head classes {s['mean_kl_between_head_classes']}"
     )
     print(f"  wrote {out}/: {', '.join(ANALYSIS_FILES)}")
-    message = position_code_warning(diagnostics)
+    message = collapse_warning(diagnostics)
     if message is not None:
         warnings.warn(message, LcregWarning, stacklevel=1)
     return 0

@@ -123,7 +123,7 @@ def latent_diagnostics(trained: TrainedModel, data: LongTailData, device: torch.
         model, eval_loader(cfg, data.train, device, batch_size), device, cfg.amp
     )
     num_classes = len(trained.class_names)
-    keys = model.head.encoded_latents().detach().float().cpu()
+    keys = model.head.compared_latents().detach().float().cpu()
     held_hist = held_stats.histogram_array()
     class_hist = class_histograms(held_hist, held_y, num_classes)
     out.update(held_stats.summary(keys))

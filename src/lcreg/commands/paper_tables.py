@@ -44,6 +44,7 @@ def summarize(table: str, runs: list[RunSpec], epochs: Optional[int]) -> dict:
                 "few": [],
                 "ece": [],
                 "positional_share": [],
+                "effective_rank": [],
                 "histogram_class_accuracy": [],
                 "histogram_class_accuracy_chance": None,  # 1 / classes, as the diagnostics record it
             },
@@ -59,7 +60,7 @@ def summarize(table: str, runs: list[RunSpec], epochs: Optional[int]) -> dict:
         diag_path = r.out / "analysis" / "diagnostics.json"
         if diag_path.is_file():
             diag = json.loads(diag_path.read_text())
-            for k in ("positional_share", "histogram_class_accuracy"):
+            for k in ("positional_share", "effective_rank", "histogram_class_accuracy"):
                 if diag.get(k) is not None:
                     cell[k].append(diag[k])
             cell["histogram_class_accuracy_chance"] = diag.get("histogram_class_accuracy_chance")
@@ -70,7 +71,16 @@ def summarize(table: str, runs: list[RunSpec], epochs: Optional[int]) -> dict:
     rows = []
     for key, c in cells.items():
         row = {k: c[k] for k in ("dataset", "imbalance", "variant", "seeds", "histogram_class_accuracy_chance")}
-        for k in ("top1", "many", "medium", "few", "ece", "positional_share", "histogram_class_accuracy"):
+        for k in (
+            "top1",
+            "many",
+            "medium",
+            "few",
+            "ece",
+            "positional_share",
+            "effective_rank",
+            "histogram_class_accuracy",
+        ):
             row[f"{k}_mean"], row[f"{k}_std"] = _mean_std(c[k])
         row["paper"] = PAPER.get(table, {}).get(key)
         dataset, imbalance, variant = key
@@ -125,13 +135,19 @@ def readings_verdict(rows: list[dict]) -> list[str]:
     """The rule that settles LCReg's default reading: among the LCReg readings with
     ``SETTLING_SEEDS`` finished seeds, those whose categories carry content
     (``carries_content``) and whose mean top-1 reaches the as-written reading's."""
-    from lcreg.eval.latent_diagnostics import CONTENT_ACCURACY_OVER_CHANCE, CONTENT_SHARE, carries_content
+    from lcreg.eval.latent_diagnostics import (
+        CONTENT_ACCURACY_OVER_CHANCE,
+        CONTENT_SHARE,
+        ONE_CATEGORY_RANK,
+        carries_content,
+    )
 
     lines = [
         "## Settling the default",
         "",
         f"Rule: the default is a reading whose latent categories carry image content (positional share "
-        f"< {CONTENT_SHARE}, histogram-class accuracy >= {CONTENT_ACCURACY_OVER_CHANCE:g} x chance) and whose "
+        f"< {CONTENT_SHARE}, histogram-class accuracy >= {CONTENT_ACCURACY_OVER_CHANCE:g} x chance, effective rank "
+        f"of K >= {ONE_CATEGORY_RANK:g}) and whose "
         f"{SETTLING_SEEDS}-seed mean top-1 is at least the as-written reading's. If none is, the default is the "
         "most accurate reading whose categories carry content, the as-written reading's accuracy and diagnostics "
         "beside it: a reading that meets every equation while its categories are a position code is not a faithful "
@@ -155,7 +171,10 @@ def readings_verdict(rows: list[dict]) -> list[str]:
             if variant == "as_written":
                 continue
             content = carries_content(
-                r["positional_share_mean"], r["histogram_class_accuracy_mean"], r["histogram_class_accuracy_chance"]
+                r["positional_share_mean"],
+                r["histogram_class_accuracy_mean"],
+                r["histogram_class_accuracy_chance"],
+                r.get("effective_rank_mean"),
             )
             if len(r["seeds"]) < SETTLING_SEEDS:
                 n = len(r["seeds"])
@@ -278,15 +297,16 @@ def baseline_lines(rows: list[dict]) -> list[str]:
 def write_table(summary: dict, results: Path) -> Path:
     table = summary["table"]
     head = ["dataset", "IF", "variant", "seeds", "top-1 mean", "std", "paper", "Many", "Medium", "Few", "ECE"]
-    head += ["positional share", "histogram-class acc."]
+    head += ["positional share", "effective rank of K", "histogram-class acc."]
     lines = [
         f"# {summary['what']}: {summary['schedule']}",
         "",
         f"Written by `lcreg reproduce {table}`. {summary['metric']}; the paper's number beside (original "
         f"CIFAR, its own seeds{'; Table 6 gives Many / Medium / Few' if table == 'table6' else ''}). Data: "
         f"{summary['data']}. Devices: {', '.join(summary['devices']) or '-'}. "
-        f"Commits: {', '.join(summary['commits']) or '-'}. Positional share and histogram-class accuracy: "
-        "`lcreg analyze` diagnostics of the latent head (docs/method.md).",
+        f"Commits: {', '.join(summary['commits']) or '-'}. Positional share, effective rank of K (of M "
+        "latent categories; 1 = one category in M copies) and histogram-class accuracy: `lcreg analyze` "
+        "diagnostics of the latent head (docs/method.md).",
         "",
         "| " + " | ".join(head) + " |",
         "|" + "---|" * len(head),
@@ -297,7 +317,8 @@ def write_table(summary: dict, results: Path) -> Path:
         cells = [r["dataset"], str(r["imbalance"]), f"`{r['variant']}`", str(len(r["seeds"]))]
         cells += [_f(r["top1_mean"]), _f(r["top1_std"]), paper_text]
         cells += [_f(r[f"{k}_mean"]) for k in ("many", "medium", "few", "ece")]
-        cells += [_f(r["positional_share_mean"], ".3f"), _f(r["histogram_class_accuracy_mean"], ".3f")]
+        cells += [_f(r["positional_share_mean"], ".3f"), _f(r.get("effective_rank_mean"), ".1f")]
+        cells += [_f(r["histogram_class_accuracy_mean"], ".3f")]
         lines.append("| " + " | ".join(cells) + " |")
     lines += [
         "",

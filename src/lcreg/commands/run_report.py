@@ -15,7 +15,7 @@ from lcreg.commands.evaluation import evaluate_checkpoint, pct
 from lcreg.commands.trained import load_trained_model
 from lcreg.engine.runlog import read_records
 from lcreg.errors import LcregError
-from lcreg.eval.latent_diagnostics import position_code_warning
+from lcreg.eval.latent_diagnostics import collapse_warning
 from lcreg.eval.plots import plot_class_distribution, plot_training_curves
 from lcreg.eval.report import Code, Figure, Heading, Paragraph, Report, Table, write_report
 
@@ -118,11 +118,17 @@ def build_run_report(run_dir: Path, out_dir: Path, device: torch.device, data_di
                 f"Do they carry image content (on the {d['held_out_split']} split)? Variance of K^T f "
                 f"explained by position alone {d['positional_share']:.3f} (1 = a position code), of the "
                 f"backbone features {d['feature_positional_share']:.3f}; effective rank of K "
-                f"{d['effective_rank']:.1f} of {d['num_latents']}; similarity maps saturated "
+                f"{d['effective_rank']:.1f} of {d['num_latents']}"
+                + (
+                    f" (largest cosine between two categories {c:.3f})"
+                    if (c := d.get("category_cosine_max")) is not None
+                    else ""
+                )
+                + "; similarity maps saturated "
                 f"{d['saturation']:.3f}; histogram entropy {d['histogram_entropy']:.3f} (flat "
                 f"{d['histogram_entropy_max']:.3f}); nearest-class-histogram accuracy "
                 f"{d['histogram_class_accuracy']:.3f} (chance {d['histogram_class_accuracy_chance']:.3f})."
-                + (f" Warning: {warning}." if (warning := position_code_warning(d)) else "")
+                + (f" Warning: {warning}." if (warning := collapse_warning(d)) else "")
             ),
             Figure(Path("analysis/image_histograms.png"), "latent histograms of Many / Medium / Few images"),
             Figure(Path("analysis/shared_categories.png"), "latent categories shared by head and tail classes"),

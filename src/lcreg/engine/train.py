@@ -46,7 +46,7 @@ from lcreg.engine.stages import (
     train_one_epoch,
 )
 from lcreg.errors import LcregError, LcregWarning
-from lcreg.eval.latent_diagnostics import position_code_warning
+from lcreg.eval.latent_diagnostics import collapse_warning
 from lcreg.eval.metrics import classification_metrics
 from lcreg.eval.outputs import collect_latent_stats, collect_outputs
 from lcreg.files import atomic_write_json
@@ -161,7 +161,7 @@ class Trainer:
         # wall time of the run: this process's, plus what earlier processes logged before a resume
         self._started, self._elapsed_before = time.perf_counter(), 0.0
         self.final: dict = {}
-        self._warned_position_code = False
+        self._warned_collapse = False
         final_path = self.run_dir / "final_metrics.json"
         if final_path.exists():
             self.final = json.loads(final_path.read_text())
@@ -198,26 +198,28 @@ class Trainer:
         stats, _ = collect_latent_stats(self.model, self._probe_loader, self.device, self.cfg.amp)
         if not self.model.has_latent_head:
             return {"feature_positional_share": stats.feature_var.share()}
-        summary = stats.summary(self.model.head.encoded_latents().detach().float().cpu())
+        summary = stats.summary(self.model.head.compared_latents().detach().float().cpu())
         return {
             k: summary[k]
             for k in (
                 "positional_share",
                 "feature_positional_share",
                 "effective_rank",
+                "category_cosine_max",
                 "saturation",
                 "histogram_entropy",
             )
         }
 
-    def _warn_position_code(self, epoch: int, epochs: int, diagnostics: dict) -> None:
-        """Say once per process, from epoch 10 on, that the latent categories became a position
-        code (the as-written reading's forms within its first 10 epochs): the run goes on."""
-        if self._warned_position_code or epoch < min(10, epochs):
+    def _warn_collapse(self, epoch: int, epochs: int, diagnostics: dict) -> None:
+        """Say once per process, from epoch 10 on, that the latent categories collapsed: into a
+        position code (the as-written reading's forms within its first 10 epochs) or into one
+        category (without eq. 4 and eq. 8-9, over about 100 epochs). The run goes on."""
+        if self._warned_collapse or epoch < min(10, epochs):
             return
-        message = position_code_warning(diagnostics)
+        message = collapse_warning(diagnostics)
         if message is not None:
-            self._warned_position_code = True
+            self._warned_collapse = True
             warnings.warn(f"stage 1 epoch {epoch}: {message}", LcregWarning, stacklevel=2)
 
     def _evaluate_all(self) -> dict:
@@ -305,7 +307,7 @@ class Trainer:
         record = {"stage": stage, "epoch": epoch + 1, "lr": plan.optimizer.param_groups[0]["lr"], **result.record()}
         if stage == 1 and self.main:
             record["diagnostics"] = self._diagnostics()
-            self._warn_position_code(epoch + 1, plan.epochs, record["diagnostics"])
+            self._warn_collapse(epoch + 1, plan.epochs, record["diagnostics"])
         last = epoch + 1 == epochs
         evaluate_now = last or (self.cfg.eval_every > 0 and (epoch + 1) % self.cfg.eval_every == 0)
         if evaluate_now and self.main:

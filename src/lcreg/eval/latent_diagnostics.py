@@ -11,7 +11,10 @@ measures tell such a collapse from categories that describe what is in the image
   map has most of its variance between images.
 - ``feature_positional_share``: the same for the backbone's feature map f (per channel).
 - ``effective_rank``: exp of the entropy of K's normalised singular values (Roy & Vetterli,
-  2007); M for M equally strong independent latent features, 1 for a single direction.
+  2007); M for M equally strong independent latent features, 1 for a single direction. K as
+  eq. 1 compares it (unit columns under cosine similarity).
+- ``category_cosine_max``: the largest cosine between two distinct latent categories; 1 when
+  two (or all) of them are the same vector, which gives them the same similarity map.
 - ``saturation``: fraction of the similarity maps S outside (0.01, 0.99).
 - ``histogram_entropy``: mean entropy of the per-image latent histograms (S_hat averaged
   over positions), against its maximum ln M (flat histograms).
@@ -72,6 +75,14 @@ def effective_rank(keys: torch.Tensor) -> float:
     p = s / s.sum().clamp(min=1e-30)
     p = p[p > 0]
     return float(torch.exp(-(p * p.log()).sum()))
+
+
+def category_cosine_max(keys: torch.Tensor) -> float:
+    """Largest cosine similarity between two distinct columns of K (D, M)."""
+    k = torch.nn.functional.normalize(keys.detach().double(), dim=0)
+    cos = k.T @ k
+    cos.fill_diagonal_(-1.0)
+    return float(cos.max())
 
 
 def image_histograms(weights: torch.Tensor) -> torch.Tensor:
@@ -149,6 +160,7 @@ class LatentStats:
             "positional_share": self.logit_var.share(),
             "feature_positional_share": self.feature_var.share(),
             "effective_rank": effective_rank(keys),
+            "category_cosine_max": category_cosine_max(keys),
             "num_latents": m,
             "saturation": self.saturated / max(self.entries, 1),
             "histogram_entropy": histogram_entropy(hist) if len(hist) else float("nan"),
@@ -162,30 +174,54 @@ class LatentStats:
 POSITION_CODE_SHARE = 0.9
 
 
+# an effective rank of K below this is one latent category in M copies: Table 7's "latent
+# categories alone" run (no eq. 4, no eq. 8-9) ended at 1.09 of 40, every pair of categories at
+# cosine 0.99999 and every histogram flat; the readings with content keep 21-24
+ONE_CATEGORY_RANK = 2.0
+
 # a reading's latent categories carry image content when the image explains more of K^T f
-# than its position does and an image's histogram names its class at least twice as often as
-# chance (nearest class-mean histogram); used to settle the default (results/readings.md)
+# than its position does, an image's histogram names its class at least twice as often as
+# chance (nearest class-mean histogram), and the categories are not one vector in M copies;
+# used to settle the default (results/readings.md)
 CONTENT_SHARE = 0.5
 CONTENT_ACCURACY_OVER_CHANCE = 2.0
 
 
-def carries_content(positional_share: float, histogram_class_accuracy: float, chance: float) -> bool:
+def carries_content(
+    positional_share: float,
+    histogram_class_accuracy: float,
+    chance: float,
+    effective_rank: Optional[float] = None,
+) -> bool:
     """Whether latent categories with these diagnostics carry image content (see above);
-    ``chance``: the diagnostics' ``histogram_class_accuracy_chance``."""
+    ``chance``: the diagnostics' ``histogram_class_accuracy_chance``; ``effective_rank`` of K,
+    where known."""
+    if effective_rank is not None and effective_rank < ONE_CATEGORY_RANK:
+        return False
     return positional_share < CONTENT_SHARE and histogram_class_accuracy >= CONTENT_ACCURACY_OVER_CHANCE * chance
 
 
-def position_code_warning(diagnostics: dict) -> Optional[str]:
-    """One sentence when the latent categories encode position rather than image content
-    (``positional_share`` >= POSITION_CODE_SHARE), else None."""
+def collapse_warning(diagnostics: dict) -> Optional[str]:
+    """One sentence when the latent categories collapsed: into a position code
+    (``positional_share`` >= POSITION_CODE_SHARE) or into one category (``effective_rank`` <
+    ONE_CATEGORY_RANK); else None."""
     share = diagnostics.get("positional_share")
-    if share is None or not share >= POSITION_CODE_SHARE:
-        return None
-    return (
-        f"the latent categories encode position, not image content: {share:.1%} of the variance of K^T f is "
-        "the same for every image (positional_share); the similarity maps and histograms say little about the "
-        "image (docs/method.md, 'Readings')"
-    )
+    if share is not None and share >= POSITION_CODE_SHARE:
+        return (
+            f"the latent categories encode position, not image content: {share:.1%} of the variance of K^T f is "
+            "the same for every image (positional_share); the similarity maps and histograms say little about the "
+            "image (docs/method.md, 'Readings')"
+        )
+    rank = diagnostics.get("effective_rank")
+    if rank is not None and rank < ONE_CATEGORY_RANK:
+        of_m = f" of {diagnostics['num_latents']}" if diagnostics.get("num_latents") else ""
+        return (
+            f"the latent categories collapsed into one: K has effective rank {rank:.2f}{of_m}, so every "
+            "category gives the same similarity map and every "
+            "histogram is flat (the reconstruction and augmentation losses are what keep them apart; "
+            "docs/method.md, 'Readings')"
+        )
+    return None
 
 
 def class_kl_summary(class_hist: np.ndarray) -> dict:

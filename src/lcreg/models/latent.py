@@ -104,6 +104,12 @@ class LatentCategoryHead(nn.Module):
         """K = FC(f'), shape (D, M)."""
         return self.encoder(self.latents.unsqueeze(0)).squeeze(0)
 
+    def compared_latents(self) -> torch.Tensor:
+        """K as eq. 1 compares it with the features: unit columns under cosine similarity
+        (their norms never reach S), as encoded under the dot product. Shape (D, M)."""
+        keys = self.encoded_latents()
+        return F.normalize(keys, dim=0) if self.similarity == "cosine" else keys
+
     def latent_maps(self, features: torch.Tensor) -> LatentMaps:
         """Eq. 1-3 on a feature map (B, D, H, W) or (B, D, N)."""
         x = features.flatten(2)  # (B, D, N)
