@@ -324,13 +324,17 @@ def test_baseline_lines_compare_each_change_with_the_papers_direction():
         row("latent_recon", 83.0, None),
     ]
     lines = paper_tables.baseline_lines(rows)[2:]
-    assert lines[0] == (
-        "- cifar10 IF 100, `latent`: ours -0.42 (1 vs 3 seeds), paper +0.1: the opposite direction "
-        "(one seed on a side: no spread to judge noise by)."
+    # a one-seed row borrows the baseline's spread: SE = 0.25 * sqrt(1 / 1 + 1 / 3) = 0.289
+    borrowed = "standard error of the difference 0.29, the baseline's seed spread standing in for this row's one seed"
+    assert (
+        lines[0]
+        == f"- cifar10 IF 100, `latent`: ours -0.42 (1 vs 3 seeds), paper +0.1: the opposite direction ({borrowed})."
     )
-    assert lines[1].endswith(
-        "ours +0.48 (1 vs 3 seeds), paper +0.4: the same direction (one seed on a side: no spread to judge noise by)."
-    )
+    assert lines[1].endswith(f"ours +0.48 (1 vs 3 seeds), paper +0.4: the same direction ({borrowed}).")
     assert lines[2].endswith("paper +1.0: within noise (standard error of the difference 0.28).")
     assert lines[3].endswith("`latent_recon`: not finished yet.")
+    rows[1] = row("latent", 82.2, 75.93)  # +0.01: within the borrowed spread
+    assert paper_tables.baseline_lines(rows)[2].endswith(f"paper +0.1: within noise ({borrowed}).")
+    rows[0] = row("baseline", 82.1, 75.92)  # one baseline seed: nothing to judge noise by
+    assert paper_tables.baseline_lines(rows)[2].endswith("the same direction (no seed spread to judge noise by).")
     assert "no finished seed" in paper_tables.baseline_lines([row("baseline", 82.1, None)])[-1]

@@ -249,18 +249,22 @@ def ordering_lines(rows: list[dict]) -> list[str]:
     return lines
 
 
-def _difference_se(a: dict, b: dict) -> Optional[float]:
-    """Standard error of the difference of two seed means; None unless both rows have a spread."""
-    if a["top1_std"] is None or b["top1_std"] is None:
-        return None
-    return math.sqrt(sum(r["top1_std"] ** 2 / len(r["seeds"]) for r in (a, b)))
+def _difference_se(row: dict, base: dict) -> tuple[Optional[float], bool]:
+    """Standard error of the difference of two seed means, and whether the baseline's seed
+    spread stood in for the row's (a row of one seed has none of its own). None without any
+    spread."""
+    if base["top1_std"] is None:
+        return None, False
+    borrowed = row["top1_std"] is None
+    row_std = base["top1_std"] if borrowed else row["top1_std"]
+    return math.sqrt(row_std**2 / len(row["seeds"]) + base["top1_std"] ** 2 / len(base["seeds"])), borrowed
 
 
 def baseline_lines(rows: list[dict]) -> list[str]:
     """Each row's change against the ``baseline`` row of its dataset and imbalance factor, ours
     beside the paper's, direction by direction (Table 7's components, Table 10's augmentations).
-    A change smaller than the standard error of the difference is called within noise; where a
-    row has one seed there is no spread to judge it by, and the line says so."""
+    A change no larger than the standard error of the difference is called within noise; a row
+    of one seed borrows the baseline's seed spread for it, and the line says so."""
     lines = ["## Change against the baseline, direction by direction", ""]
     for dataset, imbalance in sorted({(r["dataset"], r["imbalance"]) for r in rows}, key=lambda k: (k[0], -k[1])):
         cell = {r["variant"]: r for r in rows if (r["dataset"], r["imbalance"]) == (dataset, imbalance)}
@@ -281,15 +285,17 @@ def baseline_lines(rows: list[dict]) -> list[str]:
                 lines.append(f"{head} ours {ours:+.2f} ({seeds}); the paper has no number for it.")
                 continue
             paper = r["paper"] - base["paper"]
-            se = _difference_se(r, base)
+            se, borrowed = _difference_se(r, base)
+            spread = f"standard error of the difference {se:.2f}" if se is not None else ""
+            if borrowed:
+                spread += ", the baseline's seed spread standing in for this row's one seed"
             if se is not None and abs(ours) <= se:
-                verdict = f"within noise (standard error of the difference {se:.2f})"
+                verdict = f"within noise ({spread})"
             elif paper == 0:
                 verdict = "the paper's is no change"
             else:
                 verdict = "the same direction" if (ours > 0) == (paper > 0) else "the opposite direction"
-                if se is None:
-                    verdict += " (one seed on a side: no spread to judge noise by)"
+                verdict += f" ({spread})" if se is not None else " (no seed spread to judge noise by)"
             lines.append(f"{head} ours {ours:+.2f} ({seeds}), paper {paper:+.1f}: {verdict}.")
     return lines
 
