@@ -13,7 +13,7 @@
 #    (benchmarks/latent_screen.py, results/latent_screen.md). Done: they settled the default.
 # 2. CE at IF 100, seed 0, and cRT and LWS re-training its classifier (tau-norm: last, on ce_val);
 # 3. Table 7 under the settled default at IF 100 (latent categories alone, + augmentation,
-#    + reconstruction, all), and the baseline / full rows at IF 50 and 10;
+#    + reconstruction, all; seed 0 done), and the baseline / full rows at IF 50 and 10;
 # 4. the rest of Table 1 and Table 10's comparison methods at IF 100, seed 0: + ISDA,
 #    LDAM-DRW, Remix-DRW, the loss-side tools, mixup alone.
 set -euo pipefail
@@ -48,9 +48,12 @@ q table10 --imbalance-factors 100 --seeds 0
 q table1 --imbalance-factors 100 --seeds 0 --methods ldam_drw,remix_drw,balanced_softmax,focal,class_balanced,mixup
 # tau-norm on its own CE stage 1 (ce_val), which held its validation split out from the start
 q table1 --imbalance-factors 100 --seeds 0 --methods tau_norm
+# Table 7's component rows at seeds 1-2: seed 0 put "latent categories alone" (one collapsed
+# category) above the full model, and + latent augmentation level with the baseline
+q table7 --imbalance-factors 100 --seeds 1,2 --methods latent,latent_aug,latent_recon
 # shellcheck disable=SC2086
 t() { $LCREG reproduce "$@" --table-only; }
 t readings --seeds 0,1,2
-t table7 --seeds 0
+t table7 --seeds 0,1,2
 t table1 --imbalance-factors 100 --seeds 0
 t table10 --imbalance-factors 100 --seeds 0
