@@ -136,6 +136,9 @@ def test_collapse_warning_for_a_position_code_or_one_category_only():
     one = collapse_warning({"positional_share": 0.14, "effective_rank": 1.09, "num_latents": 40})
     assert one.startswith("the latent categories collapsed into one: K has effective rank 1.09 of 40")
     assert collapse_warning({"positional_share": 0.24, "effective_rank": ONE_CATEGORY_RANK + 0.1}) is None
+    assert (
+        collapse_warning({"positional_share": 0.2, "effective_rank": 1.0, "num_latents": 1}) is None
+    )  # M = 1 asked for
 
 
 def test_one_category_in_m_copies_carries_no_content():

@@ -217,7 +217,7 @@ class Trainer:
         category (without eq. 4 and eq. 8-9, over about 100 epochs). The run goes on."""
         if self._warned_collapse or epoch < min(10, epochs):
             return
-        message = collapse_warning(diagnostics)
+        message = collapse_warning({**diagnostics, "num_latents": getattr(self.model.head, "num_latents", None)})
         if message is not None:
             self._warned_collapse = True
             warnings.warn(f"stage 1 epoch {epoch}: {message}", LcregWarning, stacklevel=2)

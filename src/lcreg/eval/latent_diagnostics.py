@@ -212,9 +212,9 @@ def collapse_warning(diagnostics: dict) -> Optional[str]:
             "the same for every image (positional_share); the similarity maps and histograms say little about the "
             "image (docs/method.md, 'Readings')"
         )
-    rank = diagnostics.get("effective_rank")
-    if rank is not None and rank < ONE_CATEGORY_RANK:
-        of_m = f" of {diagnostics['num_latents']}" if diagnostics.get("num_latents") else ""
+    rank, m = diagnostics.get("effective_rank"), diagnostics.get("num_latents")
+    if rank is not None and rank < ONE_CATEGORY_RANK and (m is None or m >= ONE_CATEGORY_RANK):  # M = 1 is asked for
+        of_m = f" of {m}" if m else ""
         return (
             f"the latent categories collapsed into one: K has effective rank {rank:.2f}{of_m}, so every "
             "category gives the same similarity map and every "
