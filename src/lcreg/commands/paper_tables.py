@@ -27,6 +27,10 @@ def _mean_std(values: list[float]) -> tuple[Optional[float], Optional[float]]:
     return statistics.mean(values), (statistics.stdev(values) if len(values) > 1 else None)
 
 
+TEST_METRICS = ("top1", "many", "medium", "few", "ece")  # % of the last stage's test metrics
+DIAGNOSTICS = ("positional_share", "effective_rank", "histogram_class_accuracy")  # from analysis/diagnostics.json
+
+
 def summarize(table: str, runs: list[RunSpec], epochs: Optional[int]) -> dict:
     cells: dict[tuple, dict] = {}
     devices, commits, sources = set(), set(), set()
@@ -38,14 +42,7 @@ def summarize(table: str, runs: list[RunSpec], epochs: Optional[int]) -> dict:
                 "imbalance": r.imbalance,
                 "variant": r.variant,
                 "seeds": [],
-                "top1": [],
-                "many": [],
-                "medium": [],
-                "few": [],
-                "ece": [],
-                "positional_share": [],
-                "effective_rank": [],
-                "histogram_class_accuracy": [],
+                **{k: [] for k in (*TEST_METRICS, *DIAGNOSTICS)},
                 "histogram_class_accuracy_chance": None,  # 1 / classes, as the diagnostics record it
             },
         )
@@ -54,13 +51,13 @@ def summarize(table: str, runs: list[RunSpec], epochs: Optional[int]) -> dict:
         final = json.loads((r.out / "final_metrics.json").read_text())
         test = (final.get("stage2") or final["stage1"])["test"]  # one-stage methods end after stage 1
         cell["seeds"].append(r.seed)
-        for k in ("top1", "many", "medium", "few", "ece"):
+        for k in TEST_METRICS:
             if test.get(k) is not None:
                 cell[k].append(100 * test[k])
         diag_path = r.out / "analysis" / "diagnostics.json"
         if diag_path.is_file():
             diag = json.loads(diag_path.read_text())
-            for k in ("positional_share", "effective_rank", "histogram_class_accuracy"):
+            for k in DIAGNOSTICS:
                 if diag.get(k) is not None:
                     cell[k].append(diag[k])
             cell["histogram_class_accuracy_chance"] = diag.get("histogram_class_accuracy_chance")
@@ -71,16 +68,7 @@ def summarize(table: str, runs: list[RunSpec], epochs: Optional[int]) -> dict:
     rows = []
     for key, c in cells.items():
         row = {k: c[k] for k in ("dataset", "imbalance", "variant", "seeds", "histogram_class_accuracy_chance")}
-        for k in (
-            "top1",
-            "many",
-            "medium",
-            "few",
-            "ece",
-            "positional_share",
-            "effective_rank",
-            "histogram_class_accuracy",
-        ):
+        for k in (*TEST_METRICS, *DIAGNOSTICS):
             row[f"{k}_mean"], row[f"{k}_std"] = _mean_std(c[k])
         row["paper"] = PAPER.get(table, {}).get(key)
         dataset, imbalance, variant = key
@@ -107,6 +95,12 @@ def summarize(table: str, runs: list[RunSpec], epochs: Optional[int]) -> dict:
     }
 
 
+def _cells(rows: list[dict]) -> list[tuple[str, int, list[dict]]]:
+    """The rows of each dataset and imbalance factor, in the tables' order (largest factor first)."""
+    keys = sorted({(r["dataset"], r["imbalance"]) for r in rows}, key=lambda k: (k[0], -k[1]))
+    return [(d, imb, [r for r in rows if (r["dataset"], r["imbalance"]) == (d, imb)]) for d, imb in keys]
+
+
 def _f(x: Optional[float], spec: str = ".2f") -> str:
     return "-" if x is None else format(x, spec)
 
@@ -115,14 +109,20 @@ SETTLING_SEEDS = 3  # seeds a reading needs before it can settle the default
 DEFAULT_READING = "lcreg"  # the readings table's row of the config's default reading
 
 
+def _difference_se(a_std: float, a_seeds: int, b_std: float, b_seeds: int) -> float:
+    """Standard error of the difference of two seed means."""
+    return math.sqrt(a_std**2 / a_seeds + b_std**2 / b_seeds)
+
+
 def _against_default(challenger: dict, default: dict) -> str:
     """Whether a more accurate content reading should replace the default: only when its
     lead exceeds the standard error of the difference of the two seed means; within it the
     default stays (it was chosen on the validation split of the screen, and a lead inside
     the seeds' spread is one test-set number in disguise)."""
     lead = challenger["top1_mean"] - default["top1_mean"]
-    var = sum((r["top1_std"] or 0.0) ** 2 / len(r["seeds"]) for r in (challenger, default))
-    se = math.sqrt(var)
+    se = _difference_se(
+        challenger["top1_std"] or 0.0, len(challenger["seeds"]), default["top1_std"] or 0.0, len(default["seeds"])
+    )
     if lead > se:
         return f", {lead:+.2f} over the default `{DEFAULT_READING}` (standard error {se:.2f}): it replaces the default"
     return (
@@ -156,8 +156,8 @@ def readings_verdict(rows: list[dict]) -> list[str]:
         "validation split) stays.",
         "",
     ]
-    for dataset, imbalance in sorted({(r["dataset"], r["imbalance"]) for r in rows}):
-        cell = {r["variant"]: r for r in rows if (r["dataset"], r["imbalance"]) == (dataset, imbalance)}
+    for dataset, imbalance, cell_rows in _cells(rows):
+        cell = {r["variant"]: r for r in cell_rows}
         written = cell.get("as_written")
         if written is None or len(written["seeds"]) < SETTLING_SEEDS:
             lines.append(f"- {dataset} IF {imbalance}: the as-written reading has not {SETTLING_SEEDS} seeds yet.")
@@ -224,8 +224,7 @@ def ordering_lines(rows: list[dict]) -> list[str]:
     order differently (pairs the paper ties are not counted). Rows without a finished seed
     or a paper number are named, not ranked."""
     lines = ["## Order against the paper's", ""]
-    for dataset, imbalance in sorted({(r["dataset"], r["imbalance"]) for r in rows}, key=lambda k: (k[0], -k[1])):
-        cell = [r for r in rows if (r["dataset"], r["imbalance"]) == (dataset, imbalance)]
+    for dataset, imbalance, cell in _cells(rows):
         ranked = [r for r in cell if isinstance(r["paper"], (int, float)) and r["top1_mean"] is not None]
         missing = [f"`{r['variant']}`" for r in cell if r not in ranked]
         head = f"- {dataset} IF {imbalance}:"
@@ -249,15 +248,15 @@ def ordering_lines(rows: list[dict]) -> list[str]:
     return lines
 
 
-def _difference_se(row: dict, base: dict) -> tuple[Optional[float], bool]:
-    """Standard error of the difference of two seed means, and whether the baseline's seed
-    spread stood in for the row's (a row of one seed has none of its own). None without any
-    spread."""
+def _against_baseline_se(row: dict, base: dict) -> tuple[Optional[float], bool]:
+    """Standard error of a row's difference from the baseline, and whether the baseline's
+    seed spread stood in for the row's (a row of one seed has none of its own). None when
+    the baseline has no spread."""
     if base["top1_std"] is None:
         return None, False
     borrowed = row["top1_std"] is None
     row_std = base["top1_std"] if borrowed else row["top1_std"]
-    return math.sqrt(row_std**2 / len(row["seeds"]) + base["top1_std"] ** 2 / len(base["seeds"])), borrowed
+    return _difference_se(row_std, len(row["seeds"]), base["top1_std"], len(base["seeds"])), borrowed
 
 
 def baseline_lines(rows: list[dict]) -> list[str]:
@@ -266,8 +265,8 @@ def baseline_lines(rows: list[dict]) -> list[str]:
     A change no larger than the standard error of the difference is called within noise; a row
     of one seed borrows the baseline's seed spread for it, and the line says so."""
     lines = ["## Change against the baseline, direction by direction", ""]
-    for dataset, imbalance in sorted({(r["dataset"], r["imbalance"]) for r in rows}, key=lambda k: (k[0], -k[1])):
-        cell = {r["variant"]: r for r in rows if (r["dataset"], r["imbalance"]) == (dataset, imbalance)}
+    for dataset, imbalance, cell_rows in _cells(rows):
+        cell = {r["variant"]: r for r in cell_rows}
         base = cell.get("baseline")
         if base is None or base["top1_mean"] is None:
             lines.append(f"- {dataset} IF {imbalance}: the baseline has no finished seed yet.")
@@ -285,7 +284,7 @@ def baseline_lines(rows: list[dict]) -> list[str]:
                 lines.append(f"{head} ours {ours:+.2f} ({seeds}); the paper has no number for it.")
                 continue
             paper = r["paper"] - base["paper"]
-            se, borrowed = _difference_se(r, base)
+            se, borrowed = _against_baseline_se(r, base)
             spread = f"standard error of the difference {se:.2f}" if se is not None else ""
             if borrowed:
                 spread += ", the baseline's seed spread standing in for this row's one seed"
