@@ -102,8 +102,15 @@ def test_dry_run_estimates_from_logged_epoch_times(tmp_path, capsys, monkeypatch
     half.out.mkdir(parents=True)
     (half.out / "checkpoint.pt").write_bytes(b"x")
     (half.out / "metrics.jsonl").write_text(json.dumps({"seconds": 6.0}) + "\n" * 1 + "{}\n" * 99)
-    assert rp.estimate_minutes(tmp_path, False, 210) == pytest.approx(21.0)
-    assert rp.estimate_minutes(tmp_path, True, 210) is None  # no finished LCReg run: unknown, not 0
+    # 6 s an epoch of CIFAR-10-LT IF 100's 12,406 images (its data_stats.json has no total: the profile's)
+    assert rp.seconds_per_image(tmp_path, False) == pytest.approx(6.0 / 12406)
+    assert rp.seconds_per_image(tmp_path, True) is None  # no finished LCReg run: unknown, not 0
+    # an interrupted run's own data_stats.json counts; IF 10 holds 20,431 images (1.6x the time)
+    assert rp.epoch_images(half.out, "cifar10", 100) == 12406
+    assert rp.epoch_images(tmp_path / "new", "cifar10", 10) == 20431
+    (half.out / "data_stats.json").write_text(json.dumps({"total": 11165}))  # e.g. 10% held out
+    assert rp.epoch_images(half.out, "cifar10", 100) == 11165
+    (half.out / "data_stats.json").unlink()
     assert rp.epochs_left(half, 200) == 110
     args = ["--methods", "mislas,lcreg", "--seeds", "0,1", "--imbalance-factors", "100"]
     assert main(["reproduce", "table1", "--dry-run", "--results", str(tmp_path), *args]) == 0
@@ -111,6 +118,8 @@ def test_dry_run_estimates_from_logged_epoch_times(tmp_path, capsys, monkeypatch
     assert "mislas_seed0 [finished]" in out and "[interrupted, 110 epochs left, about 11 min here]" in out
     assert "lcreg_seed0 [new, 210 epochs left, time unknown here]" in out
     assert "estimated: 11 min" in out and "2 runs of unknown time not counted" in out
+    assert main(["reproduce", "table1", "--dry-run", "--results", str(tmp_path), *args[:4], "--imbalance-factors", "10"]) == 0
+    assert "mislas_seed0 [new, 210 epochs left, about 35 min here]" in capsys.readouterr().out  # 21 x 20431 / 12406
 
 
 @pytest.mark.parametrize("args", [["--methods", "ldam"], ["--datasets", "svhn"], ["--seeds", "a"]])

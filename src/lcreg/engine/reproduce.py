@@ -16,6 +16,7 @@ never passed off as the full one. The table itself is written by
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import statistics
@@ -26,6 +27,7 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 from lcreg.config import as_written_overrides
+from lcreg.data.longtail import class_counts_profile
 from lcreg.engine.run_folders import find_runs, run_state
 from lcreg.engine.runlog import read_records
 from lcreg.errors import LcregError
@@ -256,9 +258,26 @@ def epochs_left(spec: RunSpec, epochs: int) -> int:
     return max(total - done, 0)
 
 
-def seconds_per_epoch(results: Path, variant_has_latent: bool, train_args: Sequence[str] = ()) -> Optional[float]:
-    """The median wall time per epoch of the finished runs under ``results`` on this kind
-    of device with the same head and numerics (None: no such run)."""
+CIFAR_HEAD = {"cifar10": (5000, 10), "cifar100": (500, 100)}  # images of the head class, classes
+
+
+def epoch_images(folder: Path, dataset: str, imbalance: float) -> Optional[int]:
+    """Training images a run sees per epoch: the total its ``data_stats.json`` recorded, else
+    the CIFAR-LT profile of its preset (None for other data). Epoch times scale with it: at
+    IF 10 CIFAR-10-LT holds 20,431 images, 1.6x the 12,406 of IF 100."""
+    try:
+        return int(json.loads((folder / "data_stats.json").read_text())["total"])
+    except (OSError, ValueError, KeyError, TypeError):
+        if dataset not in CIFAR_HEAD:
+            return None
+        n_max, classes = CIFAR_HEAD[dataset]
+        return sum(class_counts_profile(n_max, classes, imbalance))
+
+
+def seconds_per_image(results: Path, variant_has_latent: bool, train_args: Sequence[str] = ()) -> Optional[float]:
+    """The median wall time per training image seen (epochs x images per epoch) of the
+    finished runs under ``results`` on this kind of device with the same head and
+    numerics (None: no such run)."""
     from lcreg.runtime.environment import environment_info, select_device
 
     device = environment_info(select_device("auto"))["device"]
@@ -269,32 +288,27 @@ def seconds_per_epoch(results: Path, variant_has_latent: bool, train_args: Seque
             continue
         seconds, _ = run.wall_seconds()
         epochs = run.config.stage1.epochs + run.config.stage2.epochs
-        if seconds and epochs:
-            rates.append(seconds / epochs)
+        data = run.config.data
+        images = epoch_images(run.folder, data.dataset.removesuffix("-lt"), data.imbalance_factor or 1.0)
+        if seconds and epochs and images:
+            rates.append(seconds / (epochs * images))
     return statistics.median(rates) if rates else None
-
-
-def estimate_minutes(
-    results: Path, variant_has_latent: bool, epochs: int, train_args: Sequence[str] = ()
-) -> Optional[float]:
-    """Minutes for ``epochs`` epochs on this kind of device (``seconds_per_epoch``)."""
-    rate = seconds_per_epoch(results, variant_has_latent, train_args)
-    return None if rate is None else rate * epochs / 60
 
 
 def dry_run_lines(runs: list[RunSpec], results: Path, epochs: int, train_args: Sequence[str]) -> list[str]:
     """``--dry-run``: each run's state, epochs left, estimated minutes on this device and its
     ``lcreg train`` command; then the total for the runs not finished."""
     lines, total, unknown = [], 0.0, 0
-    rates: dict[bool, Optional[float]] = {}  # seconds per epoch per head kind: one scan of results each
+    rates: dict[bool, Optional[float]] = {}  # seconds per image per head kind: one scan of results each
     for r in runs:
         state, when = run_state(r.out), ""
         if state != "finished":
             left = epochs_left(r, epochs)
             latent = r.method == "lcreg"
             if latent not in rates:
-                rates[latent] = seconds_per_epoch(results, latent, train_args)
-            est = None if rates[latent] is None else rates[latent] * left / 60
+                rates[latent] = seconds_per_image(results, latent, train_args)
+            images = epoch_images(r.out, r.dataset, r.imbalance)
+            est = None if rates[latent] is None or images is None else rates[latent] * left * images / 60
             total += est or 0.0
             unknown += est is None
             when = f", {left} epochs left, " + (f"about {est:.0f} min here" if est is not None else "time unknown here")
@@ -302,8 +316,8 @@ def dry_run_lines(runs: list[RunSpec], results: Path, epochs: int, train_args: S
         lines.append(f"  {r.out} [{state}{when}]: lcreg train {how} {' '.join(r.overrides)}")
     note = f"; {unknown} runs of unknown time not counted" if unknown else ""
     lines.append(
-        f"estimated: {total:.0f} min for the runs not finished, from the epoch times of finished runs on this "
-        f"device with the same head and numerics{note}"
+        f"estimated: {total:.0f} min for the runs not finished, from the time per training image of finished "
+        f"runs on this device with the same head and numerics{note}"
     )
     return lines
 
