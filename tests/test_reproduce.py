@@ -345,6 +345,13 @@ def test_baseline_lines_compare_each_change_with_the_papers_direction():
     assert lines[3].endswith("`latent_recon`: not finished yet.")
     rows[1] = row("latent", 82.2, 75.93)  # +0.01: within the borrowed spread
     assert paper_tables.baseline_lines(rows)[2].endswith(f"paper +0.1: within noise ({borrowed}).")
-    rows[0] = row("baseline", 82.1, 75.92)  # one baseline seed: nothing to judge noise by
+    # a one-seed baseline at IF 50 borrows the spread of the IF 100 baseline (the nearest factor with one)
+    if50 = [{**row("baseline", 85.7, 80.05), "imbalance": 50}, {**row("all", 86.5, 80.48), "imbalance": 50}]
+    line = paper_tables.baseline_lines(rows + if50)[-1]  # SE = 0.25 * sqrt(2) = 0.354 < +0.43
+    assert line == (
+        "- cifar10 IF 50, `all`: ours +0.43 (1 vs 1 seeds), paper +0.8: the same direction (standard error of "
+        "the difference 0.35, the IF 100 baseline's seed spread (0.25) standing in for this one-seed baseline)."
+    )
+    rows[0] = row("baseline", 82.1, 75.92)  # one baseline seed, no other factor: nothing to judge noise by
     assert paper_tables.baseline_lines(rows)[2].endswith("the same direction (no seed spread to judge noise by).")
     assert "no finished seed" in paper_tables.baseline_lines([row("baseline", 82.1, None)])[-1]

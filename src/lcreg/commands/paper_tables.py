@@ -248,22 +248,35 @@ def ordering_lines(rows: list[dict]) -> list[str]:
     return lines
 
 
-def _against_baseline_se(row: dict, base: dict) -> tuple[Optional[float], bool]:
-    """Standard error of a row's difference from the baseline, and whether the baseline's
-    seed spread stood in for the row's (a row of one seed has none of its own). None when
-    the baseline has no spread."""
-    if base["top1_std"] is None:
-        return None, False
-    borrowed = row["top1_std"] is None
-    row_std = base["top1_std"] if borrowed else row["top1_std"]
-    return _difference_se(row_std, len(row["seeds"]), base["top1_std"], len(base["seeds"])), borrowed
+def _against_baseline_se(row: dict, base: dict, stand_in: Optional[tuple[int, float]]) -> tuple[Optional[float], str]:
+    """Standard error of a row's difference from the baseline, and what stood in for a seed
+    spread that a one-seed row or baseline lacks: the baseline's own spread for the row; for
+    a one-seed baseline, ``stand_in`` (imbalance factor, std), the baseline's spread at another
+    imbalance factor of the dataset, for both. None, "" when there is no spread to borrow."""
+    if base["top1_std"] is not None:
+        borrowed = row["top1_std"] is None
+        row_std = base["top1_std"] if borrowed else row["top1_std"]
+        note = ", the baseline's seed spread standing in for this row's one seed" if borrowed else ""
+        return _difference_se(row_std, len(row["seeds"]), base["top1_std"], len(base["seeds"])), note
+    if stand_in is None:
+        return None, ""
+    imbalance, std = stand_in
+    row_std = std if row["top1_std"] is None else row["top1_std"]
+    note = f", the IF {imbalance} baseline's seed spread ({std:.2f}) standing in for this one-seed baseline"
+    return _difference_se(row_std, len(row["seeds"]), std, len(base["seeds"])), note
 
 
 def baseline_lines(rows: list[dict]) -> list[str]:
     """Each row's change against the ``baseline`` row of its dataset and imbalance factor, ours
     beside the paper's, direction by direction (Table 7's components, Table 10's augmentations).
     A change no larger than the standard error of the difference is called within noise; a row
-    of one seed borrows the baseline's seed spread for it, and the line says so."""
+    of one seed borrows the baseline's seed spread for it, a one-seed baseline the spread of
+    the dataset's baseline at the nearest imbalance factor that has one, and the line says so."""
+    spreads = {
+        (r["dataset"], r["imbalance"]): r["top1_std"]
+        for r in rows
+        if r["variant"] == "baseline" and r["top1_std"] is not None
+    }
     lines = ["## Change against the baseline, direction by direction", ""]
     for dataset, imbalance, cell_rows in _cells(rows):
         cell = {r["variant"]: r for r in cell_rows}
@@ -271,6 +284,8 @@ def baseline_lines(rows: list[dict]) -> list[str]:
         if base is None or base["top1_mean"] is None:
             lines.append(f"- {dataset} IF {imbalance}: the baseline has no finished seed yet.")
             continue
+        others = sorted((abs(math.log(i / imbalance)), i, std) for (d, i), std in spreads.items() if d == dataset)
+        stand_in = (others[0][1], others[0][2]) if others else None
         for variant, r in cell.items():
             if variant == "baseline":
                 continue
@@ -284,10 +299,8 @@ def baseline_lines(rows: list[dict]) -> list[str]:
                 lines.append(f"{head} ours {ours:+.2f} ({seeds}); the paper has no number for it.")
                 continue
             paper = r["paper"] - base["paper"]
-            se, borrowed = _against_baseline_se(r, base)
-            spread = f"standard error of the difference {se:.2f}" if se is not None else ""
-            if borrowed:
-                spread += ", the baseline's seed spread standing in for this row's one seed"
+            se, borrowed = _against_baseline_se(r, base, stand_in)
+            spread = f"standard error of the difference {se:.2f}{borrowed}" if se is not None else ""
             if se is not None and abs(ours) <= se:
                 verdict = f"within noise ({spread})"
             elif paper == 0:
