@@ -254,16 +254,16 @@ def _against_baseline_se(row: dict, base: dict, stand_in: Optional[tuple[int, fl
     a one-seed baseline, ``stand_in`` (imbalance factor, std), the baseline's spread at another
     imbalance factor of the dataset, for both. None, "" when there is no spread to borrow."""
     if base["top1_std"] is not None:
-        borrowed = row["top1_std"] is None
-        row_std = base["top1_std"] if borrowed else row["top1_std"]
-        note = ", the baseline's seed spread standing in for this row's one seed" if borrowed else ""
-        return _difference_se(row_std, len(row["seeds"]), base["top1_std"], len(base["seeds"])), note
-    if stand_in is None:
+        base_std, note = base["top1_std"], ""
+    elif stand_in is not None:
+        imbalance, base_std = stand_in
+        note = f", the IF {imbalance} baseline's seed spread ({base_std:.2f}) standing in for this one-seed baseline"
+    else:
         return None, ""
-    imbalance, std = stand_in
-    row_std = std if row["top1_std"] is None else row["top1_std"]
-    note = f", the IF {imbalance} baseline's seed spread ({std:.2f}) standing in for this one-seed baseline"
-    return _difference_se(row_std, len(row["seeds"]), std, len(base["seeds"])), note
+    if row["top1_std"] is None and not note:
+        note = ", the baseline's seed spread standing in for this row's one seed"
+    row_std = base_std if row["top1_std"] is None else row["top1_std"]
+    return _difference_se(row_std, len(row["seeds"]), base_std, len(base["seeds"])), note
 
 
 def baseline_lines(rows: list[dict]) -> list[str]:
@@ -284,8 +284,10 @@ def baseline_lines(rows: list[dict]) -> list[str]:
         if base is None or base["top1_mean"] is None:
             lines.append(f"- {dataset} IF {imbalance}: the baseline has no finished seed yet.")
             continue
-        others = sorted((abs(math.log(i / imbalance)), i, std) for (d, i), std in spreads.items() if d == dataset)
-        stand_in = (others[0][1], others[0][2]) if others else None
+        nearest = min(
+            ((abs(math.log(i / imbalance)), i, std) for (d, i), std in spreads.items() if d == dataset), default=None
+        )
+        stand_in = nearest[1:] if nearest else None
         for variant, r in cell.items():
             if variant == "baseline":
                 continue
