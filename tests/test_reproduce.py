@@ -5,10 +5,13 @@ from __future__ import annotations
 import json
 import math
 
+import numpy as np
 import pytest
 
 from lcreg.cli import main
 from lcreg.commands import paper_tables
+from lcreg.config import load_config
+from lcreg.data.longtail import class_counts_profile, stratified_split
 from lcreg.engine import reproduce as rp
 from lcreg.errors import LcregError
 from lcreg.methods.decoupled import TAU_GRID
@@ -106,10 +109,17 @@ def test_dry_run_estimates_from_logged_epoch_times(tmp_path, capsys, monkeypatch
     assert rp.seconds_per_image(tmp_path, False) == pytest.approx(6.0 / 12406)
     assert rp.seconds_per_image(tmp_path, True) is None  # no finished LCReg run: unknown, not 0
     # an interrupted run's own data_stats.json counts; IF 10 holds 20,431 images (1.6x the time)
-    assert rp.epoch_images(half.out, "cifar10", 100) == 12406
-    assert rp.epoch_images(tmp_path / "new", "cifar10", 10) == 20431
-    (half.out / "data_stats.json").write_text(json.dumps({"total": 11165}))  # e.g. 10% held out
-    assert rp.epoch_images(half.out, "cifar10", 100) == 11165
+    assert rp.epoch_images(half.out, load_config("cifar10_lt_if100").data) == 12406
+    assert rp.epoch_images(tmp_path / "new", load_config("cifar10_lt_if10").data) == 20431
+    # before it starts, a run holding out 10% per class (tau-norm's ce_val) counts what stays
+    # (what stratified_split keeps), and a step profile its own counts: 5 x 5000 + 5 x 50
+    val = load_config("cifar10_lt_if100", ["data.val_fraction=0.1"]).data
+    held = len(stratified_split(np.repeat(np.arange(10), class_counts_profile(5000, 10, 100)), 0.1)[1])
+    assert rp.epoch_images(tmp_path / "new", val) == 12406 - held
+    assert rp.epoch_images(tmp_path / "new", load_config("cifar10_lt_if100", ["data.profile=step"]).data) == 25250
+    assert rp.epoch_images(tmp_path / "new", load_config("demo").data) is None  # not CIFAR-LT: unknown
+    (half.out / "data_stats.json").write_text(json.dumps({"total": 11165}))  # its own count, once it has one
+    assert rp.epoch_images(half.out, load_config("cifar10_lt_if100").data) == 11165
     (half.out / "data_stats.json").unlink()
     assert rp.epochs_left(half, 200) == 110
     args = ["--methods", "mislas,lcreg", "--seeds", "0,1", "--imbalance-factors", "100"]

@@ -94,6 +94,14 @@ def shot_splits(counts: Sequence[int], many_threshold: int = 100, few_threshold:
     return {"many": many, "medium": medium, "few": few}
 
 
+def held_out_count(n: int, fraction: float, min_per_class: int = 1) -> int:
+    """Images of a class of ``n`` that a split of ``fraction`` holds out: at least
+    ``min_per_class`` when the class has two or more images, never all of them."""
+    if n < 2:
+        return 0
+    return min(max(int(round(n * fraction)), min_per_class), n - 1)
+
+
 def stratified_split(
     targets: Sequence[int], fraction: float, seed: int = 0, min_per_class: int = 1
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -105,11 +113,7 @@ def stratified_split(
     for c in np.unique(targets):
         idx = np.where(targets == c)[0]
         rng.shuffle(idx)
-        k = int(round(len(idx) * fraction))
-        if len(idx) >= 2:
-            k = min(max(k, min_per_class), len(idx) - 1)
-        else:
-            k = 0
+        k = held_out_count(len(idx), fraction, min_per_class)
         second.append(idx[:k])
         first.append(idx[k:])
     return np.sort(np.concatenate(first)), np.sort(np.concatenate(second))

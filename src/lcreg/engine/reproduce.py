@@ -26,8 +26,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional, Sequence
 
-from lcreg.config import as_written_overrides
-from lcreg.data.longtail import class_counts_profile
+from lcreg.config import DataConfig, as_written_overrides, load_config
+from lcreg.data.longtail import class_counts_profile, held_out_count
 from lcreg.engine.run_folders import find_runs, run_state
 from lcreg.engine.runlog import read_records
 from lcreg.errors import LcregError
@@ -261,17 +261,20 @@ def epochs_left(spec: RunSpec, epochs: int) -> int:
 CIFAR_HEAD = {"cifar10": (5000, 10), "cifar100": (500, 100)}  # images of the head class, classes
 
 
-def epoch_images(folder: Path, dataset: str, imbalance: float) -> Optional[int]:
+def epoch_images(folder: Path, data: DataConfig) -> Optional[int]:
     """Training images a run sees per epoch: the total its ``data_stats.json`` recorded, else
-    the CIFAR-LT profile of its preset (None for other data). Epoch times scale with it: at
-    IF 10 CIFAR-10-LT holds 20,431 images, 1.6x the 12,406 of IF 100."""
+    what its data config selects from CIFAR-LT (its profile, less the validation share held
+    out per class; None for other data). Epoch times scale with it: at IF 10 CIFAR-10-LT holds
+    20,431 images, 1.6x the 12,406 of IF 100."""
     try:
         return int(json.loads((folder / "data_stats.json").read_text())["total"])
     except (OSError, ValueError, KeyError, TypeError):
+        dataset = data.dataset.removesuffix("-lt")
         if dataset not in CIFAR_HEAD:
             return None
         n_max, classes = CIFAR_HEAD[dataset]
-        return sum(class_counts_profile(n_max, classes, imbalance))
+        counts = class_counts_profile(n_max, classes, data.imbalance_factor or 1.0, data.profile)
+        return sum(n - (held_out_count(n, data.val_fraction) if data.val_fraction > 0 else 0) for n in counts)
 
 
 def seconds_per_image(results: Path, variant_has_latent: bool, train_args: Sequence[str] = ()) -> Optional[float]:
@@ -288,8 +291,7 @@ def seconds_per_image(results: Path, variant_has_latent: bool, train_args: Seque
             continue
         seconds, _ = run.wall_seconds()
         epochs = run.config.stage1.epochs + run.config.stage2.epochs
-        data = run.config.data
-        images = epoch_images(run.folder, data.dataset.removesuffix("-lt"), data.imbalance_factor or 1.0)
+        images = epoch_images(run.folder, run.config.data)
         if seconds and epochs and images:
             rates.append(seconds / (epochs * images))
     return statistics.median(rates) if rates else None
@@ -307,7 +309,7 @@ def dry_run_lines(runs: list[RunSpec], results: Path, epochs: int, train_args: S
             latent = r.method == "lcreg"
             if latent not in rates:
                 rates[latent] = seconds_per_image(results, latent, train_args)
-            images = epoch_images(r.out, r.dataset, r.imbalance)
+            images = epoch_images(r.out, load_config(r.preset, r.overrides).data)
             est = None if rates[latent] is None or images is None else rates[latent] * left * images / 60
             total += est or 0.0
             unknown += est is None
