@@ -15,7 +15,7 @@
 # 3. Table 7 under the settled default at IF 100 (latent categories alone, + augmentation,
 #    + reconstruction, all; seed 0 done), and the baseline / full rows at IF 50 and 10;
 # 4. the rest of Table 1 and Table 10's comparison methods at IF 100, seed 0: + ISDA,
-#    LDAM-DRW, Remix-DRW, the loss-side tools, mixup alone.
+#    LDAM-DRW, Remix-DRW, the loss-side tools (mixup alone is read from the MiSLAS runs' stage 1).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DATA=${DATA:-data/cifar10-jpeg.tar.gz}
@@ -45,7 +45,7 @@ q table1 --imbalance-factors 100 --seeds 0 --methods ce,crt,lws
 q table7 --imbalance-factors 100 --seeds 0
 q table7 --imbalance-factors 50,10 --methods baseline,all --seeds 0
 q table10 --imbalance-factors 100 --seeds 0
-q table1 --imbalance-factors 100 --seeds 0 --methods ldam_drw,remix_drw,balanced_softmax,focal,class_balanced,mixup
+q table1 --imbalance-factors 100 --seeds 0 --methods ldam_drw,remix_drw,balanced_softmax,focal,class_balanced
 # tau-norm on its own CE stage 1 (ce_val), which held its validation split out from the start
 q table1 --imbalance-factors 100 --seeds 0 --methods tau_norm
 # Table 7's component rows at seeds 1-2: seed 0 put "latent categories alone" (one collapsed

@@ -109,6 +109,30 @@ def test_readme_seed_table_matches_results_readings():
     assert checked >= 3
 
 
+def test_readme_table1_rows_match_results_table1():
+    """The README's Table 1 comparison (CIFAR-10-LT IF 100) carries results/table1.json's cells."""
+    rows = {
+        r["variant"]: r
+        for r in json.loads((ROOT / "results" / "table1.json").read_text())["rows"]
+        if (r["dataset"], r["imbalance"]) == ("cifar10", 100)
+    }
+    section = README.split("### The comparison methods of Table 1", 1)[1].split("\n### ", 1)[0]
+    checked = 0
+    for line in section.splitlines():
+        m = re.match(r"\| [^|]*`(\w+)`[^|]*\| (\d+) \|", line)
+        if not m:
+            continue
+        r, cells = rows[m.group(1)], [c.strip() for c in line.strip().strip("|").split("|")]
+        top1, _, std = cells[2].partition(" +- ")
+        many, medium = (_num(c) for c in cells[3].split("/"))
+        assert int(cells[1]) == len(r["seeds"]), m.group(1)
+        want = [r["top1_mean"], r["top1_std"], r["many_mean"], r["medium_mean"], r["ece_mean"], r["paper"]]
+        got = [_num(top1), _num(std or "-"), many, medium, _num(cells[4]), _num(cells[5])]
+        assert got == pytest.approx(want, abs=0.0051), m.group(1)
+        checked += 1
+    assert checked >= 6
+
+
 def test_readme_training_loop_example_runs(capsys):
     section = README.split("### In your own training loop", 1)[1]
     code = section.split("```python\n", 1)[1].split("```", 1)[0]

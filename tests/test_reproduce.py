@@ -77,6 +77,27 @@ def test_table_has_mean_std_over_seeds_and_the_paper(tmp_path):
     assert "full schedule" in md
 
 
+def test_mixup_row_is_read_from_the_mislas_runs_stage_1(tmp_path):
+    # mixup alone is MiSLAS's stage 1: one training serves both rows, the mixup row reads stage 1
+    runs = rp.plan("table1", tmp_path, ["cifar10"], [100], [0], ["mislas", "mixup"], None)
+    mislas, mixup = runs
+    assert mixup.out == mislas.out and mixup.read_stage == 1 and mislas.read_stage is None
+    assert mixup.overrides == mislas.overrides == ["method=mislas"]
+    lines = rp.dry_run_lines(runs, tmp_path, 200, [])
+    assert "new, 210 epochs left" in lines[0] and "stage 1 of the run above: the `mixup` row" in lines[1]
+    _fake_run(mislas.out, 0, 0.76)
+    final = json.loads((mislas.out / "final_metrics.json").read_text())
+    final["stage1"]["test"] = {**final["stage1"]["test"], "top1": 0.65}
+    (mislas.out / "final_metrics.json").write_text(json.dumps(final))
+    # the table finds the mixup row on disk though only mislas was asked for
+    found = rp.table_runs("table1", tmp_path, ["cifar10"], [mislas], None)
+    assert [(r.variant, r.read_stage) for r in found] == [("mixup", 1), ("mislas", None)]
+    rows = {r["variant"]: r for r in paper_tables.summarize("table1", found, None)["rows"]}
+    assert rows["mixup"]["top1_mean"] == pytest.approx(65.0) and rows["mislas"]["top1_mean"] == pytest.approx(76.0)
+    assert "`mixup` is read from the `mislas` run's stage 1" in paper_tables.summarize("table1", found, None)["metric"]
+    assert "`mixup` is read" not in paper_tables.summarize("table1", [mislas], None)["metric"]
+
+
 def test_run_method_comes_from_its_overrides(tmp_path):
     # the time estimate groups runs by head: a variant without method= trains the presets' LCReg
     runs = [r for t in rp.TABLES for r in rp.plan(t, tmp_path, ["cifar10"], [100], [0], None, None)]

@@ -49,13 +49,14 @@ def summarize(table: str, runs: list[RunSpec], epochs: Optional[int]) -> dict:
         if run_state(r.out) != "finished":
             continue
         final = json.loads((r.out / "final_metrics.json").read_text())
-        test = (final.get("stage2") or final["stage1"])["test"]  # one-stage methods end after stage 1
+        # one-stage methods end after stage 1; a row read from another run's stage 1 (mixup) stops there
+        test = final["stage1" if r.read_stage == 1 or not final.get("stage2") else "stage2"]["test"]
         cell["seeds"].append(r.seed)
         for k in TEST_METRICS:
             if test.get(k) is not None:
                 cell[k].append(100 * test[k])
         diag_path = r.out / "analysis" / "diagnostics.json"
-        if diag_path.is_file():
+        if diag_path.is_file() and r.read_stage is None:  # the analysis is of the final model
             diag = json.loads(diag_path.read_text())
             for k in DIAGNOSTICS:
                 if diag.get(k) is not None:
@@ -78,6 +79,7 @@ def summarize(table: str, runs: list[RunSpec], epochs: Optional[int]) -> dict:
             f"--methods {variant} --seeds {','.join(map(str, sorted(c['seeds']))) or '0'}{shortened}"
         )
         rows.append(row)
+    read_stage1 = any(r.read_stage == 1 for r in runs)
     jpeg = any("extracted" in s or "train" in Path(s).name or "jpeg" in s for s in sources)
     return {
         "table": table,
@@ -90,8 +92,9 @@ def summarize(table: str, runs: list[RunSpec], epochs: Optional[int]) -> dict:
         "data_sources": sorted(sources),
         "devices": sorted(d for d in devices if d),
         "commits": sorted(commits),
-        "metric": "final-epoch test top-1 (%) of stage 2 (of stage 1 for one-stage methods); mean and standard "
-        "deviation over seeds; Many / Medium / Few accuracy (%) and ECE (%, 15 bins) as means over the same seeds",
+        "metric": "final-epoch test top-1 (%) of stage 2 (of stage 1 for one-stage methods"
+        + ("; `mixup` is read from the `mislas` run's stage 1, the same training" if read_stage1 else "")
+        + "); mean and standard deviation over seeds; Many / Medium / Few accuracy (%) and ECE (%, 15 bins) as means over the same seeds",
     }
 
 

@@ -72,6 +72,9 @@ METHODS = {
 # (lcreg train --stage 2 --from), as Kang et al. do: one CE stage 1 serves cRT and LWS;
 # tau-norm's needs the validation split held out from the start
 STAGE1_FROM = {"crt": "ce", "lws": "ce", "tau_norm": "ce_val"}
+# a one-stage method that is another's stage 1 is read from that run, not trained again:
+# mixup alone is MiSLAS's stage 1 (the same preset, seed and training; 200 epochs)
+STAGE1_OF = {"mixup": "mislas"}
 TABLE10 = {"baseline": ["method=mislas"], "isda": ["method=isda"], "latent_aug": ["loss.beta=0"]}
 # the readings of the open equations at full length: as written against today's default
 READINGS = {
@@ -122,6 +125,7 @@ class RunSpec:
     preset: str
     overrides: list[str] = field(default_factory=list)
     stage1_from: Optional[Path] = None  # decoupled methods: stage 2 only, on this run's stage 1
+    read_stage: Optional[int] = None  # the stage whose test metrics the row reports (None: the last)
 
     @property
     def cell(self) -> tuple[str, int, str]:
@@ -191,8 +195,9 @@ def plan(
                     ),
                     (table, v),
                 )
+                trains, read_stage = (STAGE1_OF[name], 1) if home == "table1" and name in STAGE1_OF else (name, None)
                 for s in seeds:
-                    out = results / home / f"{d}_if{imb}" / f"{name}_seed{s}{suffix}"
+                    out = results / home / f"{d}_if{imb}" / f"{trains}_seed{s}{suffix}"
                     source = STAGE1_FROM.get(name) if home == "table1" else None
                     stage1 = results / "table1" / f"{d}_if{imb}" / f"{source}_seed{s}{suffix}" if source else None
                     if stage1 is not None and all(r.out != stage1 for r in runs):  # its CE run goes first
@@ -208,9 +213,10 @@ def plan(
                                 [*METHODS[source], *schedule_overrides(epochs), *extra],
                             )
                         )
-                    overrides = [*known[v], *extra] if stage1 else [*known[v], *schedule_overrides(epochs), *extra]
-                    if all(r.out != out for r in runs):
-                        runs.append(RunSpec(table, d, imb, v, s, out, f"{d}_lt_if{imb}", overrides, stage1))
+                    own = METHODS[trains] if read_stage else known[v]
+                    overrides = [*own, *extra] if stage1 else [*own, *schedule_overrides(epochs), *extra]
+                    if all((r.out, r.variant) != (out, v) for r in runs):
+                        runs.append(RunSpec(table, d, imb, v, s, out, f"{d}_lt_if{imb}", overrides, stage1, read_stage))
     return runs
 
 
@@ -234,7 +240,7 @@ def table_runs(
             if m is None or run_state(folder) != "finished":
                 continue
             seed = int(m.group(1))
-            if all(r.out != folder for r in runs):
+            if all((r.out, r.variant) != (folder, c.variant) for r in runs):
                 runs.append(plan(table, results, [c.dataset], [c.imbalance], [seed], [c.variant], epochs)[-1])
     order = list(TABLES[table]["variants"])  # the table's own row order, whatever was asked first
     return sorted(runs, key=lambda r: (r.dataset, -r.imbalance, order.index(r.variant), r.seed))
@@ -302,8 +308,13 @@ def dry_run_lines(runs: list[RunSpec], results: Path, epochs: int, train_args: S
     ``lcreg train`` command; then the total for the runs not finished."""
     lines, total, unknown = [], 0.0, 0
     rates: dict[bool, Optional[float]] = {}  # seconds per image per head kind: one scan of results each
+    listed: set[Path] = set()
     for r in runs:
         state, when = run_state(r.out), ""
+        if r.out in listed:  # a row read from a run listed above (mixup: MiSLAS's stage 1)
+            lines.append(f"  {r.out} [{state}, stage {r.read_stage} of the run above: the `{r.variant}` row]")
+            continue
+        listed.add(r.out)
         if state != "finished":
             left = epochs_left(r, epochs)
             latent = r.method == "lcreg"
@@ -361,7 +372,8 @@ def _lcreg(*args: str) -> None:
 def execute(runs: list[RunSpec], data_dir: str, train_args: Sequence[str]) -> None:
     for i, r in enumerate(runs, 1):
         state = run_state(r.out)
-        print(f"[{i}/{len(runs)}] {r.out}: {state}", flush=True)
+        read = f" (stage {r.read_stage}: the {r.variant} row)" if r.read_stage else ""
+        print(f"[{i}/{len(runs)}] {r.out}{read}: {state}", flush=True)
         if state == "finished":
             continue
         if state == "interrupted":
