@@ -85,6 +85,9 @@ def test_mixup_row_is_read_from_the_mislas_runs_stage_1(tmp_path):
     assert mixup.overrides == mislas.overrides == ["method=mislas"]
     lines = rp.dry_run_lines(runs, tmp_path, 200, [])
     assert "new, 210 epochs left" in lines[0] and "stage 1 of the run above: the `mixup` row" in lines[1]
+    # asked alone (or first), mixup plans the MiSLAS run it reads before it
+    alone = rp.plan("table1", tmp_path, ["cifar10"], [100], [0], ["mixup", "mislas"], None)
+    assert [(r.variant, r.read_stage) for r in alone] == [("mislas", None), ("mixup", 1)]
     _fake_run(mislas.out, 0, 0.76)
     final = json.loads((mislas.out / "final_metrics.json").read_text())
     final["stage1"]["test"] = {**final["stage1"]["test"], "top1": 0.65}

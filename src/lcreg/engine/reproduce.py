@@ -213,6 +213,19 @@ def plan(
                                 [*METHODS[source], *schedule_overrides(epochs), *extra],
                             )
                         )
+                    if read_stage and all(r.out != out or r.read_stage for r in runs):  # the run it reads goes first
+                        runs.append(
+                            RunSpec(
+                                "table1",
+                                d,
+                                imb,
+                                trains,
+                                s,
+                                out,
+                                f"{d}_lt_if{imb}",
+                                [*METHODS[trains], *schedule_overrides(epochs), *extra],
+                            )
+                        )
                     own = METHODS[trains] if read_stage else known[v]
                     overrides = [*own, *extra] if stage1 else [*own, *schedule_overrides(epochs), *extra]
                     if all((r.out, r.variant) != (out, v) for r in runs):
