@@ -344,8 +344,17 @@ def test_ordering_lines_name_each_pair_ranked_against_the_paper():
     assert "1 pairs ordered differently: `mixup` / `ldam_drw` (paper 73.1 < 77.1, ours 72.00 >= 71.00)" in line
     assert line.endswith("(not yet ranked: `focal`, `remix_drw`).")
     same = paper_tables.ordering_lines(rows[:2])[-1]
-    assert same.endswith("the same order.")
+    assert same.endswith("the same order.")  # no seed spread in the cell: no noise judged
     assert "fewer than two rows" in paper_tables.ordering_lines(rows[:1])[-1]
+    # with a seed spread (3 seeds of mislas, std 0.9), a one-seed row borrows it: a gap within the
+    # standard error of the difference is marked in either order
+    rows[3].update(top1_std=0.9, seeds=[0, 1, 2])
+    (line,) = paper_tables.ordering_lines(rows)[2:]
+    se = math.sqrt(0.81 / 1 + 0.81 / 1)  # mixup / ldam_drw: both one seed, the cell's 0.9 for each
+    assert f"ours 72.00 >= 71.00, within noise: standard error {se:.2f})" in line
+    assert f"in the paper's order but within noise: `ce` / `mixup` (+2.00, standard error {se:.2f})" not in line
+    assert "`ce` / `ldam_drw` (+1.00, standard error 1.27)" in line  # 1.00 <= 1.27
+    assert "`mixup` / `mislas`" not in line  # +4.00 against se 1.04: beyond noise
 
 
 def test_baseline_lines_compare_each_change_with_the_papers_direction():

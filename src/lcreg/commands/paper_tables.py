@@ -221,11 +221,22 @@ def readings_verdict(rows: list[dict]) -> list[str]:
     return lines
 
 
+def _pair_se(a: dict, b: dict, stand_in: Optional[float]) -> Optional[float]:
+    """Standard error of the difference of two rows' means; a one-seed row borrows
+    ``stand_in`` (the largest seed spread of its cell) for its own. None: no spread at all."""
+    stds = [r.get("top1_std") if r.get("top1_std") is not None else stand_in for r in (a, b)]
+    if None in stds:
+        return None
+    return _difference_se(stds[0], len(a.get("seeds") or [0]), stds[1], len(b.get("seeds") or [0]))
+
+
 def ordering_lines(rows: list[dict]) -> list[str]:
     """Whether our means rank the table's rows as the paper's numbers do: per dataset and
     imbalance factor, the paper's order, ours over the same rows, and every pair the two
-    order differently (pairs the paper ties are not counted). Rows without a finished seed
-    or a paper number are named, not ranked."""
+    order differently (pairs the paper ties are not counted). A pair whose difference is no
+    larger than the standard error of the difference (a one-seed row borrowing the largest
+    seed spread of its cell) is marked within noise, in either order. Rows without a
+    finished seed or a paper number are named, not ranked."""
     lines = ["## Order against the paper's", ""]
     for dataset, imbalance, cell in _cells(rows):
         ranked = [r for r in cell if isinstance(r["paper"], (int, float)) and r["top1_mean"] is not None]
@@ -234,18 +245,28 @@ def ordering_lines(rows: list[dict]) -> list[str]:
         if len(ranked) < 2:
             lines.append(f"{head} fewer than two rows with both a finished seed and a paper number yet.")
             continue
+        stand_in = max((r["top1_std"] for r in ranked if r.get("top1_std") is not None), default=None)
         paper = sorted(ranked, key=lambda r: r["paper"])
         ours = sorted(ranked, key=lambda r: r["top1_mean"])
-        flips = [
-            f"`{a['variant']}` / `{b['variant']}` (paper {a['paper']:.1f} < {b['paper']:.1f}, ours "
-            f"{a['top1_mean']:.2f} >= {b['top1_mean']:.2f})"
-            for i, a in enumerate(paper)
-            for b in paper[i + 1 :]
-            if a["paper"] < b["paper"] and a["top1_mean"] >= b["top1_mean"]
-        ]
+        flips, close = [], []
+        for i, a in enumerate(paper):
+            for b in paper[i + 1 :]:
+                if a["paper"] >= b["paper"]:  # the paper ties them
+                    continue
+                gap, se = b["top1_mean"] - a["top1_mean"], _pair_se(a, b, stand_in)
+                noise = se is not None and abs(gap) <= se
+                if gap <= 0:
+                    flips.append(
+                        f"`{a['variant']}` / `{b['variant']}` (paper {a['paper']:.1f} < {b['paper']:.1f}, ours "
+                        f"{a['top1_mean']:.2f} >= {b['top1_mean']:.2f}{f', within noise: standard error {se:.2f}' if noise else ''})"
+                    )
+                elif noise:
+                    close.append(f"`{a['variant']}` / `{b['variant']}` ({gap:+.2f}, standard error {se:.2f})")
         paper_order = " < ".join(f"`{r['variant']}`" for r in paper)
         our_order = " < ".join(f"`{r['variant']}`" for r in ours)
         verdict = f"{len(flips)} pairs ordered differently: {'; '.join(flips)}" if flips else "the same order"
+        if close:
+            verdict += f"; in the paper's order but within noise: {'; '.join(close)}"
         not_ranked = f" (not yet ranked: {', '.join(missing)})" if missing else ""
         lines.append(f"{head} paper {paper_order}; ours {our_order}; {verdict}{not_ranked}.")
     return lines
