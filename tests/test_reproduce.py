@@ -277,6 +277,9 @@ def test_a_call_for_some_cells_keeps_the_tables_other_finished_runs(tmp_path, ca
     # the asked cell, and the default's two seeds found on disk, in the table's row order
     assert list(rows) == ["mislas", "lcreg"]
     assert rows["lcreg"]["seeds"] == [0, 1] and rows["lcreg"]["top1_mean"] == pytest.approx(77.0)
+    # and its figure beside the table: ours against the paper's, rows without a seed included
+    assert (results / "readings.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "readings.png" in capsys.readouterr().out
 
 
 def _reading(variant: str, seeds: int, top1: float, share=None, hist=None, std=None) -> dict:

@@ -311,6 +311,7 @@ def cmd_data_prepare(args: argparse.Namespace) -> int:
 def cmd_reproduce(args: argparse.Namespace) -> int:
     from lcreg.commands import paper_tables
     from lcreg.engine import reproduce as rp
+    from lcreg.eval.plots import plot_paper_table
 
     results = Path(args.results)
     runs = rp.plan(
@@ -332,8 +333,11 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
             raise LcregError("lcreg reproduce needs --data-dir (the CIFAR data; see README: accepted layouts)")
         rp.execute(runs, args.data_dir, args.train_args.split())
     covered = rp.table_runs(args.table, results, _str_list(args.datasets, "--datasets"), runs, args.epochs)
-    md = paper_tables.write_table(paper_tables.summarize(args.table, covered, args.epochs), results)
-    print(f"wrote {md} and {md.with_suffix('.json')}")
+    summary = paper_tables.summarize(args.table, covered, args.epochs)
+    md = paper_tables.write_table(summary, results)
+    figure = md.with_suffix(".png")
+    plot_paper_table(summary["rows"], figure, f"{summary['what']}: {summary['schedule']}")
+    print(f"wrote {md}, {md.with_suffix('.json')} and {figure}")
     return 0
 
 
