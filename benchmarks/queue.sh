@@ -57,3 +57,4 @@ t readings --seeds 0,1,2
 t table7 --seeds 0,1,2
 t table1 --imbalance-factors 100 --seeds 0
 t table10 --imbalance-factors 100 --seeds 0
+t table6 --seeds 0,1,2
