@@ -194,6 +194,13 @@ def test_queue_trains_skips_finished_and_writes_the_table(tmp_path, no_download,
     assert main(args) == 0
     out = capsys.readouterr().out
     assert out.count(": finished") == 2 and "+ lcreg train" not in out
+    # Table 1's mixup row is the trained MiSLAS run's stage 1: nothing to train, read from its folder
+    mixup = [a if a not in ("table7", "baseline,latent") else {"table7": "table1"}.get(a, "mixup") for a in args]
+    assert main(mixup) == 0
+    assert "(stage 1: the mixup row): finished" in capsys.readouterr().out
+    final = json.loads((baseline / "final_metrics.json").read_text())
+    row = next(r for r in json.loads((results / "table1.json").read_text())["rows"] if r["variant"] == "mixup")
+    assert row["top1_mean"] == pytest.approx(100 * final["stage1"]["test"]["top1"]) and row["paper"] == 87.1
 
 
 def test_tau_norm_chooses_tau_on_images_its_stage_1_held_out(tmp_path):
