@@ -365,6 +365,12 @@ def test_ordering_lines_name_each_pair_ranked_against_the_paper():
     assert f"in the paper's order but within noise: `ce` / `mixup` (+2.00, standard error {se:.2f})" not in line
     assert "`ce` / `ldam_drw` (+1.00, standard error 1.27)" in line  # 1.00 <= 1.27
     assert "`mixup` / `mislas`" not in line  # +4.00 against se 1.04: beyond noise
+    # a cell of one-seed rows borrows the nearest imbalance factor's spread, and says so
+    at50 = [{**r, "imbalance": 50, "top1_std": None, "seeds": [0]} for r in rows[:2]]
+    at50[1]["top1_mean"] = 70.5  # +0.50 over ce: within 1.27
+    line = paper_tables.ordering_lines(rows + at50)[-1]
+    assert line.startswith("- cifar10 IF 50:") and "`ce` / `mixup` (+0.50, standard error 1.27)" in line
+    assert "(seed spread: IF 100's 0.90, no row here has more than one seed)" in line
 
 
 def test_baseline_lines_compare_each_change_with_the_papers_direction():

@@ -234,10 +234,16 @@ def ordering_lines(rows: list[dict]) -> list[str]:
     """Whether our means rank the table's rows as the paper's numbers do: per dataset and
     imbalance factor, the paper's order, ours over the same rows, and every pair the two
     order differently (pairs the paper ties are not counted). A pair whose difference is no
-    larger than the standard error of the difference (a one-seed row borrowing the largest
-    seed spread of its cell) is marked within noise, in either order. Rows without a
-    finished seed or a paper number are named, not ranked."""
+    larger than the standard error of the difference is marked within noise, in either order;
+    a one-seed row borrows the largest seed spread of its cell, or where no row of the cell
+    has one, that of the nearest imbalance factor of the dataset (and the line says so).
+    Rows without a finished seed or a paper number are named, not ranked."""
     lines = ["## Order against the paper's", ""]
+    spreads: dict[tuple, float] = {}
+    for r in rows:
+        if r.get("top1_std") is not None:
+            key = (r["dataset"], r["imbalance"])
+            spreads[key] = max(spreads.get(key, 0.0), r["top1_std"])
     for dataset, imbalance, cell in _cells(rows):
         ranked = [r for r in cell if isinstance(r["paper"], (int, float)) and r["top1_mean"] is not None]
         missing = [f"`{r['variant']}`" for r in cell if r not in ranked]
@@ -245,7 +251,11 @@ def ordering_lines(rows: list[dict]) -> list[str]:
         if len(ranked) < 2:
             lines.append(f"{head} fewer than two rows with both a finished seed and a paper number yet.")
             continue
-        stand_in = max((r["top1_std"] for r in ranked if r.get("top1_std") is not None), default=None)
+        stand_in, borrowed = spreads.get((dataset, imbalance)), ""
+        nearest = min(((abs(math.log(i / imbalance)), i) for d, i in spreads if d == dataset), default=None)
+        if stand_in is None and nearest is not None:
+            stand_in = spreads[(dataset, nearest[1])]
+            borrowed = f" (seed spread: IF {nearest[1]}'s {stand_in:.2f}, no row here has more than one seed)"
         paper = sorted(ranked, key=lambda r: r["paper"])
         ours = sorted(ranked, key=lambda r: r["top1_mean"])
         flips, close = [], []
@@ -268,7 +278,9 @@ def ordering_lines(rows: list[dict]) -> list[str]:
         if close:
             verdict += f"; in the paper's order but within noise: {'; '.join(close)}"
         not_ranked = f" (not yet ranked: {', '.join(missing)})" if missing else ""
-        lines.append(f"{head} paper {paper_order}; ours {our_order}; {verdict}{not_ranked}.")
+        lines.append(
+            f"{head} paper {paper_order}; ours {our_order}; {verdict}{borrowed if flips or close else ''}{not_ranked}."
+        )
     return lines
 
 
