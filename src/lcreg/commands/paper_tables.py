@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Optional
 
 from lcreg.commands.paper_numbers import PAPER
-from lcreg.engine.reproduce import FULL_EPOCHS, TABLES, RunSpec, schedule_label
+from lcreg.engine.reproduce import FULL_EPOCHS, STAGE1_OF, TABLES, RunSpec, schedule_label
 from lcreg.engine.run_folders import run_state
 
 
@@ -79,7 +79,8 @@ def summarize(table: str, runs: list[RunSpec], epochs: Optional[int]) -> dict:
             f"--methods {variant} --seeds {','.join(map(str, sorted(c['seeds']))) or '0'}{shortened}"
         )
         rows.append(row)
-    read_stage1 = any(r.read_stage == 1 for r in runs)
+    read = sorted({r.variant for r in runs if r.read_stage == 1})
+    read_note = "".join(f"; `{v}` is read from the `{STAGE1_OF[v]}` run's stage 1, the same training" for v in read)
     jpeg = any("extracted" in s or "train" in Path(s).name or "jpeg" in s for s in sources)
     return {
         "table": table,
@@ -92,9 +93,8 @@ def summarize(table: str, runs: list[RunSpec], epochs: Optional[int]) -> dict:
         "data_sources": sorted(sources),
         "devices": sorted(d for d in devices if d),
         "commits": sorted(commits),
-        "metric": "final-epoch test top-1 (%) of stage 2 (of stage 1 for one-stage methods"
-        + ("; `mixup` is read from the `mislas` run's stage 1, the same training" if read_stage1 else "")
-        + "); mean and standard deviation over seeds; Many / Medium / Few accuracy (%) and ECE (%, 15 bins) as means over the same seeds",
+        "metric": f"final-epoch test top-1 (%) of stage 2 (of stage 1 for one-stage methods{read_note}); "
+        "mean and standard deviation over seeds; Many / Medium / Few accuracy (%) and ECE (%, 15 bins) as means over the same seeds",
     }
 
 

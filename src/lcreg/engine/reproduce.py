@@ -158,6 +158,15 @@ def schedule_label(epochs: Optional[int]) -> str:
     return f"SHORTENED schedule ({epochs} + 10 epochs, lr steps scaled), not the paper's 200 + 10"
 
 
+def _method_run(
+    dataset: str, imbalance: int, method: str, seed: int, out: Path, epochs: Optional[int], extra: Sequence[str]
+) -> RunSpec:
+    """The Table 1 run that trains ``method``, planned ahead of a row that builds on it: the CE
+    stage 1 of a decoupled method, the MiSLAS run whose stage 1 is the mixup row."""
+    overrides = [*METHODS[method], *schedule_overrides(epochs), *extra]
+    return RunSpec("table1", dataset, imbalance, method, seed, out, f"{dataset}_lt_if{imbalance}", overrides)
+
+
 def plan(
     table: str,
     results: Path,
@@ -201,31 +210,9 @@ def plan(
                     source = STAGE1_FROM.get(name) if home == "table1" else None
                     stage1 = results / "table1" / f"{d}_if{imb}" / f"{source}_seed{s}{suffix}" if source else None
                     if stage1 is not None and all(r.out != stage1 for r in runs):  # its CE run goes first
-                        runs.append(
-                            RunSpec(
-                                "table1",
-                                d,
-                                imb,
-                                source,
-                                s,
-                                stage1,
-                                f"{d}_lt_if{imb}",
-                                [*METHODS[source], *schedule_overrides(epochs), *extra],
-                            )
-                        )
+                        runs.append(_method_run(d, imb, source, s, stage1, epochs, extra))
                     if read_stage and all(r.out != out or r.read_stage for r in runs):  # the run it reads goes first
-                        runs.append(
-                            RunSpec(
-                                "table1",
-                                d,
-                                imb,
-                                trains,
-                                s,
-                                out,
-                                f"{d}_lt_if{imb}",
-                                [*METHODS[trains], *schedule_overrides(epochs), *extra],
-                            )
-                        )
+                        runs.append(_method_run(d, imb, trains, s, out, epochs, extra))
                     own = METHODS[trains] if read_stage else known[v]
                     overrides = [*own, *extra] if stage1 else [*own, *schedule_overrides(epochs), *extra]
                     if all((r.out, r.variant) != (out, v) for r in runs):
