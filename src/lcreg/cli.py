@@ -336,7 +336,7 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
     summary = paper_tables.summarize(args.table, covered, args.epochs)
     md = paper_tables.write_table(summary, results)
     figure = md.with_suffix(".png")
-    plot_paper_table(summary["rows"], figure, f"{summary['what']}: {summary['schedule']}")
+    plot_paper_table(paper_tables.table_cells(summary["rows"]), figure, f"{summary['what']}: {summary['schedule']}")
     print(f"wrote {md}, {md.with_suffix('.json')} and {figure}")
     return 0
 

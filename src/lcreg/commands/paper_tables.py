@@ -98,7 +98,7 @@ def summarize(table: str, runs: list[RunSpec], epochs: Optional[int]) -> dict:
     }
 
 
-def _cells(rows: list[dict]) -> list[tuple[str, int, list[dict]]]:
+def table_cells(rows: list[dict]) -> list[tuple[str, int, list[dict]]]:
     """The rows of each dataset and imbalance factor, in the tables' order (largest factor first)."""
     keys = sorted({(r["dataset"], r["imbalance"]) for r in rows}, key=lambda k: (k[0], -k[1]))
     return [(d, imb, [r for r in rows if (r["dataset"], r["imbalance"]) == (d, imb)]) for d, imb in keys]
@@ -159,7 +159,7 @@ def readings_verdict(rows: list[dict]) -> list[str]:
         "validation split) stays.",
         "",
     ]
-    for dataset, imbalance, cell_rows in _cells(rows):
+    for dataset, imbalance, cell_rows in table_cells(rows):
         cell = {r["variant"]: r for r in cell_rows}
         written = cell.get("as_written")
         if written is None or len(written["seeds"]) < SETTLING_SEEDS:
@@ -221,6 +221,14 @@ def readings_verdict(rows: list[dict]) -> list[str]:
     return lines
 
 
+def _nearest_spread(spreads: dict[tuple, float], dataset: str, imbalance: int) -> Optional[tuple[int, float]]:
+    """(imbalance factor, seed spread) of the dataset's entry in ``spreads`` whose factor is
+    nearest to ``imbalance`` on a log scale (its own when it has one); None when the dataset
+    has none."""
+    nearest = min(((abs(math.log(i / imbalance)), i) for d, i in spreads if d == dataset), default=None)
+    return None if nearest is None else (nearest[1], spreads[(dataset, nearest[1])])
+
+
 def _pair_se(a: dict, b: dict, stand_in: Optional[float]) -> Optional[float]:
     """Standard error of the difference of two rows' means; a one-seed row borrows
     ``stand_in`` (the largest seed spread of its cell) for its own. None: no spread at all."""
@@ -244,18 +252,18 @@ def ordering_lines(rows: list[dict]) -> list[str]:
         if r.get("top1_std") is not None:
             key = (r["dataset"], r["imbalance"])
             spreads[key] = max(spreads.get(key, 0.0), r["top1_std"])
-    for dataset, imbalance, cell in _cells(rows):
+    for dataset, imbalance, cell in table_cells(rows):
         ranked = [r for r in cell if isinstance(r["paper"], (int, float)) and r["top1_mean"] is not None]
         missing = [f"`{r['variant']}`" for r in cell if r not in ranked]
         head = f"- {dataset} IF {imbalance}:"
         if len(ranked) < 2:
             lines.append(f"{head} fewer than two rows with both a finished seed and a paper number yet.")
             continue
-        stand_in, borrowed = spreads.get((dataset, imbalance)), ""
-        nearest = min(((abs(math.log(i / imbalance)), i) for d, i in spreads if d == dataset), default=None)
-        if stand_in is None and nearest is not None:
-            stand_in = spreads[(dataset, nearest[1])]
-            borrowed = f" (seed spread: IF {nearest[1]}'s {stand_in:.2f}, no row here has more than one seed)"
+        found = _nearest_spread(spreads, dataset, imbalance)
+        stand_in = found[1] if found else None
+        borrowed = ""
+        if found and found[0] != imbalance:
+            borrowed = f" (seed spread: IF {found[0]}'s {stand_in:.2f}, no row here has more than one seed)"
         paper = sorted(ranked, key=lambda r: r["paper"])
         ours = sorted(ranked, key=lambda r: r["top1_mean"])
         flips, close = [], []
@@ -314,16 +322,13 @@ def baseline_lines(rows: list[dict]) -> list[str]:
         if r["variant"] == "baseline" and r["top1_std"] is not None
     }
     lines = ["## Change against the baseline, direction by direction", ""]
-    for dataset, imbalance, cell_rows in _cells(rows):
+    for dataset, imbalance, cell_rows in table_cells(rows):
         cell = {r["variant"]: r for r in cell_rows}
         base = cell.get("baseline")
         if base is None or base["top1_mean"] is None:
             lines.append(f"- {dataset} IF {imbalance}: the baseline has no finished seed yet.")
             continue
-        nearest = min(
-            ((abs(math.log(i / imbalance)), i, std) for (d, i), std in spreads.items() if d == dataset), default=None
-        )
-        stand_in = nearest[1:] if nearest else None
+        stand_in = _nearest_spread(spreads, dataset, imbalance)
         for variant, r in cell.items():
             if variant == "baseline":
                 continue

@@ -217,17 +217,15 @@ def plot_training_curves(records: Sequence[dict], path: Path) -> None:
     save_figure(fig, path)
 
 
-def plot_paper_table(rows: Sequence[dict], path: Path, title: str = "") -> None:
-    """A paper table's rows beside the paper: one panel per dataset and imbalance factor, per
-    row our mean top-1 as a dot with its seed spread (none for one seed) and the paper's number
-    as a cross, on an axis that does not start at 0 (so points, not bars). A row with no
-    finished seed shows the paper's cross alone."""
+def plot_paper_table(cells: Sequence[tuple[str, int, list[dict]]], path: Path, title: str = "") -> None:
+    """A paper table's rows beside the paper: one panel per cell (dataset, imbalance factor,
+    its rows: ``paper_tables.table_cells``), per row our mean top-1 as a dot with its seed
+    spread (none for one seed) and the paper's number as a cross, on an axis that does not
+    start at 0 (so points, not bars). A row with no finished seed shows the paper's cross alone."""
     plt = pyplot()
-    cells = sorted({(r["dataset"], r["imbalance"]) for r in rows}, key=lambda k: (k[0], -k[1]))
-    panels = [[r for r in rows if (r["dataset"], r["imbalance"]) == c] for c in cells]
-    height = max(len(p) for p in panels)
+    height = max(len(panel) for _, _, panel in cells)
     fig, axes = plt.subplots(1, len(cells), figsize=(4.2 * len(cells), 1.0 + 0.32 * height), squeeze=False)
-    for ax, (dataset, imbalance), panel in zip(axes[0], cells, panels):
+    for ax, (dataset, imbalance, panel) in zip(axes[0], cells):
         y = range(len(panel))
         ours = [r["top1_mean"] if r["top1_mean"] is not None else float("nan") for r in panel]
         spread = [r["top1_std"] or 0.0 for r in panel]
