@@ -351,8 +351,8 @@ def test_ordering_lines_name_each_pair_ranked_against_the_paper():
     rows.append(row("remix_drw", 79.8, None))  # not finished
     (line,) = paper_tables.ordering_lines(rows)[2:]
     assert "paper `ce` < `mixup` < `ldam_drw` < `mislas`; ours `ce` < `ldam_drw` < `mixup` < `mislas`" in line
-    assert "1 pairs ordered differently: `mixup` / `ldam_drw` (paper 73.1 < 77.1, ours 72.00 >= 71.00)" in line
-    assert line.endswith("(not yet ranked: `focal`, `remix_drw`).")
+    assert "1 pair ordered differently: `mixup` / `ldam_drw` (paper 73.1 < 77.1, ours 72.00 >= 71.00)" in line
+    assert line.endswith("(no paper number: `focal`) (not finished yet: `remix_drw`).")
     same = paper_tables.ordering_lines(rows[:2])[-1]
     assert same.endswith("the same order.")  # no seed spread in the cell: no noise judged
     assert "fewer than two rows" in paper_tables.ordering_lines(rows[:1])[-1]

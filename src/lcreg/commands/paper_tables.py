@@ -254,7 +254,8 @@ def ordering_lines(rows: list[dict]) -> list[str]:
             spreads[key] = max(spreads.get(key, 0.0), r["top1_std"])
     for dataset, imbalance, cell in table_cells(rows):
         ranked = [r for r in cell if isinstance(r["paper"], (int, float)) and r["top1_mean"] is not None]
-        missing = [f"`{r['variant']}`" for r in cell if r not in ranked]
+        unfinished = [f"`{r['variant']}`" for r in cell if r["top1_mean"] is None]
+        no_paper = [f"`{r['variant']}`" for r in cell if r not in ranked and r["top1_mean"] is not None]
         head = f"- {dataset} IF {imbalance}:"
         if len(ranked) < 2:
             lines.append(f"{head} fewer than two rows with both a finished seed and a paper number yet.")
@@ -282,10 +283,15 @@ def ordering_lines(rows: list[dict]) -> list[str]:
                     close.append(f"`{a['variant']}` / `{b['variant']}` ({gap:+.2f}, standard error {se:.2f})")
         paper_order = " < ".join(f"`{r['variant']}`" for r in paper)
         our_order = " < ".join(f"`{r['variant']}`" for r in ours)
-        verdict = f"{len(flips)} pairs ordered differently: {'; '.join(flips)}" if flips else "the same order"
+        pairs = "1 pair" if len(flips) == 1 else f"{len(flips)} pairs"
+        verdict = f"{pairs} ordered differently: {'; '.join(flips)}" if flips else "the same order"
         if close:
             verdict += f"; in the paper's order but within noise: {'; '.join(close)}"
-        not_ranked = f" (not yet ranked: {', '.join(missing)})" if missing else ""
+        not_ranked = "".join(
+            f" ({label}: {', '.join(names)})"
+            for label, names in (("no paper number", no_paper), ("not finished yet", unfinished))
+            if names
+        )
         lines.append(
             f"{head} paper {paper_order}; ours {our_order}; {verdict}{borrowed if flips or close else ''}{not_ranked}."
         )
