@@ -45,8 +45,15 @@ def test_killed_while_writing_the_stage1_model(tmp_path, monkeypatch):
     assert main(["train", "--out", str(run), *SHORT]) == 130  # what Ctrl-C (or a kill) ends with
     monkeypatch.setattr(train_mod, "save_checkpoint", real)
     assert not (run / "stage1_model.pt").exists() and load_checkpoint(run / "checkpoint.pt")["epoch"] == 3
+    started = json.loads((run / "environment.json").read_text())
+    assert "resumes" not in started
     assert main(["train", "--resume", str(run), "--no-progress"]) == 0
     assert load_checkpoint(run / "stage1_model.pt")["stage"] == 1
+    # environment.json keeps where the run started and adds where it was continued
+    env = json.loads((run / "environment.json").read_text())
+    assert {k: env[k] for k in started} == started
+    assert [(r["stage"], r["epoch"]) for r in env["resumes"]] == [(1, 3)]
+    assert env["resumes"][0]["device"] == started["device"] and env["resumes"][0]["commit"] == started["commit"]
     final = json.loads((run / "final_metrics.json").read_text())
     assert {"stage1", "stage2"} <= set(final)
     assert not list(run.glob("*.tmp")) and not list(run.glob(".*.tmp"))

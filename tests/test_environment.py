@@ -7,8 +7,9 @@ import shutil
 import subprocess
 
 import pytest
+import torch
 
-from lcreg.runtime.environment import git_commit, numerics
+from lcreg.runtime.environment import git_commit, numerics, run_provenance, with_resume
 
 
 @pytest.mark.skipif(shutil.which("git") is None, reason="needs git")
@@ -38,3 +39,17 @@ def test_numerics_resolve_auto_by_device():
     assert numerics("auto", "auto", cuda=False) == (False, False)
     assert numerics("bf16", "on", cuda=False) == (True, True)
     assert numerics("off", "off", cuda=True) == (False, False)
+
+
+def test_resumes_add_their_commit_and_device_once_each_in_order():
+    env = {"commit": "a" * 40, "device": "CPU (x86_64, 2 cores, 2 threads)"}
+    resumed = with_resume(env, torch.device("cpu"), stage=1, epoch=57)
+    resumed = with_resume(resumed, torch.device("cpu"), stage=2, epoch=4)
+    assert env == {"commit": "a" * 40, "device": "CPU (x86_64, 2 cores, 2 threads)"}  # not changed in place
+    assert [(r["stage"], r["epoch"]) for r in resumed["resumes"]] == [(1, 57), (2, 4)]
+    assert resumed["commit"] == env["commit"]  # where the run started stays the top-level entry
+    resumed["resumes"][0]["commit"], resumed["resumes"][1]["commit"] = "b" * 40, "a" * 40
+    resumed["resumes"][1]["device"] = "NVIDIA H200"
+    assert run_provenance(resumed, "commit") == ["a" * 40, "b" * 40]
+    assert run_provenance(resumed, "device")[-1] == "NVIDIA H200"
+    assert run_provenance({}, "commit") == []

@@ -61,6 +61,19 @@ def test_rows_numerics_minutes_and_seed_summary(tmp_path):
     md = rt.markdown(runs, unfinished, tmp_path)
     assert "| 72.00 | 2.83 | 72.00 | 62.00 | - | 2.00 |" in md and "- (one seed)" in md
     assert "1.0 (epochs only)" in md and "Not finished, not counted (1): `f`" in md
+    assert (rows["a"]["commit"], rows["a"]["device"]) == ("abc", "CPU (x86_64, 2 cores)")
+
+
+def test_a_resumed_run_names_every_commit_and_device(tmp_path):
+    _fake_run(tmp_path / "a", 0, 0.70, [])
+    env_path = tmp_path / "a" / "environment.json"
+    env = json.loads(env_path.read_text())
+    env["resumes"] = [{"commit": "def", "device": "NVIDIA H200", "stage": 1, "epoch": 101}]
+    env_path.write_text(json.dumps(env))
+    runs, _ = rt.load_runs(tmp_path)
+    row = rt.run_rows(runs, tmp_path)[0]
+    assert (row["commit"], row["device"]) == ("abc then def", "CPU (x86_64, 2 cores) then NVIDIA H200")
+    assert runs[0].numerics == (False, False)  # resolved on the device it started on
 
 
 def test_runs_command_formats(tmp_path, capsys):

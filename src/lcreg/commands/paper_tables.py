@@ -19,6 +19,7 @@ from typing import Optional
 from lcreg.commands.paper_numbers import PAPER
 from lcreg.engine.reproduce import FULL_EPOCHS, STAGE1_OF, TABLES, RunSpec, schedule_label
 from lcreg.engine.run_folders import run_state
+from lcreg.runtime.environment import run_provenance
 
 
 def _mean_std(values: list[float]) -> tuple[Optional[float], Optional[float]]:
@@ -63,8 +64,8 @@ def summarize(table: str, runs: list[RunSpec], epochs: Optional[int]) -> dict:
                     cell[k].append(diag[k])
             cell["histogram_class_accuracy_chance"] = diag.get("histogram_class_accuracy_chance")
         env = json.loads((r.out / "environment.json").read_text())
-        devices.add(env.get("device"))
-        commits.add((env.get("commit") or "?")[:12])
+        devices.update(run_provenance(env, "device"))  # a resumed run: every device and commit
+        commits.update(c[:12] for c in run_provenance(env, "commit") or ["?"])
         sources.add(json.loads((r.out / "data_stats.json").read_text()).get("source", "?"))
     rows = []
     for key, c in cells.items():

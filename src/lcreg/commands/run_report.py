@@ -18,6 +18,7 @@ from lcreg.errors import LcregError
 from lcreg.eval.latent_diagnostics import collapse_warning
 from lcreg.eval.plots import plot_class_distribution, plot_training_curves
 from lcreg.eval.report import Code, Figure, Heading, Paragraph, Report, Table, write_report
+from lcreg.runtime.environment import run_provenance
 
 METRIC_COLUMNS = ("top1", "top5", "many", "medium", "few", "ece", "mce")
 
@@ -39,8 +40,8 @@ def build_run_report(run_dir: Path, out_dir: Path, device: torch.device, data_di
     report = Report(f"Run report: {run_dir.name}")
     report.add(
         Paragraph(
-            f"Run folder {run_dir}; commit {env.get('commit', 'unknown')}; "
-            f"device {env.get('device', 'unknown')}; "
+            f"Run folder {run_dir}; commit {' then '.join(run_provenance(env, 'commit')) or 'unknown'}; "
+            f"device {' then '.join(run_provenance(env, 'device')) or 'unknown'}; "
             f"torch {env.get('torch', 'unknown')}."
         )
     )

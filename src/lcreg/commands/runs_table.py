@@ -120,10 +120,10 @@ def run_rows(runs: list[FinishedRun], root: Path) -> list[dict]:
                 **{k: _pct(r.test.get(k)) for k in METRICS},
                 "epochs": f"{r.cfg['stage1']['epochs']}+{r.cfg['stage2']['epochs']}",
                 "precision": precision(r),
-                "device": r.device,
+                "device": " then ".join(r.devices),
                 "minutes": None if wall is None else round(wall / 60, 2),
                 "wall_time": is_wall,
-                "commit": (r.env.get("commit") or "?")[:12],
+                "commit": " then ".join(r.commits),
             }
         )
     return rows

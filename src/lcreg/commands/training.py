@@ -140,6 +140,8 @@ def train(args: argparse.Namespace) -> int:
         if info.is_main:
             if resume is None:
                 trainer.write_run_files()
+            else:
+                trainer.record_resume(resume)
             where = f" ({info.world_size} processes)" if info.enabled else ""
             if not args.no_progress:
                 print(f"run folder: {run_dir}{where}", file=sys.stderr)

@@ -19,7 +19,7 @@ from lcreg.config import Config, load_saved_config, to_dict
 from lcreg.engine.runlog import read_records
 from lcreg.engine.train import run_finished
 from lcreg.errors import LcregError
-from lcreg.runtime.environment import numerics
+from lcreg.runtime.environment import numerics, run_provenance
 
 
 def run_state(folder: Path) -> str:
@@ -53,7 +53,18 @@ class FinishedRun:
 
     @property
     def device(self) -> str:
+        """The device the run started on (its numerics were resolved there)."""
         return self.env.get("device", "?")
+
+    @property
+    def devices(self) -> list[str]:
+        """Every device it trained on: where it started, then each resume's."""
+        return run_provenance(self.env, "device") or ["?"]
+
+    @property
+    def commits(self) -> list[str]:
+        """Every commit it trained at (12 characters): where it started, then each resume's."""
+        return [c[:12] for c in run_provenance(self.env, "commit")] or ["?"]
 
     @property
     def numerics(self) -> tuple[bool, bool]:

@@ -54,7 +54,7 @@ from lcreg.methods import create_model, get_method
 from lcreg.progress import write as write_line
 from lcreg.runtime.checkpoint import load_checkpoint, save_checkpoint
 from lcreg.runtime.distributed import DistInfo, average_buffers_, main_process_first, rank_device, split_batch, wrap_ddp
-from lcreg.runtime.environment import environment_info, seed_everything, select_device
+from lcreg.runtime.environment import environment_info, seed_everything, select_device, with_resume
 
 # --------------------------------------------------------------------------------------
 # loaders
@@ -171,6 +171,13 @@ class Trainer:
         save_config(self.cfg, self.run_dir / "config.yaml")
         atomic_write_json(self.run_dir / "environment.json", environment_info(self.device))
         atomic_write_json(self.run_dir / "data_stats.json", self.data.stats())
+
+    def record_resume(self, checkpoint: dict) -> None:
+        """Add this process to environment.json's ``resumes`` (commit, device, command, and
+        the stage and epoch it continues from)."""
+        path = self.run_dir / "environment.json"
+        env = json.loads(path.read_text()) if path.is_file() else environment_info(self.device)
+        atomic_write_json(path, with_resume(env, self.device, checkpoint["stage"], checkpoint["epoch"]))
 
     def elapsed(self) -> float:
         """Seconds of wall time the run has taken so far, summed over resumed processes

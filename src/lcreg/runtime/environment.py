@@ -8,6 +8,7 @@ import platform
 import random
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -90,3 +91,24 @@ def environment_info(device: torch.device) -> dict:
         "platform": platform.platform(),
         "command": " ".join(sys.argv),
     }
+
+
+def with_resume(env: dict, device: torch.device, stage: int, epoch: int) -> dict:
+    """``env`` (a run's environment.json) with one more entry under ``resumes``: the
+    commit, device and command of a process that continued the run from the checkpoint of
+    ``stage`` after ``epoch`` epochs. A run started at one commit (or on a CPU) and finished
+    at another (or on a GPU) says so, instead of naming only where it began."""
+    entry = {
+        **environment_info(device),
+        "stage": stage,
+        "epoch": epoch,
+        "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+    return {**env, "resumes": [*env.get("resumes", []), entry]}
+
+
+def run_provenance(env: dict, key: str) -> list[str]:
+    """Every value of ``key`` (``commit``, ``device``) a run was trained under, in order
+    and once each: where it started, then where each resume continued it."""
+    values = [env.get(key), *(r.get(key) for r in env.get("resumes", []))]
+    return list(dict.fromkeys(v for v in values if v))
