@@ -1,0 +1,129 @@
+"""Train a peer's code on the CIFAR-10 JPEG copy, resuming where an earlier process stopped.
+
+    python benchmarks/peers/run.py mislas --peer-dir ../peers/MiSLAS --out results/peers/mislas_if100
+    python benchmarks/peers/run.py ldam_drw --peer-dir ../peers/LDAM-DRW --out results/peers/ldam_drw_if100
+    python benchmarks/peers/run.py ce --peer-dir ../peers/LDAM-DRW --out results/peers/ce_if100
+
+``--data`` is the folder holding ``cifar-10-batches-py/`` written by ``cifar_pickles.py``
+(default ``data/peers/cifar10``, git-ignored; written on first use from ``--jpeg``).
+
+Each peer runs from its own checkout through ``launch.py`` (its header lists the shims) with
+the peer's own configuration file or flags; the only values given on its command line are
+where the data is, ``workers 0`` / ``--workers 0`` (data loading in the training process: on
+2 cores a worker only takes time from it) and the seed (MiSLAS's ``deterministic True``, which
+seeds 0; LDAM-DRW's ``--seed 0``). The run folder ``--out`` is the peer's working folder: its
+logs (committed) and its checkpoints (git-ignored).
+
+- MiSLAS: stage 1 (``config/cifar10/cifar10_imb001_stage1_mixup.yaml``, 200 epochs), then
+  stage 2 (``..._stage2_mislas.yaml``, 10 epochs) from stage 1's final checkpoint
+  (``current.pth.tar``; the peer's README leaves which one open, the final epoch is our protocol).
+- LDAM-DRW: ``cifar_train.py --loss_type LDAM --train_rule DRW`` and
+  ``--loss_type CE --train_rule None``, imbalance ratio 0.01, its defaults otherwise.
+
+Run ``peers_table.py`` afterwards to read the logs into results/peers.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+from pathlib import Path
+
+import torch
+
+HERE = Path(__file__).resolve().parent
+MISLAS_STAGE1 = "config/cifar10/cifar10_imb001_stage1_mixup.yaml"
+MISLAS_STAGE2 = "config/cifar10/cifar10_imb001_stage2_mislas.yaml"
+LDAM_FLAGS = {
+    "ldam_drw": ["--loss_type", "LDAM", "--train_rule", "DRW"],
+    "ce": ["--loss_type", "CE", "--train_rule", "None"],
+}
+
+
+def launch(peer: Path, workdir: Path, script: str, args: list[str], resume_stage1: Path | None = None) -> None:
+    cmd = [sys.executable, str(HERE / "launch.py"), "--peer-dir", str(peer), "--workdir", str(workdir)]
+    if resume_stage1 is not None:
+        cmd += ["--resume-stage1", str(resume_stage1)]
+    cmd += [script, *args]
+    print("[run]", " ".join(cmd), flush=True)
+    subprocess.run(cmd, check=True)
+
+
+def _epoch_of(side: Path) -> int:
+    return int(torch.load(side, weights_only=False)["epoch"])
+
+
+def latest_checkpoint(stage_dir: Path) -> tuple[Path | None, int]:
+    """The newest ``current.pth.tar`` with our resume sidecar, and its epoch (0: none)."""
+    best: tuple[Path | None, int] = (None, 0)
+    for side in sorted(stage_dir.glob("saved/*/ckps/current.pth.tar.resume")):
+        epoch = _epoch_of(side)
+        if epoch >= best[1]:
+            best = (side.with_suffix(""), epoch)
+    return best
+
+
+def run_mislas(peer: Path, out: Path, data: Path) -> None:
+    common = ["data_path", str(data.resolve()), "workers", "0", "deterministic", "True"]
+    stage1 = out / "stage1"
+    ckpt, epoch = latest_checkpoint(stage1)
+    if epoch < 200:
+        resume = ["resume", str(ckpt.resolve())] if ckpt is not None else []  # the peer loads the weights
+        launch(peer, stage1, "train_stage1.py", ["--cfg", str(peer / MISLAS_STAGE1), *common, *resume], ckpt)
+        ckpt, epoch = latest_checkpoint(stage1)
+    if epoch != 200 or ckpt is None:
+        sys.exit(f"stage 1 ended at epoch {epoch}, not 200")
+    stage2 = out / "stage2"
+    if list(stage2.glob("saved/*/ckps/current.pth.tar")):  # 10 epochs: a partial stage 2 starts over
+        done = [p for p in stage2.glob("saved/*/ckps/current.pth.tar")
+                if int(torch.load(p, weights_only=False)["epoch"]) == 10]
+        if done:
+            print(f"[run] stage 2 finished: {done[0]}")
+            return
+    launch(peer, stage2, "train_stage2.py", ["--cfg", str(peer / MISLAS_STAGE2), *common, "resume", str(ckpt.resolve())])
+
+
+def run_ldam(peer: Path, out: Path, data: Path, method: str) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    link = out / "data"  # the script reads ./data/cifar-10-batches-py
+    if not link.exists():
+        link.symlink_to(data.resolve())
+    store = f"cifar10_resnet32_{LDAM_FLAGS[method][1]}_{LDAM_FLAGS[method][3]}_exp_0.01_0"
+    ckpt = out / "checkpoint" / store / "ckpt.pth.tar"
+    args = ["--dataset", "cifar10", "--imb_type", "exp", "--imb_factor", "0.01", *LDAM_FLAGS[method],
+            "--workers", "0", "--seed", "0"]
+    if ckpt.exists():
+        epoch = int(torch.load(ckpt, weights_only=False)["epoch"])
+        if epoch >= 200:
+            print(f"[run] finished: {ckpt} at epoch {epoch}")
+            return
+        # the script opens its csv logs with "w" on every start: keep the earlier part
+        logs = out / "log" / store
+        part = 1 + len(list(logs.glob("log_test.part*.csv")))
+        for name in ("log_train", "log_test"):
+            if (logs / f"{name}.csv").exists():
+                (logs / f"{name}.csv").rename(logs / f"{name}.part{part}.csv")
+        args += ["--resume", str(ckpt.relative_to(out))]
+    launch(peer, out, "cifar_train.py", args)
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("method", choices=["mislas", *LDAM_FLAGS])
+    ap.add_argument("--peer-dir", required=True, type=Path)
+    ap.add_argument("--out", required=True, type=Path)
+    ap.add_argument("--data", type=Path, default=Path("data/peers/cifar10"))
+    ap.add_argument("--jpeg", default="data/cifar10-jpeg.tar.gz", help="the JPEG copy, if --data must be written")
+    a = ap.parse_args(argv)
+    if not (a.data / "cifar-10-batches-py" / "test_batch").exists():
+        subprocess.run([sys.executable, str(HERE / "cifar_pickles.py"), "--data-dir", a.jpeg, "--out", str(a.data)],
+                       check=True)
+    if a.method == "mislas":
+        run_mislas(a.peer_dir.resolve(), a.out, a.data)
+    else:
+        run_ldam(a.peer_dir.resolve(), a.out, a.data, a.method)
+
+
+if __name__ == "__main__":
+    main()
