@@ -37,17 +37,31 @@ def _dump(path: Path, obj: dict) -> None:
         pickle.dump(obj, f, protocol=2)
 
 
-def write_pickles(images: np.ndarray, labels: np.ndarray, test_images: np.ndarray, test_labels: np.ndarray,
-                  names: list[str], out: Path) -> Path:
+def write_pickles(
+    images: np.ndarray,
+    labels: np.ndarray,
+    test_images: np.ndarray,
+    test_labels: np.ndarray,
+    names: list[str],
+    out: Path,
+) -> Path:
     folder = out / "cifar-10-batches-py"
     folder.mkdir(parents=True, exist_ok=True)
     flat = images.transpose(0, 3, 1, 2).reshape(len(images), -1)  # (N, 3*32*32), channel planes
     for i, chunk in enumerate(np.array_split(np.arange(len(images)), len(TRAIN_FILES))):
-        _dump(folder / TRAIN_FILES[i], {"batch_label": f"training batch {i + 1} of 5 (JPEG copy)",
-                                        "labels": labels[chunk].tolist(), "data": flat[chunk]})
+        _dump(
+            folder / TRAIN_FILES[i],
+            {
+                "batch_label": f"training batch {i + 1} of 5 (JPEG copy)",
+                "labels": labels[chunk].tolist(),
+                "data": flat[chunk],
+            },
+        )
     test_flat = test_images.transpose(0, 3, 1, 2).reshape(len(test_images), -1)
-    _dump(folder / "test_batch", {"batch_label": "testing batch 1 of 1 (JPEG copy)",
-                                  "labels": test_labels.tolist(), "data": test_flat})
+    _dump(
+        folder / "test_batch",
+        {"batch_label": "testing batch 1 of 1 (JPEG copy)", "labels": test_labels.tolist(), "data": test_flat},
+    )
     _dump(folder / "batches.meta", {"label_names": names, "num_cases_per_batch": 10000, "num_vis": 3072})
     return folder
 
@@ -96,7 +110,9 @@ def main(argv: list[str] | None = None) -> int:
     train, test, names = read_split_folders(*split, image_size=32, cache_dir=cache)
     folder = write_pickles(train.images, train.targets, test.images, test.targets, names, args.out)
 
-    ours = build_dataset(DataConfig(dataset="cifar10-lt", data_dir=str(args.out), imbalance_factor=args.imbalance_factor))
+    ours = build_dataset(
+        DataConfig(dataset="cifar10-lt", data_dir=str(args.out), imbalance_factor=args.imbalance_factor)
+    )
     # the subset lcreg trains on, read back from the pickles and from the JPEG folders
     from_pickles = hashlib.sha256(np.ascontiguousarray(ours.train.images).tobytes()).hexdigest()
     idx = make_longtail_indices(train.targets, 10, args.imbalance_factor)
@@ -104,9 +120,12 @@ def main(argv: list[str] | None = None) -> int:
     peer_counts, peer_digest = peer_selection(folder, args.imbalance_factor)
     check = {
         "imbalance_factor": args.imbalance_factor,
-        "ours_counts": ours.counts, "peer_counts": peer_counts,
-        "ours_total": int(sum(ours.counts)), "peer_total": int(sum(peer_counts)),
-        "ours_pixels_sha256": our_digest, "peer_pixels_sha256": peer_digest,
+        "ours_counts": ours.counts,
+        "peer_counts": peer_counts,
+        "ours_total": int(sum(ours.counts)),
+        "peer_total": int(sum(peer_counts)),
+        "ours_pixels_sha256": our_digest,
+        "peer_pixels_sha256": peer_digest,
         "same_images": our_digest == peer_digest == from_pickles and ours.counts == peer_counts,
     }
     print(json.dumps(check, indent=1))

@@ -121,8 +121,9 @@ def shim_stage1_resume(checkpoint: Path | None) -> dict:
     def save_with_side(obj, f, *args, **kwargs):
         save(obj, f, *args, **kwargs)
         if isinstance(f, (str, os.PathLike)) and str(f).endswith("current.pth.tar") and _optimizers:
-            save({"epoch": obj["epoch"], "optimizer": _optimizers[-1].state_dict(), "rng": _rng_state()},
-                 str(f) + _SIDE)
+            save(
+                {"epoch": obj["epoch"], "optimizer": _optimizers[-1].state_dict(), "rng": _rng_state()}, str(f) + _SIDE
+            )
 
     torch.save = save_with_side
     if side is None:

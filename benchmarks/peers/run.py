@@ -26,8 +26,11 @@ Run ``peers_table.py`` afterwards to read the logs into results/peers.md.
 from __future__ import annotations
 
 import argparse
+import json
+import platform
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import torch
@@ -41,11 +44,60 @@ LDAM_FLAGS = {
 }
 
 
-def launch(peer: Path, workdir: Path, script: str, args: list[str], resume_stage1: Path | None = None) -> None:
+REPOS = {"MiSLAS": "https://github.com/dvlab-research/MiSLAS", "LDAM-DRW": "https://github.com/kaidic/LDAM-DRW"}
+
+
+def _git(peer: Path, *args: str) -> str:
+    return subprocess.run(["git", "-C", str(peer), *args], capture_output=True, text=True).stdout.strip()
+
+
+def record_launch(out: Path, peer: Path, method: str, cmd: list[str], start_epoch: int) -> None:
+    """``out/peer.json``: the peer's repository and commit, that its checkout is unchanged,
+    and every launch (command, device, start epoch), so a table names what ran where."""
+    changed = _git(peer, "diff", "--name-only", "HEAD")
+    if changed:
+        sys.exit(f"{peer} has local changes ({changed.split()[:3]}): the peer's code must run unchanged")
+    path = out / "peer.json"
+    info = json.loads(path.read_text()) if path.exists() else {}
+    info.update(
+        {
+            "peer": peer.name,
+            "repo": REPOS.get(peer.name, ""),
+            "commit": _git(peer, "rev-parse", "HEAD"),
+            "method": method,
+            "shims": "benchmarks/peers/launch.py",
+        }
+    )
+    cpu = f"CPU ({platform.machine()}, {torch.get_num_threads()} threads)"
+    device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else cpu
+    info.setdefault("launches", []).append(
+        {
+            "time": time.strftime("%Y-%m-%d %H:%M:%S"),
+            "device": device,
+            "torch": torch.__version__,
+            "start_epoch": start_epoch,
+            "command": " ".join(cmd[1:]).replace(str(peer), "PEER").replace(f"{Path.cwd()}/", ""),
+        }
+    )
+    out.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(info, indent=1) + "\n")
+
+
+def launch(
+    peer: Path,
+    out: Path,
+    method: str,
+    workdir: Path,
+    script: str,
+    args: list[str],
+    start_epoch: int = 0,
+    resume_stage1: Path | None = None,
+) -> None:
     cmd = [sys.executable, str(HERE / "launch.py"), "--peer-dir", str(peer), "--workdir", str(workdir)]
     if resume_stage1 is not None:
         cmd += ["--resume-stage1", str(resume_stage1)]
     cmd += [script, *args]
+    record_launch(out, peer, method, cmd, start_epoch)
     print("[run]", " ".join(cmd), flush=True)
     subprocess.run(cmd, check=True)
 
@@ -70,18 +122,23 @@ def run_mislas(peer: Path, out: Path, data: Path) -> None:
     ckpt, epoch = latest_checkpoint(stage1)
     if epoch < 200:
         resume = ["resume", str(ckpt.resolve())] if ckpt is not None else []  # the peer loads the weights
-        launch(peer, stage1, "train_stage1.py", ["--cfg", str(peer / MISLAS_STAGE1), *common, *resume], ckpt)
+        args = ["--cfg", str(peer / MISLAS_STAGE1), *common, *resume]
+        launch(peer, out, "mislas", stage1, "train_stage1.py", args, epoch, ckpt)
         ckpt, epoch = latest_checkpoint(stage1)
     if epoch != 200 or ckpt is None:
         sys.exit(f"stage 1 ended at epoch {epoch}, not 200")
     stage2 = out / "stage2"
     if list(stage2.glob("saved/*/ckps/current.pth.tar")):  # 10 epochs: a partial stage 2 starts over
-        done = [p for p in stage2.glob("saved/*/ckps/current.pth.tar")
-                if int(torch.load(p, weights_only=False)["epoch"]) == 10]
+        done = [
+            p
+            for p in stage2.glob("saved/*/ckps/current.pth.tar")
+            if int(torch.load(p, weights_only=False)["epoch"]) == 10
+        ]
         if done:
             print(f"[run] stage 2 finished: {done[0]}")
             return
-    launch(peer, stage2, "train_stage2.py", ["--cfg", str(peer / MISLAS_STAGE2), *common, "resume", str(ckpt.resolve())])
+    args = ["--cfg", str(peer / MISLAS_STAGE2), *common, "resume", str(ckpt.resolve())]
+    launch(peer, out, "mislas", stage2, "train_stage2.py", args, 200)
 
 
 def run_ldam(peer: Path, out: Path, data: Path, method: str) -> None:
@@ -91,8 +148,20 @@ def run_ldam(peer: Path, out: Path, data: Path, method: str) -> None:
         link.symlink_to(data.resolve())
     store = f"cifar10_resnet32_{LDAM_FLAGS[method][1]}_{LDAM_FLAGS[method][3]}_exp_0.01_0"
     ckpt = out / "checkpoint" / store / "ckpt.pth.tar"
-    args = ["--dataset", "cifar10", "--imb_type", "exp", "--imb_factor", "0.01", *LDAM_FLAGS[method],
-            "--workers", "0", "--seed", "0"]
+    args = [
+        "--dataset",
+        "cifar10",
+        "--imb_type",
+        "exp",
+        "--imb_factor",
+        "0.01",
+        *LDAM_FLAGS[method],
+        "--workers",
+        "0",
+        "--seed",
+        "0",
+    ]
+    epoch = 0
     if ckpt.exists():
         epoch = int(torch.load(ckpt, weights_only=False)["epoch"])
         if epoch >= 200:
@@ -105,7 +174,7 @@ def run_ldam(peer: Path, out: Path, data: Path, method: str) -> None:
             if (logs / f"{name}.csv").exists():
                 (logs / f"{name}.csv").rename(logs / f"{name}.part{part}.csv")
         args += ["--resume", str(ckpt.relative_to(out))]
-    launch(peer, out, "cifar_train.py", args)
+    launch(peer, out, method, out, "cifar_train.py", args, epoch)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -117,8 +186,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--jpeg", default="data/cifar10-jpeg.tar.gz", help="the JPEG copy, if --data must be written")
     a = ap.parse_args(argv)
     if not (a.data / "cifar-10-batches-py" / "test_batch").exists():
-        subprocess.run([sys.executable, str(HERE / "cifar_pickles.py"), "--data-dir", a.jpeg, "--out", str(a.data)],
-                       check=True)
+        subprocess.run(
+            [sys.executable, str(HERE / "cifar_pickles.py"), "--data-dir", a.jpeg, "--out", str(a.data)], check=True
+        )
     if a.method == "mislas":
         run_mislas(a.peer_dir.resolve(), a.out, a.data)
     else:

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Issue 24's runs, one at a time, each resumed where an earlier process stopped:
+# the peers' own code (MiSLAS; LDAM-DRW and CE from LDAM-DRW's code) on the CIFAR-10 JPEG copy,
+# then the balanced ResNet-32 anchor in lcreg, then results/peers.md.
+#
+#   bash benchmarks/peers/queue.sh [PEERS]      PEERS: folder holding the peers' checkouts
+#                                               (default ../peers: MiSLAS/ and LDAM-DRW/)
+# The checkouts stay outside this repository, unchanged (run.py refuses local changes):
+#   git clone https://github.com/dvlab-research/MiSLAS ../peers/MiSLAS   (commit 0fc381e)
+#   git clone https://github.com/kaidic/LDAM-DRW ../peers/LDAM-DRW       (commit 2536330)
+# and need `pip install yacs tensorboardX scikit-learn` beside lcreg.
+# Measured on the 2-core CPU (fp32 eager, as the peers run): about 2 min an epoch of
+# stage 1 with its test pass, so about 7 h a 200-epoch run.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+PEERS=${1:-../peers}
+DATA=${DATA:-data/cifar10-jpeg.tar.gz}
+PY=${PYTHON:-python3}
+$PY benchmarks/peers/run.py mislas --peer-dir "$PEERS/MiSLAS" --out results/peers/mislas_if100 --jpeg "$DATA"
+$PY benchmarks/peers/peers_table.py > /dev/null
+$PY benchmarks/peers/run.py ldam_drw --peer-dir "$PEERS/LDAM-DRW" --out results/peers/ldam_drw_if100 --jpeg "$DATA"
+$PY benchmarks/peers/peers_table.py > /dev/null
+$PY benchmarks/peers/run.py ce --peer-dir "$PEERS/LDAM-DRW" --out results/peers/ce_if100 --jpeg "$DATA"
+$PY benchmarks/peers/peers_table.py > /dev/null
+ANCHOR=results/anchor/cifar10_balanced_he_seed0
+if [ ! -f "$ANCHOR/final_metrics.json" ]; then
+    if [ -f "$ANCHOR/checkpoint.pt" ]; then
+        $PY -m lcreg train --resume "$ANCHOR" --no-progress
+    else
+        $PY -m lcreg train experiments/anchor/cifar10_balanced_he.yaml --data-dir "$DATA" --seed 0 \
+            --out "$ANCHOR" --no-progress --compile on amp=bf16
+    fi
+fi
+$PY benchmarks/peers/peers_table.py
