@@ -50,11 +50,11 @@ def test_plan_shares_folders_and_labels_shortened_schedules(tmp_path):
         rp.plan("table42", tmp_path, ["cifar10"], None, [0], None, None)
 
 
-def _fake_run(out, seed, top1, many=0.8, medium=0.6):
+def _fake_run(out, seed, top1, many=0.8, medium=0.6, overrides=()):
     from lcreg.config import load_config, save_config
 
     out.mkdir(parents=True)
-    save_config(load_config("cifar10_lt_if100", [f"seed={seed}"]), out / "config.yaml")
+    save_config(load_config("cifar10_lt_if100", [*overrides, f"seed={seed}"]), out / "config.yaml")
     test = {"top1": top1, "many": many, "medium": medium, "few": None, "ece": 0.02}
     (out / "final_metrics.json").write_text(json.dumps({"stage1": {"test": test}, "stage2": {"test": test}}))
     (out / "stage2_model.pt").write_bytes(b"x")
@@ -88,7 +88,7 @@ def test_mixup_row_is_read_from_the_mislas_runs_stage_1(tmp_path):
     # asked alone (or first), mixup plans the MiSLAS run it reads before it
     alone = rp.plan("table1", tmp_path, ["cifar10"], [100], [0], ["mixup", "mislas"], None)
     assert [(r.variant, r.read_stage) for r in alone] == [("mislas", None), ("mixup", 1)]
-    _fake_run(mislas.out, 0, 0.76)
+    _fake_run(mislas.out, 0, 0.76, overrides=mislas.overrides)
     final = json.loads((mislas.out / "final_metrics.json").read_text())
     final["stage1"]["test"] = {**final["stage1"]["test"], "top1": 0.65}
     (mislas.out / "final_metrics.json").write_text(json.dumps(final))
@@ -121,14 +121,14 @@ def test_dry_run_estimates_from_logged_epoch_times(tmp_path, capsys, monkeypatch
     monkeypatch.setattr(environment, "environment_info", lambda device: {"device": "CPU (test)"})
     runs = rp.plan("table1", tmp_path, ["cifar10"], [100], [0, 1], ["mislas"], None)
     done, half = runs
-    _fake_run(done.out, 0, 0.76)  # no wall_seconds (an older run): its logged epochs count
-    (done.out / "config.yaml").write_text(
-        (done.out / "config.yaml").read_text().replace("method: lcreg", "method: mislas")
-    )
-    (done.out / "metrics.jsonl").write_text("".join(json.dumps({"seconds": 6.0}) + "\n" for _ in range(210)))
+    _fake_run(done.out, 0, 0.76, overrides=done.overrides)  # no wall_seconds (an older run): its logged epochs count
+    records = [{"stage": 1 + (e >= 200), "epoch": e % 200 + 1, "seconds": 6.0} for e in range(210)]
+    (done.out / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
     half.out.mkdir(parents=True)
     (half.out / "checkpoint.pt").write_bytes(b"x")
-    (half.out / "metrics.jsonl").write_text(json.dumps({"seconds": 6.0}) + "\n" * 1 + "{}\n" * 99)
+    (half.out / "metrics.jsonl").write_text(
+        "".join(json.dumps({"stage": 1, "epoch": e + 1}) + "\n" for e in range(100))
+    )
     # 6 s an epoch of CIFAR-10-LT IF 100's 12,406 images (its data_stats.json has no total: the profile's)
     assert rp.seconds_per_image(tmp_path, False) == pytest.approx(6.0 / 12406)
     assert rp.seconds_per_image(tmp_path, True) is None  # no finished LCReg run: unknown, not 0
@@ -239,8 +239,9 @@ def test_decoupled_methods_retrain_the_classifier_of_the_ce_run(tmp_path, no_dow
     assert main(args) == 0
     ce, crt = (results / "table1" / "cifar10_if10" / f"{m}_seed0_e1" for m in ("ce", "crt"))
     assert rp.run_state(ce) == "finished" and rp.run_state(crt) == "finished"
-    assert set(json.loads((ce / "final_metrics.json").read_text())) == {"stage1"}
-    assert set(json.loads((crt / "final_metrics.json").read_text())) == {"stage2"}
+    # each folder names the stages its method plans; the decoupled one trained stage 2 alone
+    assert json.loads((ce / "final_metrics.json").read_text()).keys() == {"stages", "stage1"}
+    assert json.loads((crt / "final_metrics.json").read_text()).keys() == {"stages", "stage2"}
     rows = {r["variant"]: r for r in json.loads((results / "table1.json").read_text())["rows"]}
     assert rows["ce"]["seeds"] == [0] and rows["crt"]["seeds"] == [0]
     capsys.readouterr()
@@ -277,7 +278,7 @@ def test_a_call_for_some_cells_keeps_the_tables_other_finished_runs(tmp_path, ca
     done = {("lcreg", 0): 0.76, ("lcreg", 1): 0.78, ("mislas", 0): 0.75}
     for r in full:
         if (r.variant, r.seed) in done:
-            _fake_run(r.out, r.seed, done[(r.variant, r.seed)])
+            _fake_run(r.out, r.seed, done[(r.variant, r.seed)], overrides=r.overrides)
     args = ["reproduce", "readings", "--methods", "mislas", "--seeds", "0", "--table-only", "--results", str(results)]
     assert main(args) == 0
     rows = {r["variant"]: r for r in json.loads((results / "readings.json").read_text())["rows"]}

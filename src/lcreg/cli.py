@@ -314,6 +314,10 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
     from lcreg.eval.plots import plot_paper_table
 
     results = Path(args.results)
+    train_args = args.train_args.split()
+    # key=value train args are part of what each cell trains: a run trained with
+    # stage1.epochs=1 is not the full-schedule cell, and a later queue without them says so
+    extra = [a for a in train_args if "=" in a and not a.startswith("-")]
     runs = rp.plan(
         args.table,
         results,
@@ -322,17 +326,18 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
         _int_list(args.seeds, "--seeds") or [0],
         _str_list(args.methods, "--methods") if args.methods else None,
         args.epochs,
+        extra,
     )
     epochs = args.epochs or rp.FULL_EPOCHS
     print(f"lcreg reproduce {args.table}: {len(runs)} runs, {rp.schedule_label(args.epochs)}")
     if args.dry_run:
-        print("\n".join(rp.dry_run_lines(runs, results, epochs, args.train_args.split())))
+        print("\n".join(rp.dry_run_lines(runs, results, epochs, train_args)))
         return 0
     if not args.table_only:
         if not args.data_dir:
             raise LcregError("lcreg reproduce needs --data-dir (the CIFAR data; see README: accepted layouts)")
-        rp.execute(runs, args.data_dir, args.train_args.split())
-    covered = rp.table_runs(args.table, results, _str_list(args.datasets, "--datasets"), runs, args.epochs)
+        rp.execute(runs, args.data_dir, train_args)
+    covered = rp.table_runs(args.table, results, _str_list(args.datasets, "--datasets"), runs, args.epochs, extra)
     summary = paper_tables.summarize(args.table, covered, args.epochs)
     md = paper_tables.write_table(summary, results)
     figure = md.with_suffix(".png")
@@ -371,6 +376,20 @@ def cmd_methods(args: argparse.Namespace) -> int:
     from lcreg.methods import get_method
     from lcreg.registry import METHODS
 
+    if args.name:
+        from lcreg.config import Config, to_dict
+        from lcreg.run_folder import flatten
+
+        m = get_method(args.name)
+        print(f"{m.name}: {m.summary}" + (f" [{m.paper}]" if m.paper else ""))
+        print("stages: " + ("1 and 2" if m.has_stage2 else "1") + ("; mixup in stage 1" if m.mixup else ""))
+        defaults = flatten(to_dict(Config()))
+        own = m.own_keys(list(defaults))
+        print("its own keys (default):" if own else "its own keys: none")
+        for k in own:
+            print(f"  {k} = {defaults[k]}")
+        print("besides those every method reads: run settings, data.*, model.backbone, stage1.*")
+        return 0
     names = METHODS.names()
     width = max(map(len, names))
     for name in names:
@@ -549,6 +568,7 @@ def build_parser() -> argparse.ArgumentParser:
     pu.set_defaults(func=cmd_runs)
 
     pm = sub.add_parser("methods", help="list the registered methods (lcreg train PRESET method=NAME)")
+    pm.add_argument("name", nargs="?", help="one method: the config keys it reads, with their defaults")
     pm.set_defaults(func=cmd_methods)
 
     pc = sub.add_parser("configs", help="list the shipped config presets")

@@ -308,7 +308,13 @@ def preset_names() -> list[str]:
 
 def _read_yaml(path: Path) -> dict:
     try:
-        data = yaml.safe_load(path.read_text())
+        data = yaml.safe_load(Path(path).read_bytes().decode("utf-8"))
+    except FileNotFoundError:
+        raise LcregError(f"config file {path} does not exist") from None
+    except OSError as e:
+        raise LcregError(f"cannot read config file {path}: {e.strerror or type(e).__name__}") from None
+    except UnicodeDecodeError:
+        raise LcregError(f"config file {path} is not UTF-8 text") from None
     except yaml.YAMLError as e:
         raise LcregError(f"config file {path} is not valid YAML: {str(e).splitlines()[0]}") from None
     if data is None:

@@ -16,10 +16,45 @@ import statistics
 from pathlib import Path
 from typing import Optional
 
+from lcreg import run_folder as rf
 from lcreg.commands.paper_numbers import PAPER
-from lcreg.engine.reproduce import FULL_EPOCHS, STAGE1_OF, TABLES, RunSpec, schedule_label
+from lcreg.config import load_saved_config
+from lcreg.engine.reproduce import FULL_EPOCHS, STAGE1_OF, TABLES, RunSpec, is_cell
 from lcreg.engine.run_folders import run_state
 from lcreg.runtime.environment import run_provenance
+
+PICKLE_FOLDERS = ("cifar-10-batches-py", "cifar-100-python")
+
+
+def portable_source(source: str) -> str:
+    """A data source as a table may print it: no machine's cache or home path. Runs written
+    before their data_stats.json named the archive recorded the cache folder it was extracted
+    into (``.../extracted/cifar10-jpeg-<hash>``): named by the archive."""
+    path = Path(source.split(" (")[0])
+    parts = path.parts
+    if "extracted" in parts and parts.index("extracted") + 1 < len(parts):
+        return f"{parts[parts.index('extracted') + 1].rsplit('-', 1)[0]} archive, extracted"
+    return source
+
+
+def data_label(layouts: set[str]) -> str:
+    """What the runs trained on, from the layout each run recorded: the original pickles only
+    when every run read the pickle layout."""
+    if layouts == {"pickles"}:
+        return "CIFAR (original pickles)"
+    if layouts == {"folders"}:
+        return "CIFAR (an ImageFolder copy such as the JPEG copy, not the original pickles)"
+    return "CIFAR (mixed: some runs on the original pickles, some on an ImageFolder copy)" if layouts else "-"
+
+
+def schedule_of(schedules: set[tuple[int, int]]) -> str:
+    """The schedule the counted runs trained, read from their own configs."""
+    if not schedules:
+        return "no finished run"
+    if schedules <= {(FULL_EPOCHS, 10), (FULL_EPOCHS, 0)}:
+        return "full schedule (200 + 10 epochs)"
+    listed = ", ".join(f"{a} + {b}" for a, b in sorted(schedules))
+    return f"SHORTENED or mixed schedule ({listed} epochs), not the paper's 200 + 10"
 
 
 def _mean_std(values: list[float]) -> tuple[Optional[float], Optional[float]]:
@@ -34,7 +69,8 @@ DIAGNOSTICS = ("positional_share", "effective_rank", "histogram_class_accuracy")
 
 def summarize(table: str, runs: list[RunSpec], epochs: Optional[int]) -> dict:
     cells: dict[tuple, dict] = {}
-    devices, commits, sources = set(), set(), set()
+    devices, commits, sources, schedules, layouts = set(), set(), set(), set(), set()
+    excluded = []
     for r in runs:
         cell = cells.setdefault(
             r.cell,
@@ -49,7 +85,12 @@ def summarize(table: str, runs: list[RunSpec], epochs: Optional[int]) -> dict:
         )
         if run_state(r.out) != "finished":
             continue
-        final = json.loads((r.out / "final_metrics.json").read_text())
+        if not is_cell(r):  # trained with other settings than the cell's: not this cell
+            excluded.append(str(r.out))
+            continue
+        saved = load_saved_config(r.out / rf.CONFIG)
+        schedules.add((saved.stage1.epochs, saved.stage2.epochs if r.read_stage != 1 and not r.stage1_from else 10))
+        final = rf.read_final(r.out) or {}
         # one-stage methods end after stage 1; a row read from another run's stage 1 (mixup) stops there
         test = final["stage1" if r.read_stage == 1 or not final.get("stage2") else "stage2"]["test"]
         cell["seeds"].append(r.seed)
@@ -63,10 +104,15 @@ def summarize(table: str, runs: list[RunSpec], epochs: Optional[int]) -> dict:
                 if diag.get(k) is not None:
                     cell[k].append(diag[k])
             cell["histogram_class_accuracy_chance"] = diag.get("histogram_class_accuracy_chance")
-        env = json.loads((r.out / "environment.json").read_text())
+        env = rf.read_environment(r.out)
         devices.update(run_provenance(env, "device"))  # a resumed run: every device and commit
         commits.update(c[:12] for c in run_provenance(env, "commit") or ["?"])
-        sources.add(json.loads((r.out / "data_stats.json").read_text()).get("source", "?"))
+        stats = rf.read_json(r.out / rf.DATA_STATS)
+        sources.add(str(stats.get("source", "?")))
+        source = str(stats.get("source", "?"))  # runs older than "layout": from the source's folder name
+        layouts.add(
+            stats.get("layout") or ("pickles" if Path(source.split(" (")[0]).name in PICKLE_FOLDERS else "folders")
+        )
     rows = []
     for key, c in cells.items():
         row = {k: c[k] for k in ("dataset", "imbalance", "variant", "seeds", "histogram_class_accuracy_chance")}
@@ -82,16 +128,14 @@ def summarize(table: str, runs: list[RunSpec], epochs: Optional[int]) -> dict:
         rows.append(row)
     read = sorted({r.variant for r in runs if r.read_stage == 1})
     read_note = "".join(f"; `{v}` is read from the `{STAGE1_OF[v]}` run's stage 1, the same training" for v in read)
-    jpeg = any("extracted" in s or "train" in Path(s).name or "jpeg" in s for s in sources)
     return {
         "table": table,
         "what": TABLES[table]["what"],
-        "schedule": schedule_label(epochs),
+        "schedule": schedule_of(schedules),
         "rows": rows,
-        "data": "CIFAR (JPEG copy: an ImageFolder of JPEG files, not the original pickles)"
-        if jpeg
-        else "CIFAR (original pickles)",
-        "data_sources": sorted(sources),
+        "excluded": excluded,
+        "data": data_label(layouts),
+        "data_sources": sorted({portable_source(s) for s in sources}),
         "devices": sorted(d for d in devices if d),
         "commits": sorted(commits),
         "metric": f"final-epoch test top-1 (%) of stage 2 (of stage 1 for one-stage methods{read_note}); "
@@ -388,6 +432,8 @@ def write_table(summary: dict, results: Path) -> Path:
         cells += [_f(r["positional_share_mean"], ".3f"), _f(r.get("effective_rank_mean"), ".1f")]
         cells += [_f(r["histogram_class_accuracy_mean"], ".3f")]
         lines.append("| " + " | ".join(cells) + " |")
+    if summary.get("excluded"):
+        lines += ["", f"Not counted, their configs differ from their cells': {', '.join(summary['excluded'])}."]
     lines += [
         "",
         "Many / Medium / Few by training count (> 100, 20-100, < 20 images); '-' where a split holds no class "

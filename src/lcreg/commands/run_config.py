@@ -53,6 +53,21 @@ DATASET_PRESETS = {
 IMAGENET_MEAN, IMAGENET_STD = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]
 
 
+def check_overrides_read(cfg, overrides: Sequence[str]) -> None:
+    """Refuse an override the chosen method never reads (``method=ce loss.focal_gamma=3``
+    would train plain CE): one line naming the method and the keys it does read."""
+    from lcreg.methods import get_method
+
+    method = get_method(cfg.method)
+    unread = [o.split("=", 1)[0].strip() for o in overrides if not method.reads_key(o.split("=", 1)[0].strip())]
+    if unread:
+        own = ", ".join(method.reads) or "none beyond data, model.backbone and stage1"
+        raise LcregError(
+            f"method {cfg.method} does not read {', '.join(unread[:3])}: the override would change nothing "
+            f"(its own keys: {own}; `lcreg methods {cfg.method}`)"
+        )
+
+
 def resolve_config(args: argparse.Namespace):
     """The checked config of ``lcreg train`` / ``data`` arguments: preset (or the one a bare
     ``--dataset`` implies), overrides, flags, then the image-driven choices."""
@@ -60,9 +75,9 @@ def resolve_config(args: argparse.Namespace):
 
     preset, overrides = split_config_args(args.config)
     preset = preset or DATASET_PRESETS.get(getattr(args, "dataset", None) or "", "demo")
-    return resolve_auto(
-        load_config(preset, overrides + data_overrides(args)), quiet=getattr(args, "no_progress", False)
-    )
+    cfg = load_config(preset, overrides + data_overrides(args))
+    check_overrides_read(cfg, overrides)
+    return resolve_auto(cfg, quiet=getattr(args, "no_progress", False))
 
 
 def resolve_auto(cfg, quiet: bool = False):

@@ -4,16 +4,17 @@ here into the report folder)."""
 
 from __future__ import annotations
 
-import json
+import os
+import shutil
 from pathlib import Path
 from typing import Optional
 
 import torch
 
+from lcreg import run_folder as rf
 from lcreg.commands.analysis import analyze_checkpoint
 from lcreg.commands.evaluation import evaluate_checkpoint, pct
 from lcreg.commands.trained import load_trained_model
-from lcreg.engine.runlog import read_records
 from lcreg.errors import LcregError
 from lcreg.eval.latent_diagnostics import collapse_warning
 from lcreg.eval.plots import plot_class_distribution, plot_training_curves
@@ -23,20 +24,38 @@ from lcreg.runtime.environment import run_provenance
 METRIC_COLUMNS = ("top1", "top5", "many", "medium", "few", "ece", "mce")
 
 
-def _read_json(path: Path) -> Optional[dict]:
-    return json.loads(path.read_text()) if path.is_file() else None
-
-
 def build_run_report(run_dir: Path, out_dir: Path, device: torch.device, data_dir: Optional[str] = None) -> dict:
-    run_dir = Path(run_dir)
-    if not (run_dir / "config.yaml").is_file():
+    """Read and check everything first (run files, the model), then write the report into a
+    folder of its own that replaces ``out_dir`` only once complete: a failure leaves the
+    earlier report (or none), never half of one."""
+    run_dir, out_dir = Path(run_dir), Path(out_dir)
+    if not (run_dir / rf.CONFIG).is_file():
         raise LcregError(f"{run_dir} is not a run folder (no config.yaml)")
-    out_dir.mkdir(parents=True, exist_ok=True)
-    env = _read_json(run_dir / "environment.json") or {}
-    stats = _read_json(run_dir / "data_stats.json")
-    final = _read_json(run_dir / "final_metrics.json") or {}
-    records = read_records(run_dir)
+    if out_dir.exists() and (out_dir.is_symlink() or not out_dir.is_dir()):
+        raise LcregError(f"cannot write the report into {out_dir}: it exists and is not a folder")
+    env = rf.read_environment(run_dir) if (run_dir / rf.ENVIRONMENT).exists() else {}
+    stats = rf.read_json(run_dir / rf.DATA_STATS) if (run_dir / rf.DATA_STATS).exists() else None
+    final = rf.read_final(run_dir) or {}
+    records = rf.read_records(run_dir)
+    trained = load_trained_model(run_dir, device)
+    tmp = out_dir.with_name(f".{out_dir.name}.{os.getpid()}.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        tmp.mkdir(parents=True)
+        result = _write(run_dir, tmp, device, data_dir, env, stats, final, records, trained)
+        old = out_dir.with_name(f".{out_dir.name}.{os.getpid()}.old")
+        if out_dir.exists():
+            os.replace(out_dir, old)
+        os.replace(tmp, out_dir)
+        shutil.rmtree(old, ignore_errors=True)
+    except OSError as e:
+        raise LcregError(f"cannot write the report into {out_dir}: {e.strerror or type(e).__name__}") from None
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return {k: v.replace(str(tmp), str(out_dir)) if isinstance(v, str) else v for k, v in result.items()}
 
+
+def _write(run_dir, out_dir, device, data_dir, env, stats, final, records, trained) -> dict:
     report = Report(f"Run report: {run_dir.name}")
     report.add(
         Paragraph(
@@ -47,7 +66,7 @@ def build_run_report(run_dir: Path, out_dir: Path, device: torch.device, data_di
     )
     report.add(Heading("Final metrics (final epoch of each stage, test split)"))
     rows = []
-    for stage, m in sorted(final.items()):
+    for stage, m in rf.stage_metrics(final).items():
         for split in ("test", "val"):
             if split in m:
                 rows.append([stage, split, m.get("epoch", ""), *[pct(m[split].get(k)) for k in METRIC_COLUMNS]])
@@ -58,7 +77,7 @@ def build_run_report(run_dir: Path, out_dir: Path, device: torch.device, data_di
     )
     walls = [
         f"{stage} done after {m['wall_seconds'] / 60:.1f} min"
-        for stage, m in sorted(final.items())
+        for stage, m in rf.stage_metrics(final).items()
         if "wall_seconds" in m
     ]
     if walls:
@@ -93,7 +112,6 @@ def build_run_report(run_dir: Path, out_dir: Path, device: torch.device, data_di
             Figure(Path("training_curves.png"), "loss terms per epoch and top-1 at the evaluated epochs"),
         )
 
-    trained = load_trained_model(run_dir, device)
     ev = evaluate_checkpoint(trained, out_dir / "eval", device, data_dir)
     report.add(
         Heading(f"Evaluation of {trained.path.name}"),
@@ -137,7 +155,7 @@ def build_run_report(run_dir: Path, out_dir: Path, device: torch.device, data_di
             Figure(Path("analysis/kl_heatmap.png"), "KL divergence between class latent histograms"),
         )
         result["analysis"] = s["mean_shared_with_head"]
-    report.add(Heading("Config"), Code((run_dir / "config.yaml").read_text(), "yaml"))
+    report.add(Heading("Config"), Code((run_dir / rf.CONFIG).read_text(errors="replace"), "yaml"))
     md, page = write_report(report, out_dir)
     result.update(markdown=str(md), html=str(page))
     return result

@@ -1,10 +1,12 @@
 """``lcreg train``: check the inputs (preset and overrides, ``--resume``, ``--stage 2 --from``)
-before any folder exists, pick the run folder on rank 0, train, print the final metrics.
-A run that fails before its first checkpoint leaves no folder behind."""
+before any folder exists or changes, pick the run folder on rank 0 and lock it for as long
+as this process trains in it, train, print the final metrics. A run that fails before its
+first checkpoint leaves no folder behind."""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import shutil
 import sys
@@ -12,31 +14,24 @@ import time
 from pathlib import Path
 from typing import Optional
 
-from lcreg.commands.run_config import data_overrides, resolve_config, split_config_args
+from lcreg import run_folder as rf
+from lcreg.commands.run_config import check_overrides_read, data_overrides, resolve_config, split_config_args
 from lcreg.errors import LcregError
 
-# what a run writes before its first checkpoint: a folder holding only these is a failed
-# start (lcreg 0.1 left them behind) that a new run may take over
-START_FILES = ("config.yaml", "environment.json", "data_stats.json", "metrics.jsonl", "metrics.csv", "tensorboard")
 
-
-def new_run_dir(out: Optional[str], cfg) -> Path:
+def new_run_dir(out: Optional[str], cfg, lock: contextlib.ExitStack) -> Path:
     """``--out`` (empty, or a failed start's leftovers) or ``output_dir/NAME-seedS-STAMP``,
-    created and checked writable."""
+    created, locked (``lock`` holds it) and checked writable. The leftovers of a failed
+    start are removed only once the lock is held: a live run holds it, so its files are
+    never taken for leftovers."""
     if out:
         run_dir = Path(out)
         if run_dir.exists() and not run_dir.is_dir():
             raise LcregError(f"--out {run_dir} is a file, not a folder; pick a folder name")
-        if run_dir.exists() and any(run_dir.iterdir()):
-            names = {p.name for p in run_dir.iterdir()}
-            if not names <= set(START_FILES):
-                raise LcregError(
-                    f"run folder {run_dir} already exists and is not empty; "
-                    "pick another --out or continue it with --resume"
-                )
-            for name in names:  # a start that failed before its first epoch: begin afresh
-                target = run_dir / name
-                shutil.rmtree(target) if target.is_dir() else target.unlink()
+        if run_dir.is_dir() and not rf.only_start_files(run_dir):  # refused before the lock is even tried
+            raise LcregError(
+                f"run folder {run_dir} already exists and is not empty; pick another --out or continue it with --resume"
+            )
     else:
         stamp = time.strftime("%Y%m%d-%H%M%S")
         run_dir = Path(cfg.output_dir) / f"{cfg.name}-seed{cfg.seed}-{stamp}"
@@ -47,14 +42,44 @@ def new_run_dir(out: Optional[str], cfg) -> Path:
         probe.unlink()
     except OSError as e:
         raise LcregError(f"cannot create run folder {run_dir}: {e.strerror or type(e).__name__}") from None
+    lock.enter_context(rf.locked(run_dir))
+    rf.clear_failed_start(run_dir)  # under the lock: what is left is a failed start's
     return run_dir
+
+
+def check_resume(run_dir: Path, cfg) -> Optional[dict]:
+    """Everything ``--resume`` reads, checked before the folder changes: the run's files
+    parse, the run is not finished, and its checkpoint is this run's (same config)."""
+    from lcreg.config import to_dict
+    from lcreg.runtime.checkpoint import load_checkpoint
+
+    if rf.is_finished(run_dir):
+        raise LcregError(
+            f"{run_dir} is finished (final_metrics.json and its model files are complete); nothing to resume"
+        )
+    rf.read_environment(run_dir)
+    rf.read_records(run_dir)
+    ckpt = run_dir / rf.CHECKPOINT
+    if not ckpt.exists():
+        return None
+    state = load_checkpoint(ckpt)
+    if not isinstance(state.get("stage"), int) or not isinstance(state.get("epoch"), int):
+        raise LcregError(f"{ckpt} is not a training checkpoint (no stage and epoch)")
+    if state.get("config") is not None and state["config"] != to_dict(cfg):
+        from lcreg.config import from_dict
+
+        if to_dict(from_dict(state["config"])) != to_dict(cfg):
+            raise LcregError(
+                f"{ckpt} was written by another run (its config differs from {run_dir / rf.CONFIG}); "
+                "it cannot continue this one"
+            )
+    return state
 
 
 def train_inputs(args: argparse.Namespace):
     """(config, stages, resume checkpoint, stage-1 model) of a train command, checked; the
     run folder is not created here."""
     from lcreg.config import load_config, load_saved_config
-    from lcreg.engine.train import run_finished
     from lcreg.runtime.checkpoint import load_checkpoint
 
     stages = {"1": (1,), "2": (2,), "all": (1, 2)}[args.stage]
@@ -64,15 +89,10 @@ def train_inputs(args: argparse.Namespace):
             raise LcregError(
                 "--resume continues a run as it was configured; give no preset, overrides, --out or --from"
             )
-        if not (run_dir / "config.yaml").exists():
+        if not (run_dir / rf.CONFIG).is_file():
             raise LcregError(f"{run_dir} is not a run folder (no config.yaml)")
-        cfg = load_saved_config(run_dir / "config.yaml")
-        if run_finished(run_dir, cfg):
-            raise LcregError(
-                f"{run_dir} is finished (final_metrics.json and its model files are complete); nothing to resume"
-            )
-        ckpt = run_dir / "checkpoint.pt"
-        return cfg, stages, load_checkpoint(ckpt) if ckpt.exists() else None, None
+        cfg = load_saved_config(run_dir / rf.CONFIG)
+        return cfg, stages, check_resume(run_dir, cfg), None
     if args.stage != "2":
         cfg = resolve_config(args)
         if cfg.stage1.epochs == 0:
@@ -84,18 +104,19 @@ def train_inputs(args: argparse.Namespace):
     if not args.from_run:
         raise LcregError("--stage 2 needs --from RUN (a run folder with stage1_model.pt)")
     src = Path(args.from_run)
-    stage1_model = src / "stage1_model.pt" if src.is_dir() else src
+    stage1_model = src / rf.model_file(1) if src.is_dir() else src
     if not stage1_model.is_file():
         raise LcregError(f"{stage1_model} does not exist; run stage 1 first")
     preset, overrides = split_config_args(args.config)
     if preset:
         raise LcregError("with --from, give only key=value overrides (the config comes from the run)")
-    if not (stage1_model.parent / "config.yaml").is_file():
+    if not (stage1_model.parent / rf.CONFIG).is_file():
         raise LcregError(f"{stage1_model.parent} holds no config.yaml next to the stage-1 model")
-    base = load_saved_config(stage1_model.parent / "config.yaml")
+    base = load_saved_config(stage1_model.parent / rf.CONFIG)
     load_checkpoint(stage1_model)  # refused here if unreadable or unsafe, before any run folder exists
     held_out = validation_split(base)  # before load_config, which may apply the overrides to base
     cfg = load_config(None, overrides + data_overrides(args), base=base)
+    check_overrides_read(cfg, overrides)
     if (cfg.data.val_fraction > 0 or cfg.data.val_list) and validation_split(cfg) != held_out:
         # choices made on it (tau of tau-norm) mean nothing on images stage 1 trained on (every tau scored 1.0)
         raise LcregError(
@@ -120,16 +141,20 @@ def train(args: argparse.Namespace) -> int:
     info = init_distributed(cfg.device)
     run_dir: Optional[Path] = None
     created = False  # this process made the run folder (rank 0): removed if no epoch completes
+    lock = contextlib.ExitStack()  # the run folder's lock, held (by rank 0) until training ends
     try:
         if args.resume:
             run_dir = Path(args.resume)
+            if info.is_main:
+                lock.enter_context(rf.locked(run_dir))
+                resume = check_resume(run_dir, cfg)  # again, under the lock: another process may have gone on
             for stale in run_dir.glob("*.tmp"):  # pathlib's * matches hidden names too
                 stale.unlink(missing_ok=True)  # a write that a killed process never finished
         else:  # rank 0 picks (and checks) the folder; every rank gets its name, or its error
             chosen: tuple = (None, None)
             if info.is_main:
                 try:
-                    chosen = (str(new_run_dir(args.out, cfg)), None)
+                    chosen = (str(new_run_dir(args.out, cfg, lock)), None)
                 except LcregError as e:
                     chosen = (None, str(e))
             path, error = broadcast_object(chosen, info)
@@ -148,14 +173,16 @@ def train(args: argparse.Namespace) -> int:
         final = trainer.run(stages, resume=resume, stage1_model=stage1_model)
     except BaseException:
         # a run that ends before its first checkpoint leaves no folder behind (nothing to resume)
-        if created and run_dir is not None and not (run_dir / "checkpoint.pt").exists():
+        if created and run_dir is not None and not (run_dir / rf.CHECKPOINT).exists():
             shutil.rmtree(run_dir, ignore_errors=True)
         raise
     finally:
+        lock.close()
         destroy(info)
     if info.is_main:
         summary = {
-            stage: {k: v for k, v in m.get("test", {}).items() if k != "per_class"} for stage, m in final.items()
+            stage: {k: v for k, v in m.get("test", {}).items() if k != "per_class"}
+            for stage, m in rf.stage_metrics(final).items()
         }
         out = {"run_dir": str(run_dir), "final": summary}
         # stage 1's last content measures (the backbone's alone without a latent head)

@@ -3,6 +3,7 @@ optional held-out validation split, class names, training counts and Many/Medium
 
 from __future__ import annotations
 
+import os
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +32,7 @@ class LongTailData:
     thresholds: tuple[int, int]  # (many_threshold, few_threshold)
     val: Optional[ImageSet] = None
     source: str = ""
+    layout: str = ""  # pickles | folders | list | demo
 
     @property
     def num_classes(self) -> int:
@@ -50,6 +52,7 @@ class LongTailData:
         return {
             "dataset": self.name,
             "source": self.source,
+            "layout": self.layout,
             "num_classes": self.num_classes,
             "counts": counts,
             "total": int(sum(counts)),
@@ -247,6 +250,24 @@ def _demo(cfg: DataConfig, cache_dir: Path, decode_size: Optional[int]) -> RawDa
     return RawData(train, test, names, "scikit-learn load_digits (8x8 handwritten digits)", n_max=DEMO_N_MAX)
 
 
+def portable_source(source: str, cfg: DataConfig, cache_dir: Path) -> str:
+    """The source as run files record it: an archive extracted into the cache is named by the
+    archive as given (``data/cifar10-jpeg.tar.gz (extracted)``), the home folder as ``~``, so
+    that no file written for a run carries this machine's cache path."""
+    extracted = str(cache_dir / "extracted") + os.sep
+    if source.startswith(extracted):
+        inner = source[len(extracted) :].split(os.sep, 1)
+        return f"{cfg.data_dir} (extracted)" + (f"/{inner[1]}" if len(inner) > 1 else "")
+    home = str(Path.home())
+    return "~" + source[len(home) :] if home != os.sep and source.startswith(home + os.sep) else source
+
+
+def source_layout(dataset: str, source: str) -> str:
+    if dataset in ("list", "demo"):
+        return dataset
+    return "pickles" if Path(source.split(" (")[0]).name in ("cifar-10-batches-py", "cifar-100-python") else "folders"
+
+
 def build_dataset(cfg: DataConfig) -> LongTailData:
     cache_dir = default_cache_dir(cfg.cache_dir)
     decode_size = cfg.image_size if uses_device_loader(cfg) else None
@@ -288,5 +309,6 @@ def build_dataset(cfg: DataConfig) -> LongTailData:
         class_names=list(names),
         splits=shot_splits(counts, cfg.many_threshold, cfg.few_threshold),
         thresholds=(cfg.many_threshold, cfg.few_threshold),
-        source=source,
+        source=portable_source(source, cfg, cache_dir),
+        layout=source_layout(cfg.dataset, source),
     )

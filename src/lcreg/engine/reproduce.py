@@ -26,10 +26,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional, Sequence
 
-from lcreg.config import DataConfig, as_written_overrides, load_config
+from lcreg import run_folder as rf
+from lcreg.config import Config, DataConfig, as_written_overrides, load_config, load_saved_config, to_dict
 from lcreg.data.longtail import class_counts_profile, held_out_count
 from lcreg.engine.run_folders import find_runs, run_state
-from lcreg.engine.runlog import read_records
 from lcreg.errors import LcregError
 from lcreg.runtime.environment import numerics
 
@@ -158,12 +158,22 @@ def schedule_label(epochs: Optional[int]) -> str:
     return f"SHORTENED schedule ({epochs} + 10 epochs, lr steps scaled), not the paper's 200 + 10"
 
 
+def read_by(overrides: Sequence[str], extra: Sequence[str]) -> list[str]:
+    """Of the queue's ``key=value`` train args, those the method of ``overrides`` reads: the
+    others would change nothing of its run (and ``lcreg train`` refuses them)."""
+    from lcreg.methods import get_method
+
+    chosen = [o.split("=", 1)[1] for o in overrides if o.startswith("method=")]
+    method = get_method(chosen[-1] if chosen else "lcreg")
+    return [e for e in extra if method.reads_key(e.split("=", 1)[0].strip())]
+
+
 def _method_run(
     dataset: str, imbalance: int, method: str, seed: int, out: Path, epochs: Optional[int], extra: Sequence[str]
 ) -> RunSpec:
     """The Table 1 run that trains ``method``, planned ahead of a row that builds on it: the CE
     stage 1 of a decoupled method, the MiSLAS run whose stage 1 is the mixup row."""
-    overrides = [*METHODS[method], *schedule_overrides(epochs), *extra]
+    overrides = [*METHODS[method], *schedule_overrides(epochs), *read_by(METHODS[method], extra)]
     return RunSpec("table1", dataset, imbalance, method, seed, out, f"{dataset}_lt_if{imbalance}", overrides)
 
 
@@ -214,7 +224,8 @@ def plan(
                     if read_stage and all(r.out != out or r.read_stage for r in runs):  # the run it reads goes first
                         runs.append(_method_run(d, imb, trains, s, out, epochs, extra))
                     own = METHODS[trains] if read_stage else known[v]
-                    overrides = [*own, *extra] if stage1 else [*own, *schedule_overrides(epochs), *extra]
+                    mine = read_by(own, extra)
+                    overrides = [*own, *mine] if stage1 else [*own, *schedule_overrides(epochs), *mine]
                     if all((r.out, r.variant) != (out, v) for r in runs):
                         runs.append(RunSpec(table, d, imb, v, s, out, f"{d}_lt_if{imb}", overrides, stage1, read_stage))
     return runs
@@ -226,12 +237,13 @@ def table_runs(
     datasets: Sequence[str],
     asked: list[RunSpec],
     epochs: Optional[int],
+    extra: Sequence[str] = (),
 ) -> list[RunSpec]:
     """What ``results/<table>.md`` covers: the asked runs, and every other finished run of
     the table on disk (any variant, imbalance factor or seed), so that a call for a few
     cells does not drop the others from the table."""
     factors = sorted({*TABLES[table]["imbalance"], *(r.imbalance for r in asked)}, reverse=True)
-    candidates = plan(table, results, datasets, factors, [0], None, epochs)
+    candidates = plan(table, results, datasets, factors, [0], None, epochs, extra)
     runs = list(asked)
     for c in candidates:
         pattern = re.compile(re.escape(c.out.name).replace("_seed0", r"_seed(\d+)", 1) + "$")
@@ -241,9 +253,47 @@ def table_runs(
                 continue
             seed = int(m.group(1))
             if all((r.out, r.variant) != (folder, c.variant) for r in runs):
-                runs.append(plan(table, results, [c.dataset], [c.imbalance], [seed], [c.variant], epochs)[-1])
+                runs.append(plan(table, results, [c.dataset], [c.imbalance], [seed], [c.variant], epochs, extra)[-1])
     order = list(TABLES[table]["variants"])  # the table's own row order, whatever was asked first
     return sorted(runs, key=lambda r: (r.dataset, -r.imbalance, order.index(r.variant), r.seed))
+
+
+def cell_config(r: RunSpec) -> Config:
+    """What the cell trains: its preset and overrides (the ``key=value`` ones of the queue's
+    ``--train-args`` among them: ``plan(extra=...)``), on its stage-1 run's saved config for a
+    decoupled method, and its seed."""
+    if r.stage1_from is not None and (r.stage1_from / rf.CONFIG).is_file():
+        cfg = load_config(None, r.overrides, base=load_saved_config(r.stage1_from / rf.CONFIG))
+    else:
+        cfg = load_config(r.preset, r.overrides)
+    cfg.seed = r.seed
+    return cfg
+
+
+def differences(r: RunSpec, saved: Config) -> list[str]:
+    """How the run saved in the cell's folder differs from the cell, on the keys its method reads."""
+    from lcreg.methods import get_method
+
+    cell = cell_config(r)
+    return rf.experiment_differences(to_dict(saved), to_dict(cell), get_method(cell.method).reads_key)
+
+
+def is_cell(r: RunSpec) -> bool:
+    """Whether the run in the cell's folder is that cell (its saved config is the cell's)."""
+    return not differences(r, load_saved_config(r.out / rf.CONFIG))
+
+
+def check_cell(r: RunSpec) -> None:
+    """A run already in the cell's folder must be that cell: one trained with other settings
+    (``--train-args stage1.epochs=1``) is never counted, resumed or replaced as it."""
+    if not (r.out / rf.CONFIG).is_file():
+        return
+    diff = differences(r, load_saved_config(r.out / rf.CONFIG))
+    if diff:
+        raise LcregError(
+            f"{r.out} holds a run of another experiment than the cell {r.variant} ({'; '.join(diff[:2])}): "
+            "it is not this cell; move it away (nothing was changed)"
+        )
 
 
 def numerics_of_args(train_args: Sequence[str], cuda: bool) -> tuple[bool, bool]:
@@ -258,8 +308,8 @@ def epochs_left(spec: RunSpec, epochs: int) -> int:
     one has logged some already."""
     total = (0 if spec.stage1_from else epochs) + 10
     try:
-        done = len(read_records(spec.out))
-    except (OSError, ValueError):
+        done = len(rf.read_records(spec.out))
+    except LcregError:
         done = 0
     return max(total - done, 0)
 
@@ -336,8 +386,12 @@ def dry_run_lines(runs: list[RunSpec], results: Path, epochs: int, train_args: S
 
 
 def _prune(out: Path) -> None:
-    (out / "checkpoint.pt").unlink(missing_ok=True)
-    shutil.rmtree(out / "tensorboard", ignore_errors=True)
+    """A finished run keeps config, logs, metrics, models and analysis: its checkpoint and
+    TensorBoard events go (they only serve a resume)."""
+    if rf.state(out) != "finished":
+        return
+    (out / rf.CHECKPOINT).unlink(missing_ok=True)
+    shutil.rmtree(out / rf.TENSORBOARD, ignore_errors=True)
 
 
 class RunFailed(LcregError):
@@ -354,10 +408,13 @@ class RunFailed(LcregError):
 def _lcreg(*args: str) -> None:
     cmd = [sys.executable, "-m", "lcreg", *args]
     print("+ lcreg " + " ".join(args), flush=True)
-    errors = []
-    with subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True) as proc:
+    errors, traceback = [], []
+    with subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True, errors="replace") as proc:
         try:
             for line in proc.stderr:  # passed on as it comes (warnings mid-run), errors kept for the reason
+                if traceback or line.startswith("Traceback (most recent call last)"):
+                    traceback.append(line.rstrip("\n"))  # a crash: kept for the one-line reason, not echoed
+                    continue
                 sys.stderr.write(line)
                 sys.stderr.flush()
                 if line.startswith("lcreg: error:"):
@@ -366,12 +423,25 @@ def _lcreg(*args: str) -> None:
             proc.terminate()
             raise
     if proc.returncode != 0:
-        raise RunFailed("lcreg " + " ".join(args), errors[-1] if errors else f"exit code {proc.returncode}")
+        if errors:
+            reason = errors[-1]
+        elif traceback:
+            last = next((t for t in reversed(traceback) if t.strip()), "")
+            reason = f"it crashed: {rf.short(last.strip(), 160)}; run that command alone to see its traceback"
+        else:
+            reason = f"exit code {proc.returncode}"
+        raise RunFailed("lcreg " + " ".join(args), reason)
 
 
 def execute(runs: list[RunSpec], data_dir: str, train_args: Sequence[str]) -> None:
+    """Train what is not finished, in order. Nothing is deleted here: a folder holding only a
+    failed start's files is taken over by ``lcreg train`` itself (under the folder's lock),
+    any other folder is refused by it; a run that is not its cell's stops the queue."""
+    # key=value train args reach each run through its overrides (those its method reads)
+    flags = [a for a in train_args if not ("=" in a and not a.startswith("-"))]
     for i, r in enumerate(runs, 1):
         state = run_state(r.out)
+        check_cell(r)
         read = f" (stage {r.read_stage}: the {r.variant} row)" if r.read_stage else ""
         print(f"[{i}/{len(runs)}] {r.out}{read}: {state}", flush=True)
         if state == "finished":
@@ -379,8 +449,6 @@ def execute(runs: list[RunSpec], data_dir: str, train_args: Sequence[str]) -> No
         if state == "interrupted":
             _lcreg("train", "--resume", str(r.out), "--no-progress")
         elif r.stage1_from is not None:
-            if r.out.exists():
-                shutil.rmtree(r.out)
             _lcreg(
                 "train",
                 "--stage",
@@ -390,12 +458,10 @@ def execute(runs: list[RunSpec], data_dir: str, train_args: Sequence[str]) -> No
                 "--out",
                 str(r.out),
                 "--no-progress",
-                *train_args,
+                *flags,
                 *r.overrides,
             )
         else:
-            if r.out.exists():
-                shutil.rmtree(r.out)  # died before its first checkpoint: nothing to keep
             _lcreg(
                 "train",
                 r.preset,
@@ -406,7 +472,7 @@ def execute(runs: list[RunSpec], data_dir: str, train_args: Sequence[str]) -> No
                 "--out",
                 str(r.out),
                 "--no-progress",
-                *train_args,
+                *flags,
                 *r.overrides,
             )
         if not (r.out / "analysis" / "diagnostics.json").is_file():

@@ -9,24 +9,16 @@ final_metrics.json, metrics.jsonl, the last stage's model file).
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 from typing import Optional
 
+from lcreg import run_folder as rf
 from lcreg.config import Config, load_saved_config, to_dict
-from lcreg.engine.runlog import read_records
-from lcreg.engine.train import run_finished
-from lcreg.errors import LcregError
 from lcreg.runtime.environment import numerics, run_provenance
 
-
-def run_state(folder: Path) -> str:
-    """finished | interrupted (has a checkpoint) | new."""
-    if run_finished(folder):
-        return "finished"
-    return "interrupted" if (folder / "checkpoint.pt").is_file() else "new"
+run_state = rf.state  # finished | interrupted | new (a damaged final_metrics.json: an error)
 
 
 @dataclass
@@ -84,20 +76,14 @@ class FinishedRun:
 
 
 def read_finished_run(folder: Path) -> Optional[FinishedRun]:
-    """The finished run in ``folder``; None for a folder that is not one (not finished,
-    or its files unreadable)."""
-    if not run_finished(folder):
+    """The finished run in ``folder``; None for a folder that is not finished. A finished
+    run whose files are damaged is an error (one line naming the file)."""
+    if not rf.is_finished(folder):
         return None
-    try:
-        config = load_saved_config(folder / "config.yaml")  # older versions' configs migrated
-        env = json.loads((folder / "environment.json").read_text())
-        final = json.loads((folder / "final_metrics.json").read_text())
-    except (OSError, ValueError, LcregError):
-        return None
-    try:
-        seconds = sum(r.get("seconds", 0.0) for r in read_records(folder))
-    except (OSError, ValueError):
-        seconds = 0.0
+    config = load_saved_config(folder / rf.CONFIG)  # older versions' configs migrated
+    env = rf.read_environment(folder)
+    final = rf.read_final(folder) or {}
+    seconds = sum(r.get("seconds", 0.0) or 0.0 for r in rf.read_records(folder))
     return FinishedRun(folder, config, env, final, seconds)
 
 
@@ -106,7 +92,7 @@ def find_runs(root: Path) -> tuple[list[FinishedRun], list[Path]]:
     finished, unfinished = [], []
     for cfg_path in sorted(root.glob("**/config.yaml")):
         folder = cfg_path.parent
-        if not (folder / "environment.json").is_file():
+        if not rf.is_run_folder(folder):
             continue  # a config.yaml that is not a run folder's
         run = read_finished_run(folder)
         if run is None:

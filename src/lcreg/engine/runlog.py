@@ -9,13 +9,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-
-def read_records(run_dir: Path) -> list[dict]:
-    """The per-epoch records of a run's metrics.jsonl, oldest first ([] without one)."""
-    path = Path(run_dir) / "metrics.jsonl"
-    if not path.is_file():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+from lcreg.run_folder import METRICS, METRICS_CSV, TENSORBOARD, read_records
 
 
 def _scalars(record: dict, prefix: str = "") -> dict[str, float]:
@@ -28,22 +22,17 @@ def _scalars(record: dict, prefix: str = "") -> dict[str, float]:
     return out
 
 
-def _stage_epoch(line: str) -> tuple[int, int]:
-    record = json.loads(line)
-    return record["stage"], record["epoch"]
-
-
 class RunLogger:
     def __init__(self, run_dir: Path, tensorboard: bool = True) -> None:
         self.run_dir = Path(run_dir)
-        self.jsonl = self.run_dir / "metrics.jsonl"
-        self.csv = self.run_dir / "metrics.csv"
+        self.jsonl = self.run_dir / METRICS
+        self.csv = self.run_dir / METRICS_CSV
         self.writer = None
         if tensorboard:
             try:
                 from torch.utils.tensorboard import SummaryWriter
 
-                self.writer = SummaryWriter(str(self.run_dir / "tensorboard"))
+                self.writer = SummaryWriter(str(self.run_dir / TENSORBOARD))
             except ImportError:  # tensorboard is a dependency, but a trimmed install still trains
                 self.writer = None
 
@@ -66,11 +55,11 @@ class RunLogger:
         which the resumed process runs (and logs) again."""
         if not self.jsonl.is_file():
             return
-        lines = self.jsonl.read_text().splitlines()
-        kept = [ln for ln in lines if ln.strip() and _stage_epoch(ln) <= (stage, epoch)]
-        if len(kept) != len(lines):
+        lines = self.jsonl.read_text(errors="replace").splitlines()
+        kept = [r for r in read_records(self.run_dir) if (r["stage"], r["epoch"]) <= (stage, epoch)]
+        if len(kept) != len([ln for ln in lines if ln.strip()]) or not self.jsonl.read_bytes().endswith(b"\n"):
             tmp = self.jsonl.with_name(self.jsonl.name + ".tmp")
-            tmp.write_text("".join(ln + "\n" for ln in kept))
+            tmp.write_text("".join(json.dumps(r) + "\n" for r in kept))
             os.replace(tmp, self.jsonl)
             self._rewrite_csv()
 
@@ -78,8 +67,7 @@ class RunLogger:
         """Columns differ between epochs (test metrics only every N epochs), so the CSV is
         rebuilt from the JSONL with the union of columns; cheap at a few hundred rows."""
         rows = []
-        for line in self.jsonl.read_text().splitlines():
-            rec = json.loads(line)
+        for rec in read_records(self.run_dir):
             rows.append(
                 {
                     "stage": rec.get("stage"),

@@ -15,7 +15,6 @@ evaluates and writes the run folder.
 from __future__ import annotations
 
 import functools
-import json
 import time
 import warnings
 from pathlib import Path
@@ -25,7 +24,8 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from lcreg.config import Config, load_saved_config, save_config, to_dict
+from lcreg import run_folder as rf
+from lcreg.config import Config, save_config, to_dict
 from lcreg.data import DeviceLoader, LongTailData, build_dataset, create_sampler
 from lcreg.data.images import ImageSet
 from lcreg.data.loaders import eval_loader, split_loader
@@ -106,19 +106,6 @@ def evaluate(model: nn.Module, loader: Iterable, device: torch.device, splits: d
     return classification_metrics(out.logits, out.targets, splits)
 
 
-def run_finished(run_dir: Path, cfg: Optional[Config] = None) -> bool:
-    """Whether a run folder holds the metrics and model file of its method's last stage
-    (written atomically, so present means complete)."""
-    final_path = run_dir / "final_metrics.json"
-    try:
-        final = json.loads(final_path.read_text())
-        cfg = cfg if cfg is not None else load_saved_config(run_dir / "config.yaml")
-    except (OSError, ValueError, LcregError):
-        return False
-    stage = get_method(cfg.method).stages(cfg)[-1]
-    return f"stage{stage}" in final and (run_dir / f"stage{stage}_model.pt").is_file()
-
-
 def model_summary(data: LongTailData) -> dict:
     """What a checkpoint needs so that eval/predict can rebuild the model on its own."""
     return {
@@ -160,23 +147,21 @@ class Trainer:
         self.rng = np.random.default_rng(cfg.seed)
         # wall time of the run: this process's, plus what earlier processes logged before a resume
         self._started, self._elapsed_before = time.perf_counter(), 0.0
-        self.final: dict = {}
         self._warned_collapse = False
-        final_path = self.run_dir / "final_metrics.json"
-        if final_path.exists():
-            self.final = json.loads(final_path.read_text())
+        # the stages the method plans, recorded so that "finished" needs no method registry
+        self.final: dict = rf.read_final(self.run_dir) or {"stages": list(self.method.stages(cfg))}
 
     # -- bookkeeping ------------------------------------------------------------------
     def write_run_files(self) -> None:
-        save_config(self.cfg, self.run_dir / "config.yaml")
-        atomic_write_json(self.run_dir / "environment.json", environment_info(self.device))
-        atomic_write_json(self.run_dir / "data_stats.json", self.data.stats())
+        save_config(self.cfg, self.run_dir / rf.CONFIG)
+        atomic_write_json(self.run_dir / rf.ENVIRONMENT, environment_info(self.device))
+        atomic_write_json(self.run_dir / rf.DATA_STATS, self.data.stats())
 
     def record_resume(self, checkpoint: dict) -> None:
         """Add this process to environment.json's ``resumes`` (commit, device, command, and
         the stage and epoch it continues from)."""
-        path = self.run_dir / "environment.json"
-        env = json.loads(path.read_text()) if path.is_file() else environment_info(self.device)
+        path = self.run_dir / rf.ENVIRONMENT
+        env = rf.read_environment(self.run_dir) if path.is_file() else environment_info(self.device)
         atomic_write_json(path, with_resume(env, self.device, checkpoint["stage"], checkpoint["epoch"]))
 
     def elapsed(self) -> float:
@@ -252,7 +237,7 @@ class Trainer:
                 "summary": model_summary(self.data),
                 "elapsed_s": self.elapsed(),
             },
-            self.run_dir / "checkpoint.pt",
+            self.run_dir / rf.CHECKPOINT,
         )
 
     def _restore(self, state: dict, optimizer, scheduler, loader) -> None:
@@ -275,7 +260,7 @@ class Trainer:
         self.final[f"stage{stage}"] = {"epoch": epoch, "wall_seconds": self.elapsed(), **evals}
         if not self.main:
             return
-        atomic_write_json(self.run_dir / "final_metrics.json", self.final)
+        atomic_write_json(self.run_dir / rf.FINAL, self.final)
         save_checkpoint(
             {
                 "model": self.model.state_dict(),
@@ -283,12 +268,12 @@ class Trainer:
                 "stage": stage,
                 "summary": model_summary(self.data),
             },
-            self.run_dir / f"stage{stage}_model.pt",
+            self.run_dir / rf.model_file(stage),
         )
 
     def stage_finished(self, stage: int) -> bool:
         """Its final metrics written and its model file complete (written atomically)."""
-        return f"stage{stage}" in self.final and (self.run_dir / f"stage{stage}_model.pt").is_file()
+        return f"stage{stage}" in self.final and (self.run_dir / rf.model_file(stage)).is_file()
 
     def _run_stage(self, plan: StagePlan, resume: Optional[dict] = None) -> None:
         """One stage of any method: restore a checkpoint, then per epoch train, log (with the
@@ -446,7 +431,7 @@ class Trainer:
                 self.stage1(resume if resume_stage == 1 else None)
             if 2 in stages and 2 in self.method.stages(self.cfg):
                 if 1 not in stages and resume_stage != 2:
-                    self.load_stage1_model(stage1_model or self.run_dir / "stage1_model.pt")
+                    self.load_stage1_model(stage1_model or self.run_dir / rf.model_file(1))
                 self.stage2(resume if resume_stage == 2 else None)
         finally:
             if self.logger is not None:

@@ -20,6 +20,36 @@ from lcreg.config import Config
 from lcreg.losses import LabelAwareSmoothing, effective_number_weights
 from lcreg.models.classifiers import LinearHead
 
+# what every method reads: the run settings, the data, the backbone and stage 1
+COMMON_KEYS = (
+    "config_version",
+    "name",
+    "method",
+    "seed",
+    "device",
+    "amp",
+    "compile",
+    "compile_mode",
+    "deterministic",
+    "eval_every",
+    "log_every",
+    "output_dir",
+    "data.",
+    "model.backbone",
+    "model.pretrained",
+    "stage1.",
+)
+
+
+def _matches(key: str, patterns: Sequence[str]) -> bool:
+    return any(key == k or (k.endswith(".") and key.startswith(k)) for k in patterns)
+
+
+# MiSLAS's stage 2, read whole by the methods that use it
+MISLAS_STAGE2 = ("stage2.",)
+# the DRW schedule and weights
+DRW_KEYS = ("loss.drw_epoch", "loss.cb_beta")
+
 
 @dataclass
 class Stage2Recipe:
@@ -57,6 +87,19 @@ class Method:
     summary: ClassVar[str] = ""
     mixup: ClassVar[bool] = True  # stage 1 mixes batches (stage1.mixup_alpha); False: never
     has_stage2: ClassVar[bool] = False
+    # the config keys the method reads beyond those of every method (COMMON_KEYS): dotted
+    # keys, or sections ending in "."; an override of any other key is refused
+    reads: ClassVar[tuple[str, ...]] = ()
+
+    def reads_key(self, key: str) -> bool:
+        """Whether this method's training depends on the dotted config ``key``."""
+        if key == "stage1.mixup_alpha":
+            return self.mixup
+        return _matches(key, (*COMMON_KEYS, *self.reads))
+
+    def own_keys(self, keys: Sequence[str]) -> list[str]:
+        """Of ``keys``, those this method reads that not every method reads."""
+        return [k for k in keys if self.reads_key(k) and not _matches(k, COMMON_KEYS)]
 
     def check(self, cfg: Config) -> None:
         """Refuse a config this method cannot train, before any work (LcregError)."""

@@ -28,6 +28,8 @@ TAU_GRID = tuple(round(0.1 * i, 1) for i in range(21))  # 0.0 .. 2.0
 class _Decoupled(Method):
     mixup = False
     has_stage2 = True
+    # their stage 2 fixes sampler, smoothing, lr factor and BN mode: only its schedule is read
+    reads = ("stage2.epochs", "stage2.batch_size", "stage2.lr", "stage2.momentum", "stage2.weight_decay")
 
 
 @METHODS.register()
@@ -88,6 +90,8 @@ class TauNorm(_Decoupled):
     name = "tau_norm"
     paper = "Kang et al., Decoupling Representation and Classifier for Long-Tailed Recognition (ICLR 2020)"
     summary = "CE stage 1; classifier weights / norm^tau, tau chosen on the validation split"
+
+    reads = ()  # no training in stage 2
 
     def check(self, cfg: Config) -> None:
         if cfg.data.val_fraction <= 0 and not cfg.data.val_list:

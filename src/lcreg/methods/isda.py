@@ -10,7 +10,7 @@ import torch.nn as nn
 
 from lcreg.config import Config
 from lcreg.losses import ClassISDALoss
-from lcreg.methods.base import Method, Stage2Recipe, mislas_stage2
+from lcreg.methods.base import MISLAS_STAGE2, Method, Stage2Recipe, mislas_stage2
 from lcreg.registry import METHODS
 
 
@@ -32,6 +32,7 @@ class ISDA(Method):
     paper = "Wang et al., Implicit Semantic Data Augmentation for Deep Networks (NeurIPS 2019)"
     summary = "MiSLAS with ISDA on class features (class-conditional covariances)"
     has_stage2 = True
+    reads = ("loss.lambda0", "loss.covariance", *MISLAS_STAGE2)
 
     def create_objective(self, cfg: Config, model: nn.Module, counts: Sequence[int]) -> nn.Module:
         fc = model.head.fc

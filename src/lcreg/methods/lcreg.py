@@ -9,7 +9,7 @@ import torch.nn as nn
 
 from lcreg.config import Config
 from lcreg.losses import LatentAugmentationLoss, LCRegObjective, ReconstructionLoss
-from lcreg.methods.base import Method, Stage2Recipe, mislas_stage2
+from lcreg.methods.base import MISLAS_STAGE2, Method, Stage2Recipe, mislas_stage2
 from lcreg.models.network import latent_head
 from lcreg.registry import METHODS
 
@@ -23,6 +23,22 @@ class LCReg(Method):
     paper = "Liu, Wu et al., LCReg: Long-Tailed Image Classification with Latent Categories based Recognition"
     summary = "latent categories + reconstruction + latent ISDA (eq. 10), MiSLAS stage 2"
     has_stage2 = True
+    reads = (
+        "model.latent.",
+        "loss.alpha",
+        "loss.beta",
+        "loss.gamma",
+        "loss.lambda0",
+        "loss.covariance",
+        "loss.latent_samples",
+        "loss.latent_bias",
+        "loss.detach_features",
+        "loss.detach_terms",
+        "loss.recon_similarity",
+        "loss.recon_temperature",
+        "loss.recon_reduction",
+        *MISLAS_STAGE2,
+    )
 
     def create_head(self, cfg: Config, in_features: int, num_classes: int) -> nn.Module:
         return latent_head(in_features, num_classes, cfg.model)

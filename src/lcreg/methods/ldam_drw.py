@@ -11,7 +11,7 @@ import torch.nn as nn
 
 from lcreg.config import Config
 from lcreg.losses import LDAMLoss
-from lcreg.methods.base import ClassificationObjective, Method, apply_drw
+from lcreg.methods.base import DRW_KEYS, ClassificationObjective, Method, apply_drw
 from lcreg.models.classifiers import CosineHead
 from lcreg.registry import METHODS
 
@@ -22,6 +22,7 @@ class LDAMDRW(Method):
     paper = "Cao et al., Learning Imbalanced Datasets with Label-Distribution-Aware Margin Loss (NeurIPS 2019)"
     summary = "cosine classifier, LDAM margins, deferred class-balanced re-weighting"
     mixup = False
+    reads = ("loss.ldam_max_margin", "loss.ldam_scale", *DRW_KEYS)
 
     def create_head(self, cfg: Config, in_features: int, num_classes: int) -> nn.Module:
         return CosineHead(in_features, num_classes, cfg.loss.ldam_scale)  # logits s * cos

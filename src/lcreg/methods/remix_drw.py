@@ -11,7 +11,7 @@ import torch.nn as nn
 
 from lcreg.config import Config
 from lcreg.losses import SoftMixupCrossEntropy, remix_targets
-from lcreg.methods.base import Method, apply_drw
+from lcreg.methods.base import DRW_KEYS, Method, apply_drw
 from lcreg.registry import METHODS
 
 
@@ -33,6 +33,7 @@ class RemixDRW(Method):
     name = "remix_drw"
     paper = "Chou et al., Remix: Rebalanced Mixup (ECCV 2020 workshops)"
     summary = "rebalanced mixup labels, deferred class-balanced re-weighting"
+    reads = ("loss.remix_kappa", "loss.remix_tau", *DRW_KEYS)
 
     def create_objective(self, cfg: Config, model: nn.Module, counts: Sequence[int]) -> nn.Module:
         return RemixObjective(counts, cfg.loss.remix_kappa, cfg.loss.remix_tau)

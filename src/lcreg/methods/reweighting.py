@@ -19,6 +19,7 @@ class Focal(Method):
     paper = "Lin et al., Focal Loss for Dense Object Detection (ICCV 2017)"
     summary = "focal loss (gamma = loss.focal_gamma)"
     mixup = False
+    reads = ("loss.focal_gamma",)
 
     def create_objective(self, cfg: Config, model: nn.Module, counts: Sequence[int]) -> nn.Module:
         return ClassificationObjective(FocalLoss(len(counts), cfg.loss.focal_gamma))
@@ -30,6 +31,7 @@ class ClassBalanced(Method):
     paper = "Cui et al., Class-Balanced Loss Based on Effective Number of Samples (CVPR 2019)"
     summary = "cross-entropy weighted by the effective number of samples (beta = loss.cb_beta)"
     mixup = False
+    reads = ("loss.cb_beta",)
 
     def create_objective(self, cfg: Config, model: nn.Module, counts: Sequence[int]) -> nn.Module:
         return ClassificationObjective(
@@ -43,6 +45,7 @@ class BalancedSoftmax(Method):
     paper = "Ren et al., Balanced Meta-Softmax (NeurIPS 2020); Menon et al., logit adjustment (ICLR 2021)"
     summary = "cross-entropy of logits + tau log prior (tau = loss.logit_adjust_tau; 1: balanced softmax)"
     mixup = False
+    reads = ("loss.logit_adjust_tau",)
 
     def create_objective(self, cfg: Config, model: nn.Module, counts: Sequence[int]) -> nn.Module:
         return ClassificationObjective(LogitAdjustedLoss(counts, cfg.loss.logit_adjust_tau))

@@ -82,6 +82,16 @@ def device_name(device: torch.device) -> str:
     )
 
 
+def command_line(argv: list[str]) -> str:
+    """The command as a user would type it, without this machine's paths: ``lcreg ...`` for
+    the entry point or ``python -m lcreg``, paths below the working folder made relative."""
+    cwd = os.getcwd() + os.sep
+    first = os.path.basename(argv[0]) if argv else "lcreg"
+    words = ["lcreg" if first in ("lcreg", "__main__.py") else first]
+    words += [a.replace(cwd, "") for a in argv[1:]]
+    return " ".join(words)
+
+
 def environment_info(device: torch.device) -> dict:
     return {
         "commit": git_commit(),
@@ -89,7 +99,7 @@ def environment_info(device: torch.device) -> dict:
         "torch": torch.__version__,
         "python": sys.version.split()[0],
         "platform": platform.platform(),
-        "command": " ".join(sys.argv),
+        "command": command_line(sys.argv),
     }
 
 
