@@ -162,7 +162,9 @@ def test_every_method_trains_and_its_model_serves_every_command(name, tmp_path, 
     """The registry-wide contract: a short demo run of each method finishes with finite
     losses and a model file that eval, predict and export take."""
     run = tmp_path / "run"
-    assert main(["train", "--out", str(run), f"method={name}", *SHORT]) == 0
+    # an override the method never reads is refused (test_overrides_a_method_does_not_read_are_refused)
+    short = [a for a in SHORT if "=" not in a or get_method(name).reads_key(a.split("=")[0])]
+    assert main(["train", "--out", str(run), f"method={name}", *short]) == 0
     final = json.loads((run / "final_metrics.json").read_text())
     stages = get_method(name).stages(load_config("demo"))
     assert f"stage{stages[-1]}" in final and 0 <= final[f"stage{stages[-1]}"]["test"]["top1"] <= 1
@@ -177,6 +179,24 @@ def test_every_method_trains_and_its_model_serves_every_command(name, tmp_path, 
     if name == "tau_norm":
         assert "tau" in final["stage2_choice"]
     capsys.readouterr()
+
+
+def test_overrides_a_method_does_not_read_are_refused(capsys):
+    # CE would train plain CE with loss.focal_gamma set; cRT hard-codes its stage-2 sampler
+    for argv, key in (
+        (["method=ce", "loss.focal_gamma=3"], "loss.focal_gamma"),
+        (["method=crt", "stage2.sampler=instance"], "stage2.sampler"),
+        (["method=mislas", "model.latent.num_latents=20"], "model.latent.num_latents"),
+    ):
+        assert main(["train", *argv]) == 2
+        err = capsys.readouterr().err
+        assert f"does not read {key}" in err and argv[0].split("=")[1] in err
+    # what each reads: its own keys with their defaults
+    assert main(["methods", "ldam_drw"]) == 0
+    out = capsys.readouterr().out
+    assert "loss.ldam_scale = 30.0" in out and "loss.focal_gamma" not in out
+    assert get_method("lcreg").reads_key("model.latent.temperature") and not get_method("ce").reads_key("stage2.lr")
+    assert get_method("mixup").reads_key("stage1.mixup_alpha") and not get_method("ce").reads_key("stage1.mixup_alpha")
 
 
 def test_methods_command_lists_the_registry(capsys):

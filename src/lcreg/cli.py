@@ -216,6 +216,8 @@ def _check_output_file(out: Path, force: bool) -> None:
     """An output file never replaces a run's own files, and another existing file only with --force."""
     if out.is_dir():
         raise LcregError(f"--out {out} is a folder; give a file name")
+    if out.exists() and not out.is_file():  # a device, a FIFO, a socket: never replaced, even with --force
+        raise LcregError(f"cannot write {out}: it exists and is not a regular file")
     if out.exists() and _is_run_file(out.resolve()):
         raise LcregError(
             f"{out} belongs to a run folder (model, checkpoint, config or log); write the export elsewhere"
@@ -248,14 +250,17 @@ def cmd_data_stats(args: argparse.Namespace) -> int:
     from lcreg.data import build_dataset
 
     cfg = resolve_config(args)
+    if args.plot:  # checked before the data is read
+        from lcreg.eval.plots import figure_format
+
+        _check_output_file(Path(args.plot), args.force)
+        figure_format(Path(args.plot))
     data = build_dataset(cfg.data)
     stats = data.stats()
     if args.plot:
         from lcreg.eval.plots import plot_class_distribution
 
         plot = Path(args.plot)
-        if plot.exists() and not args.force:
-            raise LcregError(f"{plot} already exists; pass --force to overwrite it")
         plot.parent.mkdir(parents=True, exist_ok=True)
         plot_class_distribution(
             stats["counts"],

@@ -19,7 +19,7 @@ from typing import Any, Optional, get_args, get_origin, get_type_hints
 
 import yaml
 
-from lcreg.errors import LcregError
+from lcreg.errors import LcregError, short
 from lcreg.registry import BACKBONES, DATASETS, METHODS, SAMPLERS, Registry
 
 
@@ -438,6 +438,27 @@ _LOWER_BOUNDS = (
 )
 
 
+# (key, highest allowed): values that would ask for absurd memory or time, refused before
+# anything is allocated (M latent categories make an M x D x D covariance; a crop padding or
+# an image size beyond these is not an image setting; a schedule of millions of epochs never ends)
+_UPPER_BOUNDS = (
+    ("seed", 2**32 - 1),  # numpy's seeds
+    ("data.selection_seed", 2**32 - 1),
+    ("stage1.epochs", 100_000),
+    ("stage2.epochs", 100_000),
+    ("stage1.warmup_epochs", 100_000),
+    ("stage1.batch_size", 1 << 20),
+    ("stage2.batch_size", 1 << 20),
+    ("model.latent.num_latents", 4096),
+    ("data.image_size", 2048),
+    ("data.crop_padding", 256),
+    ("data.num_workers", 256),
+    ("eval_every", 100_000),
+    ("log_every", 1 << 20),
+)
+MAX_LIST = 64  # milestones and other lists in a config
+
+
 # values a registry does not hold but the config accepts
 _SPECIAL = {"model.backbone": ("auto",)}  # chosen from the images (the folder preset)
 
@@ -452,6 +473,19 @@ def validate(cfg: Config) -> None:
             if not close and isinstance(choices, Registry):
                 hint = f"; a plug-in's {choices.kind}? name its module in LCREG_PLUGINS"
             raise LcregError(f"{key}={value!r} is not one of: {', '.join(names)}{hint}")
+    for key, high in _UPPER_BOUNDS:
+        value = get_key(cfg, key)
+        if isinstance(value, (int, float)) and value > high:
+            raise LcregError(f"{key} must be <= {high}, got {short(value, 24)}")
+    if cfg.seed < 0 or cfg.data.selection_seed < 0:
+        raise LcregError(f"seed and data.selection_seed must be >= 0 (numpy's seeds), got {short(cfg.seed, 24)}")
+    for key in ("stage1.milestones", "data.mean", "data.std"):
+        if len(get_key(cfg, key)) > MAX_LIST:
+            raise LcregError(f"{key} holds {len(get_key(cfg, key))} values; at most {MAX_LIST}")
+    if cfg.data.crop_padding > max(cfg.data.image_size, 32):
+        raise LcregError(
+            f"data.crop_padding={cfg.data.crop_padding} is larger than the image (data.image_size={cfg.data.image_size})"
+        )
     for key, low, inclusive in _LOWER_BOUNDS:
         value = get_key(cfg, key)
         if not math.isfinite(value) or value < low or (value == low and not inclusive):
@@ -470,7 +504,9 @@ def validate(cfg: Config) -> None:
     if cfg.stage2.eps_head >= 1 or cfg.stage2.eps_tail >= 1:
         raise LcregError("stage2.eps_head and stage2.eps_tail (label smoothing) must be < 1")
     if not all(isinstance(m, int) and not isinstance(m, bool) and m >= 0 for m in cfg.stage1.milestones):
-        raise LcregError(f"stage1.milestones must be a list of epochs (integers >= 0), got {cfg.stage1.milestones}")
+        raise LcregError(
+            f"stage1.milestones must be a list of epochs (integers >= 0), got {short(cfg.stage1.milestones)}"
+        )
     if len(cfg.data.mean) != 3 or len(cfg.data.std) != 3 or not all(s > 0 for s in cfg.data.std):
         raise LcregError("data.mean and data.std need three values each (std > 0)")
     if cfg.data.few_threshold > cfg.data.many_threshold:
@@ -478,7 +514,9 @@ def validate(cfg: Config) -> None:
 
 
 def save_config(cfg: Config, path: Path) -> None:
-    path.write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False))
+    from lcreg.files import atomic_write_text
+
+    atomic_write_text(path, yaml.safe_dump(to_dict(cfg), sort_keys=False))
 
 
 def load_saved_config(path: Path) -> Config:

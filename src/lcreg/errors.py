@@ -6,6 +6,12 @@ and keeps its traceback.
 """
 
 
+def short(value: object, limit: int = 60) -> str:
+    """A value for a message, never of unbounded size."""
+    text = value if isinstance(value, str) else repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 class LcregError(Exception):
     """A problem with the user's input (path, config key, data layout, image file)."""
 

@@ -45,18 +45,38 @@ def _fsync_folder(folder: Path) -> None:
         os.close(fd)
 
 
+def check_output(path: Path) -> None:
+    """An output may replace a regular file, never a folder, a device (/dev/null), a FIFO or
+    a socket (nor a link to one): every command that writes checks its target with this."""
+    path = Path(path)
+    if path.exists() and not path.is_file():
+        raise LcregError(f"cannot write {path}: it exists and is not a regular file")
+
+
+def check_output_dir(path: Path) -> None:
+    """An output folder may exist only as a folder."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise LcregError(f"cannot write into {path}: it exists and is not a folder")
+
+
+def replace_output(tmp: Path, path: Path) -> None:
+    """Rename a finished temporary file over ``path``, checked again just before."""
+    check_output(path)
+    os.replace(tmp, path)
+
+
 def atomic_write(path: Path, write: Callable[[io.BufferedWriter], None]) -> None:
     """``write(f)`` into a temporary file next to ``path``, fsync, rename over ``path``."""
     path = Path(path)
-    if path.exists() and not path.is_file():  # a folder, a device (/dev/full), a pipe: never replaced
-        raise LcregError(f"cannot write {path}: it exists and is not a regular file")
+    check_output(path)  # a folder, a device (/dev/full), a pipe: never replaced
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         with open(tmp, "wb") as f:
             write(f)
             f.flush()
             os.fsync(f.fileno())
-        os.replace(tmp, path)
+        replace_output(tmp, path)
     except (OSError, RuntimeError) as e:
         try:
             tmp.unlink(missing_ok=True)
@@ -68,6 +88,15 @@ def atomic_write(path: Path, write: Callable[[io.BufferedWriter], None]) -> None
 
 def atomic_write_text(path: Path, text: str) -> None:
     atomic_write(path, lambda f: f.write(text.encode()))
+
+
+def atomic_write_csv(path: Path, rows: list) -> None:
+    """Rows (lists) as a CSV file, written atomically."""
+    import csv
+
+    buffer = io.StringIO()
+    csv.writer(buffer).writerows(rows)
+    atomic_write_text(path, buffer.getvalue())
 
 
 def atomic_write_json(path: Path, obj: Any) -> None:

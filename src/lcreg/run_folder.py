@@ -32,7 +32,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable, Iterator, Optional
 
-from lcreg.errors import LcregError
+from lcreg.errors import LcregError, short
 
 CONFIG = "config.yaml"
 ENVIRONMENT = "environment.json"
@@ -53,12 +53,6 @@ def model_file(stage: int) -> str:
 
 
 MODEL_FILES = (model_file(2), model_file(1), CHECKPOINT)
-
-
-def short(value: Any, limit: int = 60) -> str:
-    """A value for an error message, never of unbounded size."""
-    text = repr(value) if not isinstance(value, str) else value
-    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 # --------------------------------------------------------------------------------------

@@ -15,7 +15,6 @@ held-out split: the run's validation split when it has one, else the test split.
 
 from __future__ import annotations
 
-import csv
 import json
 from pathlib import Path
 from typing import Optional, Sequence
@@ -44,6 +43,7 @@ from lcreg.eval.latent_plots import (
     plot_shared_categories,
 )
 from lcreg.eval.outputs import collect_latent_stats, collect_outputs, similarity_maps
+from lcreg.files import atomic_write_csv, atomic_write_text, check_output_dir
 
 ANALYSIS_FILES = (
     "diagnostics.json",
@@ -59,11 +59,8 @@ ANALYSIS_FILES = (
 
 
 def _write_matrix(path: Path, matrix: np.ndarray, rows: Sequence[str], cols: Sequence[str], corner: str) -> None:
-    with open(path, "w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow([corner, *cols])
-        for name, row in zip(rows, matrix):
-            w.writerow([name, *[f"{v:.6g}" for v in row]])
+    table = [[corner, *cols]] + [[name, *[f"{v:.6g}" for v in row]] for name, row in zip(rows, matrix)]
+    atomic_write_csv(path, table)
 
 
 def analysis_markdown(sharing: dict, usage: np.ndarray, names: Sequence[str], kl: np.ndarray, order: list[int]) -> str:
@@ -162,9 +159,10 @@ def analyze_checkpoint(
     bad = [i for i in images or [] if not 0 <= i < len(data.test)]
     if bad:
         raise LcregError(f"image indices {bad} out of range 0..{len(data.test) - 1} (test split)")
+    check_output_dir(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     diagnostics = latent_diagnostics(trained, data, device, batch_size)
-    (out_dir / "diagnostics.json").write_text(json.dumps(diagnostics, indent=2))
+    atomic_write_text(out_dir / "diagnostics.json", json.dumps(diagnostics, indent=2))
     if not trained.model.has_latent_head:
         return {"checkpoint": str(trained.path), "num_latents": 0, "diagnostics": diagnostics}
     split = data.test
@@ -247,7 +245,7 @@ def analyze_checkpoint(
         "shared_pairs": pairs,
         "sharing": sharing,
     }
-    (out_dir / "sharing.json").write_text(json.dumps(result, indent=2))
+    atomic_write_text(out_dir / "sharing.json", json.dumps(result, indent=2))
     result["diagnostics"] = diagnostics
-    (out_dir / "analysis.md").write_text(analysis_markdown(sharing, usage, names, kl, order))
+    atomic_write_text(out_dir / "analysis.md", analysis_markdown(sharing, usage, names, kl, order))
     return result

@@ -4,7 +4,6 @@ training frequency, confusion matrix)."""
 
 from __future__ import annotations
 
-import csv
 import json
 from pathlib import Path
 from typing import Optional
@@ -18,6 +17,7 @@ from lcreg.errors import LcregError
 from lcreg.eval.metrics import calibration_bins, classification_metrics, confusion_matrix, group_confusion
 from lcreg.eval.outputs import collect_outputs
 from lcreg.eval.plots import plot_confusion, plot_per_class_accuracy, plot_reliability
+from lcreg.files import atomic_write_csv, atomic_write_text, check_output_dir
 
 EVAL_FILES = (
     "metrics.json",
@@ -81,6 +81,7 @@ def evaluate_checkpoint(
     images = data.val if split == "val" else data.test
     if images is None:
         raise LcregError("this model's config has no validation split (data.val_fraction = 0); use --split test")
+    check_output_dir(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     outputs = collect_outputs(
         trained.model, eval_loader(trained.cfg, images, device, batch_size), device, trained.cfg.amp
@@ -100,8 +101,8 @@ def evaluate_checkpoint(
         "splits": data.splits,
         "metrics": metrics,
     }
-    (out_dir / "metrics.json").write_text(json.dumps(result, indent=2))
-    (out_dir / "summary.md").write_text(summary_markdown(result))
+    atomic_write_text(out_dir / "metrics.json", json.dumps(result, indent=2))
+    atomic_write_text(out_dir / "summary.md", summary_markdown(result))
 
     probs = torch.softmax(outputs.logits, dim=1)
     conf, pred = probs.max(dim=1)
@@ -112,11 +113,9 @@ def evaluate_checkpoint(
         metrics["per_class"], counts, trained.class_names, data.splits, out_dir / "per_class_accuracy.png"
     )
     matrix = confusion_matrix(pred.numpy(), targets, len(counts))
-    with open(out_dir / "confusion.csv", "w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(["true \\ predicted", *trained.class_names])
-        for name, row in zip(trained.class_names, matrix):
-            w.writerow([name, *row.tolist()])
+    rows = [["true \\ predicted", *trained.class_names]]
+    rows += [[name, *row.tolist()] for name, row in zip(trained.class_names, matrix)]
+    atomic_write_csv(out_dir / "confusion.csv", rows)
     if len(counts) <= 40:
         order = sorted(range(len(counts)), key=lambda c: -counts[c])
         plot_confusion(

@@ -12,6 +12,7 @@ import torch.nn as nn
 
 from lcreg.commands.trained import TrainedModel
 from lcreg.errors import LcregError
+from lcreg.files import check_output, replace_output
 
 FORMATS = ("torchscript", "onnx")
 ONNX_INSTALL = "pip install 'lcreg-longtail[export]' (onnx, onnxscript, onnxruntime)"
@@ -70,6 +71,7 @@ def export_model(trained: TrainedModel, fmt: str, path: Path, check_batch: int =
         raise LcregError(f"unknown export format '{fmt}' ({', '.join(FORMATS)})")
     module = LogitsOnly(trained.model.float().cpu().eval()).eval()
     example, check = _example_batch(trained, 2), _example_batch(trained, check_batch, seed=1)
+    check_output(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     # written beside the target and renamed only once checked: a failed export never
     # replaces (or leaves half of) a file
@@ -82,7 +84,7 @@ def export_model(trained: TrainedModel, fmt: str, path: Path, check_batch: int =
         diff = (got - reference).abs().max().item()
         if got.shape != reference.shape or not diff <= atol:
             raise LcregError(f"the {fmt} export's logits differ from the model's by {diff:.3g} (> {atol}); not kept")
-        os.replace(tmp, path)
+        replace_output(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
     return {

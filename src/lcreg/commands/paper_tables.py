@@ -21,6 +21,7 @@ from lcreg.commands.paper_numbers import PAPER
 from lcreg.config import load_saved_config
 from lcreg.engine.reproduce import FULL_EPOCHS, STAGE1_OF, TABLES, RunSpec, is_cell
 from lcreg.engine.run_folders import run_state
+from lcreg.files import atomic_write_text
 from lcreg.runtime.environment import run_provenance
 
 PICKLE_FOLDERS = ("cifar-10-batches-py", "cifar-100-python")
@@ -451,6 +452,6 @@ def write_table(summary: dict, results: Path) -> Path:
     if any(r["variant"] == "baseline" for r in summary["rows"]):  # Tables 7 and 10
         lines += ["", *baseline_lines(summary["rows"])]
     md = results / f"{table}.md"
-    md.write_text("\n".join(lines) + "\n")
-    (results / f"{table}.json").write_text(json.dumps(summary, indent=2))
+    atomic_write_text(md, "\n".join(lines) + "\n")
+    atomic_write_text(results / f"{table}.json", json.dumps(summary, indent=2))
     return md

@@ -57,7 +57,8 @@ def check_resume(run_dir: Path, cfg) -> Optional[dict]:
         raise LcregError(
             f"{run_dir} is finished (final_metrics.json and its model files are complete); nothing to resume"
         )
-    rf.read_environment(run_dir)
+    if (run_dir / rf.ENVIRONMENT).exists():  # written again if missing
+        rf.read_environment(run_dir)
     rf.read_records(run_dir)
     ckpt = run_dir / rf.CHECKPOINT
     if not ckpt.exists():

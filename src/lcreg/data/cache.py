@@ -42,8 +42,12 @@ def cached_arrays(cache_dir: Path, key: str, build: Callable[[], dict[str, np.nd
     """
     path = cache_dir / f"{key}.npz"
     if path.exists():
-        with np.load(path, allow_pickle=False) as z:
-            return {k: z[k] for k in z.files}
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                return {k: z[k] for k in z.files}
+        except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile):
+            # truncated or damaged (a disk filled mid-write, a copy cut short): built again
+            path.unlink(missing_ok=True)
     arrays = build()
     try:
         cache_dir.mkdir(parents=True, exist_ok=True)

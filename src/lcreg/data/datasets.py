@@ -301,6 +301,11 @@ def build_dataset(cfg: DataConfig) -> LongTailData:
     counts = np.bincount(train.targets, minlength=len(names)).tolist()
     if len(train) == 0:
         raise LcregError(f"the training split of {source} is empty")
+    if len(test) == 0:
+        raise LcregError(
+            f"the test split of {source} is empty: with one folder of classes, each class needs two images "
+            f"or more for data.test_fraction={cfg.test_fraction} to hold one out"
+        )
     return LongTailData(
         name=cfg.dataset,
         train=train,

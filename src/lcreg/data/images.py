@@ -42,11 +42,42 @@ def is_image_file(path: Path) -> bool:
     return path.suffix.lower() in IMAGE_EXTENSIONS and not path.name.startswith(".")
 
 
+def to_rgb8(im: Image.Image, path: str | Path = "") -> Image.Image:
+    """Any image Pillow opens as 8-bit RGB, its values scaled, never clipped: 16-bit
+    grayscale (``I;16*``, or ``I`` holding 16-bit values) is divided by 257, float images
+    (``F``) in [0, 1] are multiplied by 255 and those in [0, 255] kept. Pillow's own
+    ``convert("RGB")`` clips these to 255 (a 16-bit PNG reads as white) or truncates them (a
+    float TIFF in [0, 1] reads as black). Values no scale maps to 0..255 are refused."""
+    mode = im.mode
+    if mode.startswith("I;16") or mode in ("I", "F"):
+        a = np.asarray(im, dtype=np.float64)
+        lo, hi = (float(a.min()), float(a.max())) if a.size else (0.0, 0.0)
+        if not np.isfinite(a).all() or lo < 0:
+            raise LcregError(f"cannot read image {path}: {mode} pixels outside 0..max (negative or not finite)")
+        if mode == "F" and hi <= 1.0:
+            a = a * 255.0
+        elif mode.startswith("I;16") or (mode == "I" and hi > 255):
+            if hi > 65535:
+                raise LcregError(f"cannot read image {path}: 32-bit integer pixels beyond 16 bits")
+            a = a / 257.0
+        elif hi > 255:
+            raise LcregError(f"cannot read image {path}: float pixels above 255 (neither 0..1 nor 0..255)")
+        gray = np.clip(np.rint(a), 0, 255).astype(np.uint8)
+        return Image.fromarray(np.stack([gray] * 3, axis=-1), "RGB")
+    if mode == "RGB":
+        return im.copy()
+    if mode in ("P", "PA") and "transparency" in im.info:
+        im = im.convert("RGBA")
+    return im.convert("RGB")
+
+
 def load_rgb(path: str | Path) -> Image.Image:
-    """Open an image as RGB (grayscale, palette and RGBA files included)."""
+    """Open an image as 8-bit RGB (``to_rgb8``: grayscale, palette, RGBA, CMYK, 16-bit and
+    float files included)."""
     try:
         with Image.open(path) as im:
-            return im.convert("RGB")
+            im.load()
+            return to_rgb8(im, path)
     except Image.DecompressionBombError:
         raise LcregError(
             f"cannot read image {path}: it has more pixels than Pillow's decompression-bomb limit "

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import re
 from pathlib import Path
 from typing import Optional
 
@@ -18,7 +19,7 @@ import numpy as np
 
 from lcreg.data.cache import cached_arrays, fingerprint
 from lcreg.data.images import ImageSet, decode_images, is_image_file
-from lcreg.errors import LcregError
+from lcreg.errors import LcregError, short
 
 CIFAR_LAYOUTS = (
     "torchvision's pickle folder (cifar-10-batches-py/ or cifar-100-python/), "
@@ -225,20 +226,36 @@ def _maybe_decode(
 # list files
 
 
+MAX_LABEL = 1_000_000  # iNaturalist 2018 has 8,142 classes; a larger label is a broken list
+
+
 def read_list_file(list_file: Path, root: Path) -> tuple[list[str], list[int]]:
     if not list_file.is_file():
         raise LcregError(f"list file {list_file} does not exist")
+    try:
+        text = list_file.read_bytes().decode("utf-8")
+    except UnicodeDecodeError:
+        raise LcregError(f"list file {list_file} is not UTF-8 text") from None
+    except OSError as e:
+        raise LcregError(f"cannot read list file {list_file}: {e.strerror or type(e).__name__}") from None
+    base = os.path.normpath(root)
     paths, labels = [], []
-    for lineno, line in enumerate(list_file.read_text().splitlines(), 1):
+    for lineno, line in enumerate(text.splitlines(), 1):
         line = line.strip()
         if not line or line.startswith("#"):
             continue
         parts = line.rsplit(maxsplit=1)
-        if len(parts) != 2 or not parts[1].lstrip("-").isdigit() or int(parts[1]) < 0:
-            raise LcregError(f"{list_file}:{lineno}: expected 'relative/path label', got '{line[:80]}'")
-        # '/a/b.jpg' (the Places365 lists' style) is relative to the root as well: a list never
-        # reaches outside its image root
-        paths.append(str(root / parts[0].lstrip("/")))
+        # ASCII digits only: '²' or '١' pass str.isdigit() but are no labels
+        if len(parts) != 2 or not re.fullmatch(r"[0-9]{1,7}", parts[1]) or int(parts[1]) >= MAX_LABEL:
+            raise LcregError(
+                f"{list_file}:{lineno}: expected 'relative/path label' (label 0..{MAX_LABEL - 1}), got '{short(line, 80)}'"
+            )
+        # '/a/b.jpg' (the Places365 lists' style) is relative to the root as well, and no path
+        # may leave the image root ('../'), whether or not its target exists
+        path = os.path.normpath(os.path.join(base, parts[0].lstrip("/")))
+        if not path.startswith(base + os.sep):
+            raise LcregError(f"{list_file}:{lineno}: '{short(parts[0])}' leaves the image root {root}")
+        paths.append(path)
         labels.append(int(parts[1]))
     if not paths:
         raise LcregError(f"list file {list_file} holds no entries")
@@ -262,7 +279,18 @@ def read_list_files(
     train_paths, train_labels = read_list_file(train_list, root)
     test_paths, test_labels = read_list_file(test_list, root)
     val_paths, val_labels = read_list_file(val_list, root) if val_list is not None else ([], [])
-    num_classes = max(max(train_labels), max(test_labels), max(val_labels, default=0)) + 1
+    num_classes = max(train_labels) + 1
+    # labels 0..C-1 with a training image each, as class folders make them
+    empty = sorted(set(range(num_classes)) - set(train_labels))
+    if empty:
+        raise LcregError(
+            f"{train_list}: labels must be 0..{num_classes - 1} with a training image each; "
+            f"{len(empty)} have none (e.g. {', '.join(map(str, empty[:3]))})"
+        )
+    for name, path, split in (("test", test_list, test_labels), ("validation", val_list, val_labels)):
+        unseen = sorted(set(split) - set(train_labels))
+        if unseen:
+            raise LcregError(f"{path}: {name} label {unseen[0]} has no training image in {train_list}")
     mapping = np.arange(num_classes)
     if reindex_by_frequency:
         counts = np.bincount(train_labels, minlength=num_classes)

@@ -10,6 +10,8 @@ from typing import Callable, Iterator
 
 import torch
 
+from lcreg.files import atomic_write_text
+
 
 @contextlib.contextmanager
 def step_profiler(out_dir: Path, active_steps: int, device: torch.device) -> Iterator[Callable[[], None]]:
@@ -33,4 +35,4 @@ def step_profiler(out_dir: Path, active_steps: int, device: torch.device) -> Ite
         table = prof.key_averages().table(sort_by=sort, row_limit=30)
     except (AssertionError, RuntimeError):  # fewer steps ran than the schedule needs
         table = "the epoch ended before the profiled steps\n"
-    (out_dir / "top_ops.txt").write_text(table)
+    atomic_write_text(out_dir / "top_ops.txt", table)

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import csv
 import json
 import math
 import os
 from pathlib import Path
 from typing import Any
 
+from lcreg.files import atomic_write_csv, check_output
 from lcreg.run_folder import METRICS, METRICS_CSV, TENSORBOARD, read_records
 
 
@@ -39,6 +39,7 @@ class RunLogger:
     def log_epoch(self, record: dict[str, Any]) -> None:
         """``record`` holds stage, epoch and nested metric dicts (per_class lists are kept in
         the JSONL only)."""
+        check_output(self.jsonl)
         with open(self.jsonl, "a") as f:
             f.write(json.dumps(record) + "\n")
         flat = _scalars({k: v for k, v in record.items() if k not in ("stage", "epoch")})
@@ -76,10 +77,7 @@ class RunLogger:
                 }
             )
         fields = list(dict.fromkeys(k for r in rows for k in r))
-        with open(self.csv, "w", newline="") as f:
-            w = csv.DictWriter(f, fieldnames=fields)
-            w.writeheader()
-            w.writerows(rows)
+        atomic_write_csv(self.csv, [fields, *([r.get(k, "") for k in fields] for r in rows)])
 
     def close(self) -> None:
         if self.writer is not None:

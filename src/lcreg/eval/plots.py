@@ -9,6 +9,7 @@ import textwrap
 from pathlib import Path
 from typing import Sequence
 
+from lcreg.errors import LcregError, short
 from lcreg.files import atomic_write
 
 
@@ -46,12 +47,30 @@ def plot_class_distribution(
     save_figure(fig, path)
 
 
+def figure_format(path: Path) -> str:
+    """The image format of a figure's file name (png without a suffix); one line for a suffix
+    matplotlib cannot write, before any work is done."""
+    fmt = Path(path).suffix.lstrip(".").lower() or "png"
+    supported = pyplot().figure().canvas.get_supported_filetypes()
+    pyplot().close("all")
+    if fmt not in supported:
+        raise LcregError(
+            f"cannot write a figure as .{short(fmt, 12)} ({short(str(path))}): use one of {', '.join(sorted(supported))}"
+        )
+    return fmt
+
+
 def save_figure(fig, path: Path) -> None:
     """Rendered in memory, then written atomically: matplotlib itself ignores a failed write
     (a full disk leaves a truncated PNG and no error)."""
+    try:
+        fmt = figure_format(path)
+    except LcregError:
+        pyplot().close(fig)
+        raise
     fig.tight_layout()
     buffer = io.BytesIO()
-    fig.savefig(buffer, dpi=120, format=Path(path).suffix.lstrip(".") or "png")
+    fig.savefig(buffer, dpi=120, format=fmt)
     pyplot().close(fig)
     atomic_write(Path(path), lambda f: f.write(buffer.getvalue()))
 

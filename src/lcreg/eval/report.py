@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence, Union
 
+from lcreg.files import atomic_write_text
+
 
 @dataclass
 class Heading:
@@ -107,6 +109,6 @@ def to_html(report: Report, base: Path) -> str:
 
 def write_report(report: Report, out_dir: Path, name: str = "report") -> tuple[Path, Path]:
     md, page = out_dir / f"{name}.md", out_dir / f"{name}.html"
-    md.write_text(to_markdown(report))
-    page.write_text(to_html(report, out_dir))
+    atomic_write_text(md, to_markdown(report))
+    atomic_write_text(page, to_html(report, out_dir))
     return md, page

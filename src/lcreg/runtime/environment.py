@@ -14,15 +14,24 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from lcreg.errors import LcregError
+from lcreg.errors import LcregError, short
 
 
 def select_device(name: str = "auto") -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
+    try:
+        device = torch.device(name)
+    except (RuntimeError, ValueError, TypeError):
+        raise LcregError(f"unknown device '{short(name, 30)}' (auto, cpu, cuda, cuda:N)") from None
+    if device.type == "cpu":
+        return device
+    if device.type != "cuda":
+        raise LcregError(f"device '{short(name, 30)}' is not supported by lcreg (auto, cpu, cuda, cuda:N)")
+    if not torch.cuda.is_available():
         raise LcregError(f"device '{name}' requested but CUDA is not available (use device=cpu)")
+    if device.index is not None and device.index >= torch.cuda.device_count():
+        raise LcregError(f"device '{name}' does not exist: {torch.cuda.device_count()} CUDA device(s) here")
     return device
 
 
