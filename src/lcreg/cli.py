@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 from lcreg.commands.run_config import resolve_config
-from lcreg.errors import LcregError, LcregWarning
+from lcreg.errors import LcregError, LcregWarning, short
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -114,6 +114,8 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     from lcreg.commands.analysis import ANALYSIS_FILES, analyze_checkpoint
     from lcreg.eval.latent_diagnostics import collapse_warning
 
+    if not 0 <= args.seed < 2**32:
+        raise LcregError(f"--seed must lie in 0 .. 2**32 - 1 (numpy's seeds), got {short(args.seed, 24)}")
     trained, device = _load(args)
     out = Path(args.out) if args.out else _default_out(trained, "analysis")
     result = analyze_checkpoint(

@@ -9,6 +9,7 @@ nothing else) are allow-listed for them.
 from __future__ import annotations
 
 import pickle
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -44,7 +45,9 @@ def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dic
     if not path.is_file():
         raise LcregError(f"checkpoint {path} does not exist")
     try:
-        with torch.serialization.safe_globals(_legacy_classes()):
+        # torch warns (two lines) about some refused files before it raises: our one line says it
+        with torch.serialization.safe_globals(_legacy_classes()), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
             state = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError:  # weights_only refused a global: code, or a foreign object
         raise LcregError(
