@@ -18,6 +18,7 @@ import torch
 from PIL import Image
 
 from lcreg.cli import main
+from lcreg.runtime.checkpoint import load_model_file
 
 from conftest import write_cifar10_pickles, write_image
 
@@ -93,10 +94,12 @@ def _build_world(root: Path) -> Path:
     torch.save({"stage": 1, "epoch": 1, "model": Evil(marker)}, root / "evil_resume" / "checkpoint.pt")
     torch.save({"model": Evil(marker), "config": {}, "summary": {}}, root / "evil_from" / "stage1_model.pt")
     torch.save({"model": {}, "stage": 2}, root / "partial.pt")
-    good = torch.load(run / "stage2_model.pt", weights_only=True)
+    good = load_model_file(run / "stage2_model.safetensors")
     good["model"] = {k: v for k, v in list(good["model"].items())[:-3]}  # some weights missing
     torch.save(good, root / "wrong_weights.pt")
-    (root / "truncated.pt").write_bytes((run / "stage2_model.pt").read_bytes()[:1000])
+    torch.save(load_model_file(run / "stage2_model.safetensors"), root / "legacy.pt")  # a model file before 0.2
+    (root / "truncated.pt").write_bytes((root / "legacy.pt").read_bytes()[:1000])
+    (root / "truncated.safetensors").write_bytes((run / "stage2_model.safetensors").read_bytes()[:1000])
     cifar = write_cifar10_pickles(root / "cifar_evil", per_class=2)
     with open(cifar / "batches.meta", "wb") as f:
         pickle.dump({"label_names": Evil(marker)}, f, protocol=2)
@@ -204,6 +207,7 @@ CASES = [
     ("eval a dict with missing parts", ["eval", "{root}/partial.pt"], "missing: config, summary"),
     ("eval weights that do not fit", ["eval", "{root}/wrong_weights.pt"], "do not fit"),
     ("eval a truncated file", ["eval", "{root}/truncated.pt"], "cannot read"),
+    ("eval a truncated safetensors file", ["eval", "{root}/truncated.safetensors"], "cannot read"),
     ("eval a demo model on other data", ["eval", "{run}", "--data-dir", "{root}/corrupt"], "demo"),
     ("eval batch size 0", ["eval", "{run}", "--batch-size", "0"], ">= 1"),
     ("predict top-k 0", ["predict", "{run}", "{root}/picture.png", "--top-k", "0"], ">= 1"),
@@ -212,7 +216,7 @@ CASES = [
     ("predict only unreadable files", ["predict", "{run}", "{root}/a_file.txt"], "could be read"),
     (
         "export over the run's model",
-        ["export", "{run}", "--out", "{run}/stage2_model.pt", "--force"],
+        ["export", "{run}", "--out", "{run}/stage2_model.safetensors", "--force"],
         "belongs to a run folder",
     ),
     (
@@ -344,8 +348,8 @@ def test_model_files_of_lcreg_0_1_still_load(tmp_path, capsys):
 
     run = tmp_path / "run"
     assert main(["train", "--out", str(run), "--no-progress", "method=mislas", *SHORT]) == 0
-    state = torch.load(run / "stage2_model.pt", weights_only=True)
-    assert isinstance(state["config"], dict)  # today's files: plain data
+    state = load_model_file(run / "stage2_model.safetensors")
+    assert isinstance(state["config"], dict)  # today's files: plain data (JSON in a safetensors header)
     old_cfg = load_saved_config(run / "config.yaml")
     del old_cfg.__dict__["method"]  # as 0.1 wrote it: no method field ...
     old_cfg.model.latent.__dict__["enabled"] = False  # ... but the latent switch

@@ -53,7 +53,7 @@ def test_eval_writes_every_file_and_matches_training(demo_run, capsys):
     confusion = np.loadtxt(demo_run / "eval" / "confusion.csv", delimiter=",", skiprows=1, usecols=range(1, 11))
     assert confusion.sum() == result["metrics"]["num_samples"] == 500
     # a checkpoint file works as well as its run folder, into a folder of our choice
-    assert main(["eval", str(demo_run / "stage1_model.pt"), "--out", str(demo_run / "ev1")]) == 0
+    assert main(["eval", str(demo_run / "stage1_model.safetensors"), "--out", str(demo_run / "ev1")]) == 0
     _nonempty(demo_run / "ev1", EVAL_FILES)
 
 
@@ -123,7 +123,7 @@ def test_predict_skips_a_corrupt_image_and_predicts_the_rest(demo_run, tmp_path,
         probs = [t["probability"] for t in r["top"]]
         assert len(probs) == 3 and probs == sorted(probs, reverse=True) and 0 < sum(probs) <= 1 + 1e-6
     # table and CSV forms; a missing path is a one-line error
-    assert main(["predict", str(demo_run / "stage2_model.pt"), str(folder / "ok0.png"), "--csv"]) == 0
+    assert main(["predict", str(demo_run / "stage2_model.safetensors"), str(folder / "ok0.png"), "--csv"]) == 0
     assert capsys.readouterr().out.splitlines()[0] == "path,rank,class,index,probability"
     assert main(["predict", str(demo_run), str(tmp_path / "nope")]) == 2
     assert "does not exist" in capsys.readouterr().err

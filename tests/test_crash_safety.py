@@ -9,7 +9,7 @@ import os
 
 from lcreg.cli import main
 from lcreg.engine import train as train_mod
-from lcreg.runtime.checkpoint import load_checkpoint
+from lcreg.runtime.checkpoint import load_checkpoint, load_model_file
 
 from conftest import kill_at_call
 
@@ -29,26 +29,26 @@ def epochs_logged(run):
 
 
 def test_killed_while_writing_the_stage1_model(tmp_path, monkeypatch):
-    """The process dies inside the write of stage1_model.pt, after the last stage-1
+    """The process dies inside the write of stage1_model.safetensors, after the last stage-1
     checkpoint: the resumed run writes that file (complete) before it trains stage 2."""
     run = tmp_path / "run"
-    real = train_mod.save_checkpoint
+    real = train_mod.save_model
 
-    def die_in_stage1_model(state, path):
-        if path.name == "stage1_model.pt":
+    def die_in_stage1_model(path, weights, meta):
+        if path.name == "stage1_model.safetensors":
             with open(path.with_name(f".{path.name}.{os.getpid()}.tmp"), "wb") as f:
                 f.write(b"half a file")  # what kill -9 leaves behind
             raise KeyboardInterrupt
-        real(state, path)
+        real(path, weights, meta)
 
-    monkeypatch.setattr(train_mod, "save_checkpoint", die_in_stage1_model)
+    monkeypatch.setattr(train_mod, "save_model", die_in_stage1_model)
     assert main(["train", "--out", str(run), *SHORT]) == 130  # what Ctrl-C (or a kill) ends with
-    monkeypatch.setattr(train_mod, "save_checkpoint", real)
-    assert not (run / "stage1_model.pt").exists() and load_checkpoint(run / "checkpoint.pt")["epoch"] == 3
+    monkeypatch.setattr(train_mod, "save_model", real)
+    assert not (run / "stage1_model.safetensors").exists() and load_checkpoint(run / "checkpoint.pt")["epoch"] == 3
     started = json.loads((run / "environment.json").read_text())
     assert "resumes" not in started
     assert main(["train", "--resume", str(run), "--no-progress"]) == 0
-    assert load_checkpoint(run / "stage1_model.pt")["stage"] == 1
+    assert load_model_file(run / "stage1_model.safetensors")["stage"] == 1
     # environment.json keeps where the run started and adds where it was continued
     env = json.loads((run / "environment.json").read_text())
     assert {k: env[k] for k in started} == started
@@ -110,7 +110,7 @@ def test_a_run_that_fails_before_its_first_epoch_leaves_no_folder(tmp_path, caps
     (run / "config.yaml").write_text("name: demo\n")
     (run / "metrics.jsonl").write_text("")
     assert main(["train", "--out", str(run), *SHORT[:1], "stage1.epochs=1", "stage2.epochs=0", "eval_every=0"]) == 0
-    assert load_checkpoint(run / "stage1_model.pt")["stage"] == 1
+    assert load_model_file(run / "stage1_model.safetensors")["stage"] == 1
 
 
 def test_sigterm_ends_a_run_as_ctrl_c_does_keeping_its_checkpoint(tmp_path):

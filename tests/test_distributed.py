@@ -135,10 +135,11 @@ def test_torchrun_launches_lcreg_train(tmp_path):
         "--out",
         str(run),
         "--no-progress",
+        "--json",
     ]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.count('"run_dir"') == 1, done.stdout[-3000:]  # printed once, by rank 0
     summary = json.loads(done.stdout[done.stdout.index('{\n  "run_dir"') :])
     assert summary["final"]["stage2"]["top1"] > 0
-    assert (run / "stage2_model.pt").is_file() and (run / "checkpoint.pt").is_file()
+    assert (run / "stage2_model.safetensors").is_file() and (run / "checkpoint.pt").is_file()

@@ -142,3 +142,19 @@ def test_readme_training_loop_example_runs(capsys):
     exec(compile(code, "README.md (own training loop)", "exec"), {})
     terms = eval(capsys.readouterr().out)  # the example prints the loss terms of eq. 10
     assert set(terms) == {"cls", "recon", "latent_aug"} and all(v > 0 for v in terms.values())
+
+
+def test_no_model_file_is_committed_outside_the_zoo():
+    """Weights stay out of git (run folders keep configs, logs, metrics, analysis and figures);
+    the model zoo's HF folders are the exception, at most 30 MB in all."""
+    import subprocess
+
+    try:
+        tracked = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    except (OSError, subprocess.CalledProcessError):
+        pytest.skip("not a git checkout")
+    models = [p for p in tracked.splitlines() if p.endswith((".pt", ".pth", ".pth.tar", ".safetensors", ".ckpt"))]
+    outside = [p for p in models if not p.startswith("zoo/")]
+    assert outside == [], outside[:5]
+    zoo_bytes = sum((ROOT / p).stat().st_size for p in models if (ROOT / p).exists())
+    assert zoo_bytes <= 30 * 2**20

@@ -175,7 +175,7 @@ def test_training_warns_once_of_a_position_code_and_reports_the_diagnostics(tmp_
 
     monkeypatch.setattr(latent_diagnostics, "POSITION_CODE_SHARE", 0.0)  # every latent head counts as collapsed
     run = tmp_path / "run"
-    args = ["train", "--out", str(run), "--no-progress", "stage1.epochs=12", "stage1.warmup_epochs=1"]
+    args = ["train", "--out", str(run), "--no-progress", "--json", "stage1.epochs=12", "stage1.warmup_epochs=1"]
     assert main([*args, "stage1.milestones=[10]", "stage2.epochs=1", "eval_every=0"]) == 0
     out, err = capsys.readouterr()
     warned = [ln for ln in err.splitlines() if "encode position" in ln or "collapsed into one" in ln]

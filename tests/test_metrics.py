@@ -41,3 +41,21 @@ def test_classification_metrics_end_to_end():
     assert m["top5"] == 1.0  # three classes: top-k clipped to k = 3
     assert m["ece"] == pytest.approx(1 / 3, abs=1e-6)  # confidence ~1, accuracy 4/6
     assert m["nll"] > 0 and m["num_samples"] == 6
+
+
+def test_class_distribution_legend_has_one_colour_per_split(tmp_path, monkeypatch):
+    from lcreg.eval import plots
+
+    seen = {}
+    real = plots.save_figure
+
+    def keep(fig, path):
+        legend = fig.axes[0].get_legend()
+        seen["colours"] = [tuple(h.get_facecolor()) for h in legend.legend_handles]
+        seen["labels"] = [t.get_text() for t in legend.get_texts()]
+        real(fig, path)
+
+    monkeypatch.setattr(plots, "save_figure", keep)
+    splits = {"many": [0, 1], "medium": [2], "few": [3]}
+    plots.plot_class_distribution([500, 200, 50, 5], list("abcd"), splits, tmp_path / "d.png")
+    assert len(set(seen["colours"])) == 3 and seen["labels"] == ["many (2)", "medium (1)", "few (1)"]

@@ -23,6 +23,7 @@ from PIL import Image
 from lcreg import run_folder as rf
 from lcreg.cli import main
 from lcreg.data.images import load_rgb
+from lcreg.runtime.checkpoint import load_model_file
 
 from conftest import write_image
 
@@ -71,13 +72,13 @@ def world(tmp_path_factory):
     other = root / "other_ckpt"
     subprocess.run(["cp", "-r", str(run), str(other)], check=True)
     (other / rf.FINAL).unlink()
-    ckpt = torch.load(run / "stage1_model.pt", weights_only=True)
+    ckpt = load_model_file(run / "stage1_model.safetensors")
     ckpt.update(stage=1, epoch=1, config={**ckpt["config"], "seed": 7})
     torch.save(ckpt, other / rf.CHECKPOINT)
     # an interrupted run (its own checkpoint) whose log is damaged before its last line
     broken = root / "log_middle_interrupted"
     subprocess.run(["cp", "-r", str(other), str(broken)], check=True)
-    ckpt["config"]["seed"] = torch.load(run / "stage1_model.pt", weights_only=True)["config"]["seed"]
+    ckpt["config"]["seed"] = load_model_file(run / "stage1_model.safetensors")["config"]["seed"]
     torch.save(ckpt, broken / rf.CHECKPOINT)
     (broken / rf.METRICS).write_text('{"stage": 1, "epoch": 1}\nnot json\n{"stage": 1, "epoch": 2}\n')
     # text files that are not UTF-8, list files with labels that only look like integers
@@ -355,7 +356,7 @@ def test_a_truncated_image_cache_is_rebuilt(tmp_path):
 def test_a_report_on_a_truncated_model_leaves_no_half_report(world, tmp_path, capsys):
     run = tmp_path / "run"
     subprocess.run(["cp", "-r", str(world / "run"), str(run)], check=True)
-    (run / "stage2_model.pt").write_bytes((run / "stage2_model.pt").read_bytes()[:1000])
+    (run / "stage2_model.safetensors").write_bytes((run / "stage2_model.safetensors").read_bytes()[:1000])
     assert main(["report", str(run)]) == 2
     assert "cannot read" in capsys.readouterr().err
     assert not (run / "report").exists() and not list(run.glob(".report*"))

@@ -27,7 +27,7 @@ def _fake_run(folder: Path, seed: int, top1: float, overrides: list[str], device
     final = {"stage1": {"test": {**test, "top1": top1 - 0.1}}}
     final[last] = {"test": test, **({"wall_seconds": wall} if wall is not None else {})}
     (folder / "final_metrics.json").write_text(json.dumps(final))
-    (folder / f"{last}_model.pt").write_bytes(b"x")
+    (folder / f"{last}_model.safetensors").write_bytes(b"x")
     (folder / "metrics.jsonl").write_text(
         "".join(json.dumps({"stage": 1, "epoch": e, "seconds": 30.0}) + "\n" for e in (1, 2))
     )

@@ -148,10 +148,13 @@ def test_extraction_yields_to_a_process_that_finished_first(tmp_path, monkeypatc
 
 
 def test_demo_is_long_tailed_real_digits():
-    data = build_dataset(DataConfig(dataset="demo", imbalance_factor=10))
+    data = build_dataset(DataConfig(dataset="demo", imbalance_factor=10, image_size=16))
     assert data.num_classes == 10 and data.counts[0] == 120 and data.counts[-1] == 12
     assert np.bincount(data.test.targets).tolist() == [50] * 10
-    assert data.train.images.shape[1:] == (8, 8, 3) and data.train.images.max() == 255
+    # the 8x8 digits upsampled to the configured size (the demo preset: 16 px, a 4 x 4 feature map)
+    assert data.train.images.shape[1:] == (16, 16, 3) and data.train.images.max() == 255
+    small = build_dataset(DataConfig(dataset="demo", imbalance_factor=10, image_size=8))
+    assert small.train.images.shape[1:] == (8, 8, 3) and np.array_equal(small.train.targets, data.train.targets)
 
 
 def test_offline_download_names_data_dir(tmp_path, no_download, monkeypatch):

@@ -9,12 +9,24 @@ from lcreg.cli import main
 from lcreg.config import load_config
 from lcreg.engine import train as train_mod
 from lcreg.engine.train import Trainer
-from lcreg.runtime.checkpoint import load_checkpoint
+from lcreg.runtime.checkpoint import load_checkpoint, load_model_file
+
+
+def test_a_run_ends_with_a_table_for_people(tmp_path, capsys):
+    run = tmp_path / "run"
+    args = ["stage1.epochs=2", "stage1.warmup_epochs=0", "stage1.milestones=[1]", "stage2.epochs=1", "eval_every=0"]
+    assert main(["train", "--out", str(run), "--no-progress", *args]) == 0
+    out = capsys.readouterr().out
+    final = json.loads((run / "final_metrics.json").read_text())
+    top1 = f"{100 * final['stage2']['test']['top1']:.2f}"
+    row = next(ln for ln in out.splitlines() if ln.startswith("stage 2"))
+    assert row.split()[2] == top1 and "top-1" in out and "effective rank" in out
+    assert "{" not in out  # JSON only with --json
 
 
 def test_demo_learns_and_writes_a_run_folder(tmp_path, capsys):
     run = tmp_path / "run"
-    assert main(["train", "--out", str(run), "--no-progress", "--deterministic"]) == 0
+    assert main(["train", "--out", str(run), "--no-progress", "--deterministic", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     final = json.loads((run / "final_metrics.json").read_text())
     top1 = final["stage2"]["test"]["top1"]
@@ -27,8 +39,8 @@ def test_demo_learns_and_writes_a_run_folder(tmp_path, capsys):
         "metrics.jsonl",
         "metrics.csv",
         "checkpoint.pt",
-        "stage1_model.pt",
-        "stage2_model.pt",
+        "stage1_model.safetensors",
+        "stage2_model.safetensors",
     ]:
         assert (run / name).stat().st_size > 0, name
     assert any((run / "tensorboard").iterdir())
@@ -63,7 +75,7 @@ def _short(tmp_path, name):
 def test_resume_after_a_crash_repeats_the_uninterrupted_run(tmp_path, monkeypatch):
     cfg, run_a = _short(tmp_path, "a")
     Trainer(cfg, run_a, show_progress=False).run()
-    reference = load_checkpoint(run_a / "stage2_model.pt")["model"]
+    reference = load_model_file(run_a / "stage2_model.safetensors")["model"]
 
     cfg, run_b = _short(tmp_path, "b")
     real = train_mod.train_one_epoch
@@ -83,7 +95,7 @@ def test_resume_after_a_crash_repeats_the_uninterrupted_run(tmp_path, monkeypatc
     monkeypatch.setattr(train_mod, "train_one_epoch", real)
     assert load_checkpoint(run_b / "checkpoint.pt")["epoch"] == 2
     assert main(["train", "--resume", str(run_b), "--no-progress"]) == 0
-    resumed = load_checkpoint(run_b / "stage2_model.pt")["model"]
+    resumed = load_model_file(run_b / "stage2_model.safetensors")["model"]
     for k in reference:
         assert torch.equal(reference[k], resumed[k]), k
     lines = (run_b / "metrics.jsonl").read_text().splitlines()

@@ -5,7 +5,7 @@
     lcreg analyze RUN_OR_CHECKPOINT           latent histograms, montages, KL table
     lcreg predict CHECKPOINT PATH...          top-k classes per image (table, --json, --csv)
     lcreg report RUN                          markdown + HTML report of a run
-    lcreg export CHECKPOINT --format F        TorchScript or ONNX, checked against the model
+    lcreg export MODEL --format F             TorchScript or ONNX (checked), or hf: a Hugging Face folder
     lcreg data stats [PRESET] [--json]        class counts, Many/Medium/Few, plot
     lcreg data prepare [PRESET]               decode images once into the cache
     lcreg reproduce TABLE --data-dir D        a paper table as a restartable queue of runs, then its table
@@ -200,8 +200,13 @@ def cmd_report(args: argparse.Namespace) -> int:
     from lcreg.runtime.environment import select_device
 
     run_dir = Path(args.run)
-    out = Path(args.out) if args.out else run_dir / "report"
-    result = build_run_report(run_dir, out, select_device(args.device or "auto"), args.data_dir)
+    if args.out:
+        out = Path(args.out)
+    elif (run_dir / "config.yaml").is_file():
+        out = run_dir / "report"
+    else:  # an HF folder or hf-hub:ORG/NAME: beside it in the working folder
+        out = Path(f"{args.run.rstrip('/').split('/')[-1].split(':')[-1]}_report")
+    result = build_run_report(args.run, out, select_device(args.device or "auto"), args.data_dir)
     print(f"wrote {result['markdown']} and {result['html']}")
     return 0
 
@@ -232,6 +237,14 @@ def cmd_export(args: argparse.Namespace) -> int:
     from lcreg.commands.export import export_model
 
     trained, _ = _load(args)
+    if args.format == "hf":
+        from lcreg.commands.hf_export import export_hf
+
+        if not args.out:
+            raise LcregError("--format hf writes a folder: give it with --out DIR")
+        info = export_hf(trained, Path(args.out), args.force)
+        print(f"wrote {info['path']}/ (config.json, model.safetensors sha256 {info['sha256'][:16]}..., README.md)")
+        return 0
     suffix = {"torchscript": ".ts", "onnx": ".onnx"}.get(args.format, "")
     out = Path(args.out) if args.out else trained.path.with_suffix(suffix)
     _check_output_file(out, args.force)
@@ -467,6 +480,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", help="auto, cpu, cuda, cuda:N")
     p.add_argument("--deterministic", action="store_true", help="repeatable bit for bit on CPU")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument("--json", action="store_true", help="end with the final metrics as JSON, not a table")
     p.add_argument("--compile", choices=["auto", "on", "off"], help="torch.compile (auto: on CUDA only)")
     p.add_argument(
         "--profile",
@@ -479,7 +493,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(func=cmd_train)
 
-    def model_command(name: str, func, help: str, model_help: str = "a run folder or a model .pt file"):
+    def model_command(
+        name: str,
+        func,
+        help: str,
+        model_help: str = "a run folder, a model file, an HF folder (lcreg export --format hf) or hf-hub:ORG/NAME",
+    ):
         p = sub.add_parser(name, help=help, description=help)
         p.add_argument("model", help=model_help)
         p.add_argument("--device", help="auto, cpu, cuda, cuda:N")
@@ -516,15 +535,17 @@ def build_parser() -> argparse.ArgumentParser:
         help="markdown + HTML report of a run folder",
         description="config, data, training curves, final metrics, eval and analysis figures",
     )
-    p.add_argument("run", help="a run folder")
+    p.add_argument("run", help="a run folder (or an HF folder / hf-hub:ORG/NAME: no training curves)")
     p.add_argument("--data-dir", help="data for the evaluation, if not where training found it")
     p.add_argument("--out", help="output folder (default: RUN/report)")
     p.add_argument("--device", help="auto, cpu, cuda, cuda:N")
     p.set_defaults(func=cmd_report)
 
-    p = model_command("export", cmd_export, "export to TorchScript or ONNX, checked against the model")
-    p.add_argument("--format", choices=["torchscript", "onnx"], default="torchscript")
-    p.add_argument("--out", help="output file (default: next to the model, .ts or .onnx)")
+    p = model_command(
+        "export", cmd_export, "export to TorchScript or ONNX (checked against the model), or a Hugging Face folder"
+    )
+    p.add_argument("--format", choices=["torchscript", "onnx", "hf"], default="torchscript")
+    p.add_argument("--out", help="output file (default: next to the model, .ts or .onnx); a folder for --format hf")
     p.add_argument("--force", action="store_true", help="overwrite an existing output file (never a run's own files)")
 
     pd = sub.add_parser("data", help="dataset statistics and preparation")

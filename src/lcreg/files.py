@@ -45,6 +45,18 @@ def _fsync_folder(folder: Path) -> None:
         os.close(fd)
 
 
+def portable_path(path: Path) -> str:
+    """A path as files meant to be shared record it: relative below the working folder, ``~``
+    for the home folder, else as it is (no machine's checkout or cache path)."""
+    absolute = os.path.abspath(path)
+    cwd, home = os.getcwd(), os.path.expanduser("~")
+    if absolute == cwd or absolute.startswith(cwd + os.sep):
+        return os.path.relpath(absolute, cwd)
+    if home not in ("", os.sep) and absolute.startswith(home + os.sep):
+        return "~" + absolute[len(home) :]
+    return str(path)
+
+
 def check_output(path: Path) -> None:
     """An output may replace a regular file, never a folder, a device (/dev/null), a FIFO or
     a socket (nor a link to one): every command that writes checks its target with this."""

@@ -2,10 +2,11 @@
 with checks, its lock, and what may be deleted.
 
 - Files: ``config.yaml``, ``environment.json``, ``data_stats.json``, ``metrics.jsonl`` /
-  ``.csv``, ``tensorboard/``, ``checkpoint.pt`` (while it trains), ``stageN_model.pt`` and
-  ``final_metrics.json`` (which names the stages the run plans: ``"stages": [1, 2]``).
+  ``.csv``, ``tensorboard/``, ``checkpoint.pt`` (while it trains), ``stageN_model.safetensors``
+  (``.pt`` before lcreg 0.2) and ``final_metrics.json`` (which names the stages the run plans:
+  ``"stages": [1, 2]``).
 - State: ``new`` (nothing trained yet), ``interrupted`` (a checkpoint to resume from) or
-  ``finished`` (the last planned stage has its metrics and model file, written atomically).
+  ``finished`` (the last planned stage has its metrics, written after its model file).
   A ``final_metrics.json`` that exists but cannot be read is an error naming the file, never
   "new": the queue would otherwise train over a finished run.
 - Reading: every JSON file must parse and have the shape lcreg writes, else one line names the
@@ -49,10 +50,24 @@ START_FILES = (CONFIG, ENVIRONMENT, DATA_STATS, METRICS, METRICS_CSV, TENSORBOAR
 
 
 def model_file(stage: int) -> str:
+    return f"stage{stage}_model.safetensors"
+
+
+def legacy_model_file(stage: int) -> str:
+    """Model files of lcreg before 0.2: pickled dicts, loaded weights-only."""
     return f"stage{stage}_model.pt"
 
 
-MODEL_FILES = (model_file(2), model_file(1), CHECKPOINT)
+# a run folder's most trained model first
+MODEL_FILES = (model_file(2), legacy_model_file(2), model_file(1), legacy_model_file(1), CHECKPOINT)
+
+
+def stage_model(folder: Path, stage: int) -> Optional[Path]:
+    """The model file of ``stage`` in a run folder, in either format (None: none)."""
+    for name in (model_file(stage), legacy_model_file(stage)):
+        if (Path(folder) / name).is_file():
+            return Path(folder) / name
+    return None
 
 
 # --------------------------------------------------------------------------------------
@@ -161,14 +176,14 @@ def planned_stages(folder: Path, final: dict) -> tuple[int, ...]:
 
 
 def is_finished(folder: Path) -> bool:
-    """The last planned stage has its metrics and its model file (a decoupled run trains
-    stage 2 alone, on another run's stage 1). Raises (one line) when ``final_metrics.json``
-    exists but is damaged."""
+    """The last planned stage has its metrics (a decoupled run trains stage 2 alone, on
+    another run's stage 1). A stage's model file is written before its metrics, so metrics
+    mean the model was complete; a run kept without its model files (results in git) is
+    still finished. Raises (one line) when ``final_metrics.json`` exists but is damaged."""
     final = read_final(folder)
     if final is None:
         return False
-    last = planned_stages(folder, final)[-1]
-    return f"stage{last}" in final and (Path(folder) / model_file(last)).is_file()
+    return f"stage{planned_stages(folder, final)[-1]}" in final
 
 
 def state(folder: Path) -> str:

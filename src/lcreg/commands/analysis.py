@@ -43,7 +43,7 @@ from lcreg.eval.latent_plots import (
     plot_shared_categories,
 )
 from lcreg.eval.outputs import collect_latent_stats, collect_outputs, similarity_maps
-from lcreg.files import atomic_write_csv, atomic_write_text, check_output_dir
+from lcreg.files import atomic_write_csv, atomic_write_text, check_output_dir, portable_path
 
 ANALYSIS_FILES = (
     "diagnostics.json",
@@ -108,7 +108,7 @@ def latent_diagnostics(trained: TrainedModel, data: LongTailData, device: torch.
     held_name, held = ("val", data.val) if data.val is not None else ("test", data.test)
     held_stats, held_y = collect_latent_stats(model, eval_loader(cfg, held, device, batch_size), device, cfg.amp)
     out: dict = {
-        "checkpoint": str(trained.path),
+        "checkpoint": portable_path(trained.path),
         "held_out_split": held_name,
         "held_out_images": int(len(held_y)),
         "latent_head": model.has_latent_head,
@@ -164,7 +164,7 @@ def analyze_checkpoint(
     diagnostics = latent_diagnostics(trained, data, device, batch_size)
     atomic_write_text(out_dir / "diagnostics.json", json.dumps(diagnostics, indent=2))
     if not trained.model.has_latent_head:
-        return {"checkpoint": str(trained.path), "num_latents": 0, "diagnostics": diagnostics}
+        return {"checkpoint": portable_path(trained.path), "num_latents": 0, "diagnostics": diagnostics}
     split = data.test
     cfg, names, m = trained.cfg, trained.class_names, trained.model.head.num_latents
     outputs = collect_outputs(
@@ -235,7 +235,7 @@ def analyze_checkpoint(
     plot_kl_heatmap(kl[np.ix_(order, order)], [names[c] for c in order], out_dir / "kl_heatmap.png")
     sharing = sharing_summary(chist, data.splits, names)
     result = {
-        "checkpoint": str(trained.path),
+        "checkpoint": portable_path(trained.path),
         "num_latents": m,
         "num_images": int(len(targets)),
         "accuracy_on_split": float((preds == targets).mean()),

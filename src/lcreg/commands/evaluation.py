@@ -17,7 +17,7 @@ from lcreg.errors import LcregError
 from lcreg.eval.metrics import calibration_bins, classification_metrics, confusion_matrix, group_confusion
 from lcreg.eval.outputs import collect_outputs
 from lcreg.eval.plots import plot_confusion, plot_per_class_accuracy, plot_reliability
-from lcreg.files import atomic_write_csv, atomic_write_text, check_output_dir
+from lcreg.files import atomic_write_csv, atomic_write_text, check_output_dir, portable_path
 
 EVAL_FILES = (
     "metrics.json",
@@ -89,7 +89,7 @@ def evaluate_checkpoint(
     metrics = classification_metrics(outputs.logits, outputs.targets, data.splits)
     counts = list(trained.summary["counts"])
     result = {
-        "checkpoint": str(trained.path),
+        "checkpoint": portable_path(trained.path),
         "stage": trained.stage,
         "split": split,
         "source": data.source,

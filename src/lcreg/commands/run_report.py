@@ -28,16 +28,16 @@ def build_run_report(run_dir: Path, out_dir: Path, device: torch.device, data_di
     """Read and check everything first (run files, the model), then write the report into a
     folder of its own that replaces ``out_dir`` only once complete: a failure leaves the
     earlier report (or none), never half of one."""
-    run_dir, out_dir = Path(run_dir), Path(out_dir)
-    if not (run_dir / rf.CONFIG).is_file():
-        raise LcregError(f"{run_dir} is not a run folder (no config.yaml)")
+    out_dir = Path(out_dir)
     if out_dir.exists() and (out_dir.is_symlink() or not out_dir.is_dir()):
         raise LcregError(f"cannot write the report into {out_dir}: it exists and is not a folder")
-    env = rf.read_environment(run_dir) if (run_dir / rf.ENVIRONMENT).exists() else {}
-    stats = rf.read_json(run_dir / rf.DATA_STATS) if (run_dir / rf.DATA_STATS).exists() else None
-    final = rf.read_final(run_dir) or {}
-    records = rf.read_records(run_dir)
-    trained = load_trained_model(run_dir, device)
+    trained = load_trained_model(run_dir, device)  # a run folder, an HF folder or hf-hub:ORG/NAME
+    run_dir = trained.run_dir or trained.path.parent
+    is_run = trained.run_dir is not None
+    env = rf.read_environment(run_dir) if is_run and (run_dir / rf.ENVIRONMENT).exists() else {}
+    stats = rf.read_json(run_dir / rf.DATA_STATS) if is_run and (run_dir / rf.DATA_STATS).exists() else None
+    final = (rf.read_final(run_dir) or {}) if is_run else {}
+    records = rf.read_records(run_dir) if is_run else []
     tmp = out_dir.with_name(f".{out_dir.name}.{os.getpid()}.tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     try:
@@ -155,7 +155,11 @@ def _write(run_dir, out_dir, device, data_dir, env, stats, final, records, train
             Figure(Path("analysis/kl_heatmap.png"), "KL divergence between class latent histograms"),
         )
         result["analysis"] = s["mean_shared_with_head"]
-    report.add(Heading("Config"), Code((run_dir / rf.CONFIG).read_text(errors="replace"), "yaml"))
+    import yaml
+
+    from lcreg.config import to_dict
+
+    report.add(Heading("Config"), Code(yaml.safe_dump(to_dict(trained.cfg), sort_keys=False), "yaml"))
     md, page = write_report(report, out_dir)
     result.update(markdown=str(md), html=str(page))
     return result

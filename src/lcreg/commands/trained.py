@@ -1,9 +1,15 @@
-"""A trained model back from its file, and the data to evaluate it on.
+"""A trained model back from where it is kept, and the data to evaluate it on.
 
-Every model file written by ``lcreg train`` (``stage1_model.pt``, ``stage2_model.pt``,
-``checkpoint.pt``) carries the resolved config and a summary of the training data (class
-names, training counts, Many / Medium / Few), so eval, analyze, predict and export need
-nothing but the file.
+Every model file written by ``lcreg train`` (``stageN_model.safetensors``; ``.pt`` before
+lcreg 0.2; the resume ``checkpoint.pt``) carries the resolved config and a summary of the
+training data (class names, training counts, Many / Medium / Few), so eval, analyze,
+predict, report and export need nothing but the file. They accept:
+
+- a run folder (its most trained model) or a model file;
+- a Hugging Face-style folder (``config.json`` + ``model.safetensors``, what
+  ``lcreg export --format hf`` writes);
+- ``hf-hub:ORG/NAME``: such a folder on the Hugging Face Hub, fetched (or read from the
+  local cache, offline too) by ``huggingface_hub``.
 """
 
 from __future__ import annotations
@@ -14,14 +20,17 @@ from typing import Optional
 
 import torch
 
+from lcreg import run_folder as rf
 from lcreg.config import Config, from_dict
 from lcreg.data import LongTailData, build_dataset
 from lcreg.errors import LcregError
 from lcreg.methods import create_model
 from lcreg.models import LongTailNet
-from lcreg.runtime.checkpoint import load_checkpoint
+from lcreg.runtime.checkpoint import load_model_file
 
-MODEL_FILES = ("stage2_model.pt", "stage1_model.pt", "checkpoint.pt")
+MODEL_FILES = rf.MODEL_FILES
+HF_CONFIG, HF_WEIGHTS = "config.json", "model.safetensors"
+HF_PREFIX = "hf-hub:"
 
 
 @dataclass
@@ -34,25 +43,68 @@ class TrainedModel:
 
     @property
     def run_dir(self) -> Optional[Path]:
-        return self.path.parent if (self.path.parent / "config.yaml").is_file() else None
+        return self.path.parent if (self.path.parent / rf.CONFIG).is_file() else None
 
     @property
     def class_names(self) -> list[str]:
         return list(self.summary["class_names"])
 
 
+def from_hub(name: str) -> Path:
+    """``hf-hub:ORG/NAME[@REVISION]`` -> the local folder of that Hub repository (downloaded
+    once, then read from huggingface_hub's cache; with ``HF_HUB_OFFLINE=1`` from the cache only)."""
+    repo, _, revision = name[len(HF_PREFIX) :].partition("@")
+    if repo.count("/") != 1 or not all(repo.split("/")):
+        raise LcregError(f"'{name}' is not hf-hub:ORG/NAME")
+    try:
+        from huggingface_hub import snapshot_download
+    except ImportError:
+        raise LcregError("hf-hub: models need huggingface_hub: pip install huggingface_hub") from None
+    try:
+        folder = snapshot_download(
+            repo_id=repo, revision=revision or None, allow_patterns=[HF_CONFIG, HF_WEIGHTS, "README.md"]
+        )
+    except Exception as e:  # offline without a cached copy, no such repository, no access
+        raise LcregError(
+            f"cannot fetch {name} from the Hugging Face Hub ({type(e).__name__}); offline, it "
+            "must be in the local cache (HF_HUB_CACHE)"
+        ) from None
+    return Path(folder)
+
+
 def resolve_checkpoint(path: str | Path) -> Path:
-    """A run folder means its most trained model: stage 2, else stage 1, else the last
-    checkpoint."""
+    """The model file a name means: a run folder's most trained model (stage 2, else stage 1,
+    else the last checkpoint), an HF folder's ``model.safetensors``, or the file itself."""
+    if str(path).startswith(HF_PREFIX):
+        path = from_hub(str(path))
     path = Path(path).expanduser()
     if path.is_dir():
+        if (path / HF_CONFIG).is_file() and (path / HF_WEIGHTS).is_file():
+            return path / HF_WEIGHTS
         for name in MODEL_FILES:
             if (path / name).is_file():
                 return path / name
-        raise LcregError(f"{path} holds no model file ({', '.join(MODEL_FILES)}); is it a run folder?")
+        raise LcregError(
+            f"{path} holds no model file ({', '.join(MODEL_FILES)}, or {HF_CONFIG} + {HF_WEIGHTS}); "
+            "is it a run folder? (run folders in git keep no models: see the model zoo)"
+        )
     if not path.exists():
-        raise LcregError(f"{path} does not exist (give a run folder or a .pt model file)")
+        raise LcregError(f"{path} does not exist (give a run folder, a model file, an HF folder or hf-hub:ORG/NAME)")
     return path
+
+
+def read_model(path: Path) -> dict:
+    """The model file's weights and description; an HF folder's ``config.json`` describes its
+    ``model.safetensors``."""
+    state = load_model_file(path)
+    hf_config = path.parent / HF_CONFIG
+    if path.name == HF_WEIGHTS and hf_config.is_file():
+        described = rf.read_json(hf_config)
+        lcreg = described.get("lcreg")
+        if not isinstance(lcreg, dict):
+            raise LcregError(f"{hf_config} is not an lcreg model description (no 'lcreg' entry)")
+        state = {**lcreg, "model": state["model"]}
+    return state
 
 
 def stored_fields(obj):
@@ -66,7 +118,7 @@ def stored_fields(obj):
 
 def load_trained_model(path: str | Path, device: torch.device) -> TrainedModel:
     ckpt_path = resolve_checkpoint(path)
-    state = load_checkpoint(ckpt_path)
+    state = read_model(ckpt_path)
     missing = sorted({"model", "config", "summary"} - set(state))
     summary = state.get("summary")
     if not missing and isinstance(summary, dict):

@@ -81,7 +81,7 @@ def train_inputs(args: argparse.Namespace):
     """(config, stages, resume checkpoint, stage-1 model) of a train command, checked; the
     run folder is not created here."""
     from lcreg.config import load_config, load_saved_config
-    from lcreg.runtime.checkpoint import load_checkpoint
+    from lcreg.runtime.checkpoint import load_model_file
 
     stages = {"1": (1,), "2": (2,), "all": (1, 2)}[args.stage]
     if args.resume:
@@ -103,9 +103,9 @@ def train_inputs(args: argparse.Namespace):
             )
         return cfg, stages, None, None
     if not args.from_run:
-        raise LcregError("--stage 2 needs --from RUN (a run folder with stage1_model.pt)")
+        raise LcregError("--stage 2 needs --from RUN (a run folder with its stage-1 model)")
     src = Path(args.from_run)
-    stage1_model = src / rf.model_file(1) if src.is_dir() else src
+    stage1_model = (rf.stage_model(src, 1) or src / rf.model_file(1)) if src.is_dir() else src
     if not stage1_model.is_file():
         raise LcregError(f"{stage1_model} does not exist; run stage 1 first")
     preset, overrides = split_config_args(args.config)
@@ -114,7 +114,7 @@ def train_inputs(args: argparse.Namespace):
     if not (stage1_model.parent / rf.CONFIG).is_file():
         raise LcregError(f"{stage1_model.parent} holds no config.yaml next to the stage-1 model")
     base = load_saved_config(stage1_model.parent / rf.CONFIG)
-    load_checkpoint(stage1_model)  # refused here if unreadable or unsafe, before any run folder exists
+    load_model_file(stage1_model)  # refused here if unreadable or unsafe, before any run folder exists
     held_out = validation_split(base)  # before load_config, which may apply the overrides to base
     cfg = load_config(None, overrides + data_overrides(args), base=base)
     check_overrides_read(cfg, overrides)
@@ -189,5 +189,28 @@ def train(args: argparse.Namespace) -> int:
         # stage 1's last content measures (the backbone's alone without a latent head)
         if final.get("stage1", {}).get("diagnostics"):
             out["diagnostics"] = final["stage1"]["diagnostics"]
-        print(json.dumps(out, indent=2))
+        print(json.dumps(out, indent=2) if getattr(args, "json", False) else human_summary(out, cfg))
     return 0
+
+
+def _pct(x) -> str:
+    return "-" if x is None else f"{100 * x:.2f}"
+
+
+def human_summary(out: dict, cfg) -> str:
+    """What a run ended with, for a person: test accuracy per stage (%, two decimals),
+    calibration, what the latent categories carry, and where to look next."""
+    lines = [f"run folder: {out['run_dir']}", "", "test split      top-1    Many  Medium     Few     ECE"]
+    for stage, m in out["final"].items():
+        cells = [_pct(m.get(k)) for k in ("top1", "many", "medium", "few", "ece")]
+        lines.append(f"{'stage ' + stage[-1]:<12}" + "".join(f"{c:>8}" for c in cells))
+    d = out.get("diagnostics") or {}
+    if d.get("positional_share") is not None:
+        lines += [
+            "",
+            f"latent categories: effective rank {d['effective_rank']:.1f} of {cfg.model.latent.num_latents}; "
+            f"position alone explains {100 * d['positional_share']:.0f}% of their similarity to the features "
+            "(100% would be a position code: docs, Method)",
+        ]
+    lines += ["", f"next: lcreg report {out['run_dir']}   (figures, calibration, latent categories)"]
+    return "\n".join(lines)

@@ -246,7 +246,7 @@ def _list(cfg: DataConfig, cache_dir: Path, decode_size: Optional[int]) -> RawDa
 
 @DATASETS.register("demo")
 def _demo(cfg: DataConfig, cache_dir: Path, decode_size: Optional[int]) -> RawData:
-    train, test, names = sources.read_digits(seed=0)
+    train, test, names = sources.read_digits(seed=0, size=cfg.image_size)
     return RawData(train, test, names, "scikit-learn load_digits (8x8 handwritten digits)", n_max=DEMO_N_MAX)
 
 

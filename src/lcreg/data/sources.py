@@ -314,13 +314,16 @@ def read_list_files(
 # the offline demo
 
 
-def read_digits(test_per_class: int = 50, seed: int = 0) -> tuple[ImageSet, ImageSet, list[str]]:
-    """scikit-learn's 1,797 real 8x8 handwritten digits as RGB uint8, with a balanced test
-    split of ``test_per_class`` images per class."""
+def read_digits(test_per_class: int = 50, seed: int = 0, size: int = 8) -> tuple[ImageSet, ImageSet, list[str]]:
+    """scikit-learn's 1,797 real 8x8 handwritten digits as RGB uint8 of ``size`` x ``size``
+    (bilinear upsampling), with a balanced test split of ``test_per_class`` images per class."""
+    from PIL import Image
     from sklearn.datasets import load_digits
 
     digits = load_digits()
     gray = np.round(digits.images * (255.0 / 16.0)).astype(np.uint8)
+    if size != 8:
+        gray = np.stack([np.asarray(Image.fromarray(g).resize((size, size), Image.BILINEAR)) for g in gray])
     images = np.repeat(gray[..., None], 3, axis=3)
     targets = digits.target.astype(np.int64)
     rng = np.random.default_rng(seed)

@@ -52,7 +52,7 @@ from lcreg.eval.outputs import collect_latent_stats, collect_outputs
 from lcreg.files import atomic_write_json
 from lcreg.methods import create_model, get_method
 from lcreg.progress import write as write_line
-from lcreg.runtime.checkpoint import load_checkpoint, save_checkpoint
+from lcreg.runtime.checkpoint import load_model_file, save_checkpoint, save_model
 from lcreg.runtime.distributed import DistInfo, average_buffers_, main_process_first, rank_device, split_batch, wrap_ddp
 from lcreg.runtime.environment import environment_info, seed_everything, select_device, with_resume
 
@@ -260,20 +260,14 @@ class Trainer:
         self.final[f"stage{stage}"] = {"epoch": epoch, "wall_seconds": self.elapsed(), **evals}
         if not self.main:
             return
+        # the model first, then the metrics: a stage with metrics always has its model
+        meta = {"config": to_dict(self.cfg), "stage": stage, "summary": model_summary(self.data)}
+        save_model(self.run_dir / rf.model_file(stage), self.model.state_dict(), meta)
         atomic_write_json(self.run_dir / rf.FINAL, self.final)
-        save_checkpoint(
-            {
-                "model": self.model.state_dict(),
-                "config": to_dict(self.cfg),
-                "stage": stage,
-                "summary": model_summary(self.data),
-            },
-            self.run_dir / rf.model_file(stage),
-        )
 
     def stage_finished(self, stage: int) -> bool:
-        """Its final metrics written and its model file complete (written atomically)."""
-        return f"stage{stage}" in self.final and (self.run_dir / rf.model_file(stage)).is_file()
+        """Its model file complete and its final metrics written (both written atomically)."""
+        return f"stage{stage}" in self.final and rf.stage_model(self.run_dir, stage) is not None
 
     def _run_stage(self, plan: StagePlan, resume: Optional[dict] = None) -> None:
         """One stage of any method: restore a checkpoint, then per epoch train, log (with the
@@ -417,7 +411,7 @@ class Trainer:
             self._run_stage(self.stage2_plan(), resume)
 
     def load_stage1_model(self, path: Path) -> None:
-        state = load_checkpoint(path, self.device)
+        state = load_model_file(path, self.device)
         self.model.load_state_dict(state["model"])
 
     def run(
@@ -431,7 +425,9 @@ class Trainer:
                 self.stage1(resume if resume_stage == 1 else None)
             if 2 in stages and 2 in self.method.stages(self.cfg):
                 if 1 not in stages and resume_stage != 2:
-                    self.load_stage1_model(stage1_model or self.run_dir / rf.model_file(1))
+                    self.load_stage1_model(
+                        stage1_model or rf.stage_model(self.run_dir, 1) or self.run_dir / rf.model_file(1)
+                    )
                 self.stage2(resume if resume_stage == 2 else None)
         finally:
             if self.logger is not None:

@@ -40,9 +40,11 @@ def plot_class_distribution(
     ax.set_ylabel("training images")
     if max(counts) / max(min(counts), 1) > 20:
         ax.set_yscale("log")
-    for name, col in colors.items():
-        ax.bar([], [], color=col, label=f"{name} ({len(splits.get(name, []))})")
-    ax.legend(fontsize=8)
+    from matplotlib.patches import Patch
+
+    # explicit patches: legend entries of empty bar containers all take the default colour
+    handles = [Patch(facecolor=col, label=f"{name} ({len(splits.get(name, []))})") for name, col in colors.items()]
+    ax.legend(handles=handles, fontsize=8)
     ax.set_title(title or f"{sum(counts)} training images, {len(counts)} classes")
     save_figure(fig, path)
 
