@@ -65,6 +65,8 @@ def test_readings_table_names_config_keys():
 
 
 README = (ROOT / "README.md").read_text()
+RESULTS_MD = (ROOT / "docs" / "results.md").read_text()  # the results and their discussion (the docs site)
+EXTENDING_MD = (ROOT / "docs" / "extending.md").read_text()
 
 
 def _num(cell: str):
@@ -72,10 +74,10 @@ def _num(cell: str):
     return None if cell in ("-", "") else float(cell)
 
 
-def test_readme_run_rows_match_their_run_folders():
-    """Every README row that names a run folder under results/ carries that folder's final numbers."""
+def test_results_page_run_rows_match_their_run_folders():
+    """Every docs/results.md row that names a run folder under results/ carries that folder's final numbers."""
     checked = 0
-    for line in README.splitlines():
+    for line in RESULTS_MD.splitlines():
         cells = [c.strip() for c in line.strip().strip("|").split("|")]
         if len(cells) != 8 or not re.fullmatch(r"`[\w./]+_seed\d`", cells[1]):
             continue
@@ -94,10 +96,10 @@ def test_readme_run_rows_match_their_run_folders():
     assert checked >= 8
 
 
-def test_readme_seed_table_matches_results_readings():
+def test_results_page_seed_table_matches_results_readings():
     rows = {r["variant"]: r for r in json.loads((ROOT / "results" / "readings.json").read_text())["rows"]}
     checked = 0
-    for line in README.splitlines():
+    for line in RESULTS_MD.splitlines():
         m = re.match(r"\| [^|]*\(`(\w+)`\) \| (\d+) \|", line)
         if not m or m.group(1) not in rows:
             continue
@@ -112,14 +114,20 @@ def test_readme_seed_table_matches_results_readings():
     assert checked >= 3
 
 
-def test_readme_table1_rows_match_results_table1():
-    """The README's Table 1 comparison (CIFAR-10-LT IF 100) carries results/table1.json's cells."""
+@pytest.mark.parametrize(
+    "text,heading,least",
+    [(RESULTS_MD, "## The comparison methods of Table 1", 6), (README, "## Results", 9)],
+    ids=["results page", "README summary"],
+)
+def test_table1_rows_match_results_table1(text, heading, least):
+    """The Table 1 comparisons (CIFAR-10-LT IF 100) of the results page and of the README's
+    summary carry results/table1.json's cells."""
     rows = {
         r["variant"]: r
         for r in json.loads((ROOT / "results" / "table1.json").read_text())["rows"]
         if (r["dataset"], r["imbalance"]) == ("cifar10", 100)
     }
-    section = README.split("### The comparison methods of Table 1", 1)[1].split("\n### ", 1)[0]
+    section = text.split(heading, 1)[1].split("\n## ", 1)[0]
     checked = 0
     for line in section.splitlines():
         m = re.match(r"\| [^|]*`(\w+)`[^|]*\| (\d+) \|", line)
@@ -133,13 +141,19 @@ def test_readme_table1_rows_match_results_table1():
         got = [_num(top1), _num(std or "-"), many, medium, _num(cells[4]), _num(cells[5])]
         assert got == pytest.approx(want, abs=0.0051), m.group(1)
         checked += 1
-    assert checked >= 6
+    assert checked >= least
 
 
-def test_readme_training_loop_example_runs(capsys):
-    section = README.split("### In your own training loop", 1)[1]
+def test_readme_is_a_guide_not_a_lab_notebook():
+    assert len(README.splitlines()) <= 250
+    for page in ("getting-started", "data", "results", "peers", "model-zoo", "reliability", "cli", "citing"):
+        assert (ROOT / "docs" / f"{page}.md").is_file(), page
+
+
+def test_training_loop_example_runs(capsys):
+    section = EXTENDING_MD.split("## In your own training loop", 1)[1]
     code = section.split("```python\n", 1)[1].split("```", 1)[0]
-    exec(compile(code, "README.md (own training loop)", "exec"), {})
+    exec(compile(code, "docs/extending.md (own training loop)", "exec"), {})
     terms = eval(capsys.readouterr().out)  # the example prints the loss terms of eq. 10
     assert set(terms) == {"cls", "recon", "latent_aug"} and all(v > 0 for v in terms.values())
 
