@@ -10,7 +10,7 @@ stratified tenth of the training data is held out (``data.val_fraction=0.1``): t
 are compared on that validation split, never on the test split (whose numbers are written
 beside, for reference only). The as-written reading and the MiSLAS baseline run as
 controls under the same schedule. After training, ``lcreg analyze --json`` records the
-content diagnostics. The queue is ``lcreg reproduce``'s (a finished reading skipped, an
+content diagnostics. The queue is ``experiments/run_queue.py``'s (a finished reading skipped, an
 interrupted one resumed, finished folders pruned and analysed); after each reading
 ``results/latent_screen.md`` and ``.json`` are rewritten.
 """
@@ -19,11 +19,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
-from lcreg.engine.reproduce import READINGS as FULL_LENGTH_READINGS
-from lcreg.engine.reproduce import RunFailed, RunSpec, execute
 from lcreg.engine.run_folders import run_state
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "experiments"))
+from run_queue import READINGS as FULL_LENGTH_READINGS  # noqa: E402
+from run_queue import RunFailed, RunSpec, execute  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "results" / "latent_screen"

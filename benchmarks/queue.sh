@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # The project's queued full-length runs (CIFAR-10-LT, JPEG copy), in the order they matter,
-# through lcreg reproduce's restartable queue (a finished run is skipped, an interrupted one
+# through experiments/reproduce.py's restartable queue (a finished run is skipped, an interrupted one
 # resumed): run it again in a later session (or on a GPU) and it continues where it stopped.
 #
 #   bash benchmarks/queue.sh [extra lcreg train args]   (default: --compile on amp=bf16)
-#   lcreg reproduce TABLE ... --dry-run                  what is left of a step, and its time here
+#   python experiments/reproduce.py TABLE ... --dry-run   what is left of a step, and its time here
 #
 # 1. LCReg with the default reading, the screen's runner-up (logits_detach) and the default
 #    with its latent losses reaching the backbone (attached), seeds 0-2,
@@ -20,10 +20,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 DATA=${DATA:-data/cifar10-jpeg.tar.gz}
 ARGS=${*:-"--compile on amp=bf16"}
-LCREG=${LCREG:-lcreg}  # e.g. LCREG="python3 -m lcreg" where the package is not installed
-# PYTHON: the interpreter for benchmarks/latent_screen.py (default python3)
-# shellcheck disable=SC2086  # LCREG may be a command with arguments
-q() { $LCREG reproduce "$@" --data-dir "$DATA" --train-args "$ARGS"; }
+# PYTHON: the interpreter (default python3) of experiments/reproduce.py and benchmarks/latent_screen.py
+q() { "${PYTHON:-python3}" experiments/reproduce.py "$@" --data-dir "$DATA" --train-args "$ARGS"; }
 q readings --methods lcreg --seeds 0
 q readings --methods mislas --seeds 1
 q readings --methods lcreg --seeds 1,2
@@ -54,8 +52,7 @@ q table7 --imbalance-factors 100 --seeds 1,2 --methods latent,latent_aug,latent_
 # Remix-DRW's seed 0 (76.93) ranked above MiSLAS and level with LCReg, against the paper's
 # order: seeds 1-2 tell whether it holds
 q table1 --imbalance-factors 100 --seeds 1,2 --methods remix_drw
-# shellcheck disable=SC2086
-t() { $LCREG reproduce "$@" --table-only; }
+t() { "${PYTHON:-python3}" experiments/reproduce.py "$@" --table-only; }
 t readings --seeds 0,1,2
 t table7 --seeds 0,1,2
 t table1 --imbalance-factors 100 --seeds 0,1,2

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pickle
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -97,3 +98,21 @@ def kill_at_call(monkeypatch, owner, name: str, n: int):
 
     monkeypatch.setattr(owner, name, wrapper)
     return lambda: monkeypatch.setattr(owner, name, real)
+
+
+# the paper's reproduction lives beside the package, in experiments/ (scripts, not installed)
+EXPERIMENTS = Path(__file__).resolve().parents[1] / "experiments"
+if str(EXPERIMENTS) not in sys.path:
+    sys.path.insert(0, str(EXPERIMENTS))
+
+
+def cli(argv: list[str]) -> int:
+    """``lcreg ARGS``, or ``python experiments/reproduce.py ARGS`` when ARGS start with
+    ``reproduce``: the tests drive both command lines the same way."""
+    if argv and argv[0] == "reproduce":
+        from reproduce import main as reproduce_main
+
+        return reproduce_main(list(argv[1:]))
+    from lcreg.cli import main
+
+    return main(argv)

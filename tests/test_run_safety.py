@@ -21,10 +21,10 @@ import torch
 from PIL import Image
 
 from lcreg import run_folder as rf
-from lcreg.cli import main
 from lcreg.data.images import load_rgb
 from lcreg.runtime.checkpoint import load_model_file
 
+from conftest import cli as main
 from conftest import write_image
 
 SHORT = ["--no-progress", "stage1.epochs=2", "stage1.warmup_epochs=0", "stage1.milestones=[1]", "stage2.epochs=1"]
@@ -215,8 +215,8 @@ def test_a_stale_lock_never_blocks(tmp_path, no_download):
 
 
 def _finished_cell(results: Path, overrides=(), top1=0.7) -> Path:
+    import run_queue as rp
     from lcreg.config import load_config, save_config
-    from lcreg.engine import reproduce as rp
 
     (r,) = rp.plan("table7", results, ["cifar10"], [100], [0], ["baseline"], None)
     r.out.mkdir(parents=True)
@@ -281,7 +281,7 @@ def test_a_run_trained_with_other_settings_is_not_its_cell(tmp_path, capsys):
 
 
 def test_tables_take_the_data_layout_from_each_run(tmp_path):
-    from lcreg.commands.paper_tables import data_label, portable_source
+    from paper_tables import data_label, portable_source
 
     assert data_label({"pickles"}) == "CIFAR (original pickles)"
     assert "not the original pickles" in data_label({"folders"}) and "mixed" in data_label({"pickles", "folders"})

@@ -8,7 +8,6 @@
     lcreg export MODEL --format F             TorchScript or ONNX (checked), or hf: a Hugging Face folder
     lcreg data stats [PRESET] [--json]        class counts, Many/Medium/Few, plot
     lcreg data prepare [PRESET]               decode images once into the cache
-    lcreg reproduce TABLE --data-dir D        a paper table as a restartable queue of runs, then its table
     lcreg runs [DIR]                          every run below DIR, and mean +- std over seeds (markdown, --json, --csv)
     lcreg methods                             list the methods (method=NAME trains one)
     lcreg configs                             list the presets
@@ -328,44 +327,6 @@ def cmd_data_prepare(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_reproduce(args: argparse.Namespace) -> int:
-    from lcreg.commands import paper_tables
-    from lcreg.engine import reproduce as rp
-    from lcreg.eval.plots import plot_paper_table
-
-    results = Path(args.results)
-    train_args = args.train_args.split()
-    # key=value train args are part of what each cell trains: a run trained with
-    # stage1.epochs=1 is not the full-schedule cell, and a later queue without them says so
-    extra = [a for a in train_args if "=" in a and not a.startswith("-")]
-    runs = rp.plan(
-        args.table,
-        results,
-        _str_list(args.datasets, "--datasets"),
-        _int_list(args.imbalance_factors, "--imbalance-factors"),
-        _int_list(args.seeds, "--seeds") or [0],
-        _str_list(args.methods, "--methods") if args.methods else None,
-        args.epochs,
-        extra,
-    )
-    epochs = args.epochs or rp.FULL_EPOCHS
-    print(f"lcreg reproduce {args.table}: {len(runs)} runs, {rp.schedule_label(args.epochs)}")
-    if args.dry_run:
-        print("\n".join(rp.dry_run_lines(runs, results, epochs, train_args)))
-        return 0
-    if not args.table_only:
-        if not args.data_dir:
-            raise LcregError("lcreg reproduce needs --data-dir (the CIFAR data; see README: accepted layouts)")
-        rp.execute(runs, args.data_dir, train_args)
-    covered = rp.table_runs(args.table, results, _str_list(args.datasets, "--datasets"), runs, args.epochs, extra)
-    summary = paper_tables.summarize(args.table, covered, args.epochs)
-    md = paper_tables.write_table(summary, results)
-    figure = md.with_suffix(".png")
-    plot_paper_table(paper_tables.table_cells(summary["rows"]), figure, f"{summary['what']}: {summary['schedule']}")
-    print(f"wrote {md}, {md.with_suffix('.json')} and {figure}")
-    return 0
-
-
 def cmd_runs(args: argparse.Namespace) -> int:
     from lcreg.commands import runs_table as rt
 
@@ -383,13 +344,6 @@ def cmd_runs(args: argparse.Namespace) -> int:
     else:
         sys.stdout.write(rt.markdown(runs, unfinished, root))
     return 0
-
-
-def _str_list(text: Optional[str], flag: str) -> list[str]:
-    items = [t.strip() for t in (text or "").split(",") if t.strip()]
-    if text is not None and not items:
-        raise LcregError(f"{flag} takes a comma-separated list, got '{text}'")
-    return items
 
 
 def cmd_methods(args: argparse.Namespace) -> int:
@@ -562,26 +516,6 @@ def build_parser() -> argparse.ArgumentParser:
     pp.add_argument("--no-progress", action="store_true", help="no progress bars or notes on stderr")
     pp.set_defaults(func=cmd_data_prepare)
 
-    pr = sub.add_parser(
-        "reproduce",
-        help="a paper table as a restartable queue of runs, then its table",
-        description="Train every cell of a paper table (one folder per run under RESULTS/TABLE/; "
-        "finished runs skipped, interrupted ones resumed), then write RESULTS/TABLE.md "
-        "and .json with mean and std over seeds beside the paper's numbers.",
-    )
-    pr.add_argument("table", help="table1, table5, table6, table7, table9, table10 or readings")
-    pr.add_argument("--data-dir", help="the CIFAR data (any accepted layout)")
-    pr.add_argument("--datasets", default="cifar10", help="comma-separated: cifar10, cifar100 (default cifar10)")
-    pr.add_argument("--imbalance-factors", help="comma-separated, e.g. 100,50,10 (default: the table's)")
-    pr.add_argument("--seeds", default="0", help="comma-separated seeds (default 0)")
-    pr.add_argument("--methods", help="comma-separated variants of the table (default: all)")
-    pr.add_argument("--epochs", type=positive_int, help="shortened stage 1 (labelled as such everywhere)")
-    pr.add_argument("--train-args", default="", help="extra lcreg train arguments, e.g. '--compile on amp=bf16'")
-    pr.add_argument("--results", default="results", help="where run folders and the table go (default results)")
-    pr.add_argument("--dry-run", action="store_true", help="list the runs, their state and estimated time; train none")
-    pr.add_argument("--table-only", action="store_true", help="only write the table from the finished runs")
-    pr.set_defaults(func=cmd_reproduce)
-
     pu = sub.add_parser(
         "runs",
         help="every run folder below DIR in one table, and mean +- std over seeds",
@@ -638,6 +572,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         parser.error(f"unrecognized arguments: {' '.join(stray)}")
     if extra:
         args.config = list(args.config) + extra
+    return run_command(args.func, args)
+
+
+def run_command(func, args: argparse.Namespace, prog: str = "lcreg") -> int:
+    """Run a command the way every lcreg command runs: an LcregError is one line and exit code
+    2, SIGTERM ends it as Ctrl-C does, our warnings are one line each. Scripts beside the
+    package (experiments/reproduce.py) run their commands through it too."""
     from lcreg.progress import set_enabled
 
     set_enabled(not getattr(args, "no_progress", False))
@@ -649,9 +590,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     try:
         with warnings.catch_warnings():  # restores the hook when the command ends
             warnings.showwarning = _show_warning
-            return args.func(args)
+            return func(args)
     except LcregError as e:
-        print(f"lcreg: error: {_one_line(str(e))}", file=sys.stderr)
+        print(f"{prog}: error: {_one_line(str(e))}", file=sys.stderr)
         return 2
     except BrokenPipeError:  # stdout closed early (lcreg runs | head): stop quietly, as Unix tools do
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit's flush
@@ -659,7 +600,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except OSError as e:  # a write the commands did not foresee: read-only folder, full disk, ...
         where = f"{e.filename}: " if getattr(e, "filename", None) else ""
         reason = "no space left on device" if e.errno == errno.ENOSPC else (e.strerror or type(e).__name__)
-        print(f"lcreg: error: {where}{reason}", file=sys.stderr)
+        print(f"{prog}: error: {where}{reason}", file=sys.stderr)
         return 2
     except Terminated:
         print("lcreg: terminated (resume with: lcreg train --resume RUN_FOLDER)", file=sys.stderr)

@@ -2,5 +2,5 @@
 its inputs checked before a run folder exists, the folder, the trainer; ``run_config.py``: the
 config a command line asks for); the after-training commands on a model file eval, analyze,
 predict, report, export (``trained.py`` loads the model and the data to evaluate it on); on run
-folders the ``lcreg runs`` table (``runs_table.py``) and the paper tables of ``lcreg reproduce``
-(``paper_tables.py``, beside the paper's numbers in ``paper_numbers.py``)."""
+folders the ``lcreg runs`` table (``runs_table.py``). The paper's reproduction (its tables,
+numbers and queue) lives beside the package, in ``experiments/``."""

@@ -1,7 +1,7 @@
 """Reading run folders back: a folder's state, and what a finished run recorded.
 
 One reader for every command that looks at finished runs (``lcreg runs`` for its tables,
-``lcreg reproduce`` for its queue and its time estimates), so that "finished", "wall time"
+``experiments/run_queue.py`` for its queue and its time estimates), so that "finished", "wall time"
 and "numerics" mean the same thing everywhere. Works on committed results from any
 machine: it reads only the files a run folder keeps (config.yaml, environment.json,
 final_metrics.json, metrics.jsonl, the last stage's model file).

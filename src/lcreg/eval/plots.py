@@ -5,7 +5,6 @@ training curves."""
 from __future__ import annotations
 
 import io
-import textwrap
 from pathlib import Path
 from typing import Sequence
 
@@ -235,34 +234,4 @@ def plot_training_curves(records: Sequence[dict], path: Path) -> None:
     if offset[2]:
         for ax in (axl, axa):
             ax.axvline(offset[2] + 0.5, color="gray", lw=0.8, ls=":")
-    save_figure(fig, path)
-
-
-def plot_paper_table(cells: Sequence[tuple[str, int, list[dict]]], path: Path, title: str = "") -> None:
-    """A paper table's rows beside the paper: one panel per cell (dataset, imbalance factor,
-    its rows: ``paper_tables.table_cells``), per row our mean top-1 as a dot with its seed
-    spread (none for one seed) and the paper's number as a cross, on an axis that does not
-    start at 0 (so points, not bars). A row with no finished seed shows the paper's cross alone."""
-    plt = pyplot()
-    height = max(len(panel) for _, _, panel in cells)
-    fig, axes = plt.subplots(1, len(cells), figsize=(4.2 * len(cells), 1.0 + 0.32 * height), squeeze=False)
-    for ax, (dataset, imbalance, panel) in zip(axes[0], cells):
-        y = range(len(panel))
-        ours = [r["top1_mean"] if r["top1_mean"] is not None else float("nan") for r in panel]
-        spread = [r["top1_std"] or 0.0 for r in panel]
-        ax.errorbar(ours, y, xerr=spread, fmt="o", color="#1f77b4", capsize=3)
-        paper = [r["paper"] if isinstance(r["paper"], (int, float)) else float("nan") for r in panel]
-        ax.plot(paper, y, "x", color="#d62728")
-        ax.set_yticks(list(y))
-        ax.set_yticklabels([f"{r['variant']} ({len(r['seeds'])})" for r in panel], fontsize=8)
-        ax.set_ylim(height - 0.5, -0.5)  # the table's order, top to bottom; the same row spacing in every panel
-        ax.grid(axis="x", lw=0.5, alpha=0.5)
-        shown = [v for v in (*ours, *paper) if v == v]
-        if shown:
-            ax.set_xlim(max(0.0, min(shown) - 5), min(100.0, max(shown) + 3))
-        ax.set_xlabel("top-1 (%)")
-        ax.set_title(f"{dataset} IF {imbalance}", fontsize=9)
-    key = "dots: ours (mean, bar: std over seeds; seeds in brackets); crosses: the paper's"
-    width = 24 * len(cells) + 40  # characters a line holds across the panels
-    fig.suptitle("\n".join(textwrap.fill(part, width) for part in (title, key) if part), fontsize=8)
     save_figure(fig, path)

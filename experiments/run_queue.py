@@ -1,4 +1,4 @@
-"""``lcreg reproduce TABLE``: a paper table as a queue of runs.
+"""A paper table as a queue of runs (``python experiments/reproduce.py TABLE``).
 
 Each cell of a table (dataset, imbalance factor, variant) is trained once per seed into its
 own folder, ``results/<table>/<dataset>_if<IF>/<variant>_seed<S>[_e<E>]``. The queue can be
@@ -11,11 +11,12 @@ TensorBoard events), with ``lcreg analyze`` diagnostics for models with a latent
 
 A shortened schedule (``--epochs E``) is in every folder name and every table heading,
 never passed off as the full one. The table itself is written by
-``lcreg.commands.paper_tables`` from the finished folders.
+``paper_tables.py`` from the finished folders.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import shutil
@@ -26,92 +27,45 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional, Sequence
 
+import yaml
+
 from lcreg import run_folder as rf
-from lcreg.config import Config, DataConfig, as_written_overrides, load_config, load_saved_config, to_dict
+from lcreg.config import Config, DataConfig, load_config, load_saved_config, to_dict
 from lcreg.data.longtail import class_counts_profile, held_out_count
 from lcreg.engine.run_folders import find_runs, run_state
 from lcreg.errors import LcregError
 from lcreg.runtime.environment import numerics
 
-FULL_EPOCHS = 200  # the CIFAR presets' stage 1 (stage 2: 10)
+TABLES_YAML = Path(__file__).with_name("tables.yaml")
 
-# variant -> overrides on top of the LCReg preset of its dataset and imbalance factor
-TABLE7 = {
-    "baseline": ["method=mislas"],
-    "latent": ["loss.alpha=0", "loss.beta=0"],
-    "latent_aug": ["loss.beta=0"],
-    "latent_recon": ["loss.alpha=0"],
-    "all": [],
-}
-TABLE9 = {
-    f"a{a}_b{b}_g{g}": [f"loss.alpha={a}", f"loss.beta={b}", f"loss.gamma={g}"]
-    for a, b, g in ((1, 1, 1), (1, 0.1, 1), (1, 1, 0.1), (0.1, 0.1, 1))
-}
-TABLE5 = {f"m{m}": [f"model.latent.num_latents={m}"] for m in (20, 30, 40, 50, 60)}
-# the methods this version trains; the others of Table 1 are named so that asking for them says so
-# Table 1's methods (and the long-tailed tools beside them): method=NAME on the LCReg preset
-METHODS = {
-    "ce": ["method=ce"],
-    # CE holding out 10% of the training images: tau-norm's stage 1, so that its tau is chosen
-    # on images the backbone never saw (on a split carved after the fact every tau scored 1.0)
-    "ce_val": ["method=ce", "data.val_fraction=0.1"],
-    "mixup": ["method=mixup"],
-    "ldam_drw": ["method=ldam_drw"],
-    "remix_drw": ["method=remix_drw"],
-    "mislas": ["method=mislas"],
-    "lcreg": [],
-    "isda": ["method=isda"],
-    "focal": ["method=focal"],
-    "class_balanced": ["method=class_balanced"],
-    "balanced_softmax": ["method=balanced_softmax"],
-    "crt": ["method=crt"],
-    "lws": ["method=lws"],
-    "tau_norm": ["method=tau_norm", "data.val_fraction=0.1"],
-}
+
+def _load_tables(path: Path = TABLES_YAML) -> dict:
+    data = yaml.safe_load(path.read_text())
+    variants = data["variants"]
+    tables = {
+        name: {"variants": variants[t["variants"]], "imbalance": tuple(t["imbalance"]), "what": t["what"]}
+        for name, t in data["tables"].items()
+    }
+    return {**data, "variants": variants, "tables": tables}
+
+
+_DEFS = _load_tables()
+FULL_EPOCHS = _DEFS["full_epochs"]  # the CIFAR presets' stage 1 (stage 2: 10)
+DATASETS = tuple(_DEFS["datasets"])
+METHODS = _DEFS["variants"]["methods"]  # Table 1's methods (and the tools beside them) on the LCReg preset
+TABLE7 = _DEFS["variants"]["table7"]
+TABLE9 = _DEFS["variants"]["table9"]
+TABLE5 = _DEFS["variants"]["table5"]
+TABLE10 = _DEFS["variants"]["table10"]
+READINGS = _DEFS["variants"]["readings"]  # the readings of the open equations at full length
 # decoupled classifiers re-train the classifier of the cross-entropy run of the same seed
-# (lcreg train --stage 2 --from), as Kang et al. do: one CE stage 1 serves cRT and LWS;
-# tau-norm's needs the validation split held out from the start
-STAGE1_FROM = {"crt": "ce", "lws": "ce", "tau_norm": "ce_val"}
+# (lcreg train --stage 2 --from), as Kang et al. do; tau-norm's CE run held its validation
+# split out from the start
+STAGE1_FROM = _DEFS["stage1_from"]
 # a one-stage method that is another's stage 1 is read from that run, not trained again:
 # mixup alone is MiSLAS's stage 1 (the same preset, seed and training; 200 epochs)
-STAGE1_OF = {"mixup": "mislas"}
-TABLE10 = {"baseline": ["method=mislas"], "isda": ["method=isda"], "latent_aug": ["loss.beta=0"]}
-# the readings of the open equations at full length: as written against today's default
-READINGS = {
-    "as_written": as_written_overrides(),
-    # the runner-up of the screen: eq. 2 over the dot-product logits, detached latent losses
-    "logits_detach": [
-        "model.latent.weights=logits",
-        "model.latent.similarity=dot",
-        "model.latent.temperature=1",
-        "model.latent.weight_temperature=1",
-        "loss.detach_features=true",
-    ],
-    # the default with eq. 4 and eq. 8-9 reaching the backbone again: at full length the
-    # default trails the as-written reading, whose latent losses do reach it (results/readings.md)
-    "attached": ["loss.detach_features=false"],
-    "mislas": ["method=mislas"],
-    "lcreg": [],
-}
-
-TABLES = {
-    "table1": {"variants": METHODS, "imbalance": (100, 50, 10), "what": "top-1 of each method (Table 1)"},
-    "table5": {"variants": TABLE5, "imbalance": (100,), "what": "number of latent categories (Table 5)"},
-    "table6": {"variants": METHODS, "imbalance": (100,), "what": "Many / Medium / Few (Table 6)"},
-    "table7": {"variants": TABLE7, "imbalance": (100, 50, 10), "what": "components of LCReg (Table 7)"},
-    "table9": {"variants": TABLE9, "imbalance": (100, 50, 10), "what": "loss weights alpha, beta, gamma (Table 9)"},
-    "readings": {
-        "variants": READINGS,
-        "imbalance": (100,),
-        "what": "LCReg's readings at full length: as written, the default, the screen's runner-up, the default attached",
-    },
-    "table10": {
-        "variants": TABLE10,
-        "imbalance": (100, 50, 10),
-        "what": "ISDA on class features vs latent augmentation (Table 10)",
-    },
-}
-DATASETS = ("cifar10", "cifar100")
+STAGE1_OF = _DEFS["stage1_of"]
+TABLES = _DEFS["tables"]
 
 
 @dataclass
@@ -177,6 +131,29 @@ def _method_run(
     return RunSpec("table1", dataset, imbalance, method, seed, out, f"{dataset}_lt_if{imbalance}", overrides)
 
 
+@functools.cache
+def _identity(preset: str, overrides: tuple[str, ...]) -> str:
+    """What a cell trains, as comparable text: its resolved config on the keys its method
+    reads, runtime settings aside."""
+    from lcreg.methods import get_method
+
+    cfg = load_config(preset, list(overrides))
+    method = get_method(cfg.method)
+    flat = rf.flatten(to_dict(cfg))
+    return repr(sorted((k, repr(v)) for k, v in flat.items() if k not in rf.RUNTIME_KEYS and method.reads_key(k)))
+
+
+def home_of(preset: str, overrides: Sequence[str]) -> Optional[tuple[str, str]]:
+    """The (table, variant) of Table 1 or Table 7 whose cell resolves to the same config as
+    ``overrides`` on ``preset``, if any: that cell's folder holds the run."""
+    mine = _identity(preset, tuple(overrides))
+    for table, variants in (("table1", METHODS), ("table7", TABLE7)):
+        for name, theirs in variants.items():
+            if _identity(preset, tuple(theirs)) == mine:
+                return table, name
+    return None
+
+
 def plan(
     table: str,
     results: Path,
@@ -204,16 +181,9 @@ def plan(
     for d in datasets:
         for imb in factors:
             for v in wanted:
-                # a variant that is a Table 1 method or a Table 7 row shares that folder (trained once)
-                home, name = next(
-                    (
-                        (t, m)
-                        for t, variants in (("table1", METHODS), ("table7", TABLE7))
-                        for m, o in variants.items()
-                        if o == known[v]
-                    ),
-                    (table, v),
-                )
+                # a variant whose resolved config is a Table 1 method's or a Table 7 row's shares
+                # that folder (trained once): Table 5's M = 40 and Table 9's (0.1, 0.1, 1) are LCReg
+                home, name = home_of(f"{d}_lt_if{imb}", known[v]) or (table, v)
                 trains, read_stage = (STAGE1_OF[name], 1) if home == "table1" and name in STAGE1_OF else (name, None)
                 for s in seeds:
                     out = results / home / f"{d}_if{imb}" / f"{trains}_seed{s}{suffix}"

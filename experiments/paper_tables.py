@@ -1,5 +1,5 @@
-"""The tables ``lcreg reproduce`` writes, ``results/<table>.md`` and ``.json``, from the
-finished run folders of its queue (``lcreg.engine.reproduce``).
+"""The tables ``experiments/reproduce.py`` writes, ``results/<table>.md``, ``.json`` and
+``.png``, from the finished run folders of its queue (``run_queue.py``).
 
 Per cell (dataset, imbalance factor, variant): the mean and standard deviation of the
 final-epoch test top-1 over seeds, the number of seeds, Many / Medium / Few and ECE, the
@@ -13,16 +13,18 @@ from __future__ import annotations
 import json
 import math
 import statistics
+import textwrap
 from pathlib import Path
-from typing import Optional
+from typing import Optional, Sequence
 
 from lcreg import run_folder as rf
-from lcreg.commands.paper_numbers import PAPER
 from lcreg.config import load_saved_config
-from lcreg.engine.reproduce import FULL_EPOCHS, STAGE1_OF, TABLES, RunSpec, is_cell
 from lcreg.engine.run_folders import run_state
+from lcreg.eval.plots import pyplot, save_figure
 from lcreg.files import atomic_write_text
 from lcreg.runtime.environment import run_provenance
+from paper_numbers import PAPER
+from run_queue import FULL_EPOCHS, STAGE1_OF, TABLES, RunSpec, is_cell
 
 PICKLE_FOLDERS = ("cifar-10-batches-py", "cifar-100-python")
 
@@ -123,7 +125,7 @@ def summarize(table: str, runs: list[RunSpec], epochs: Optional[int]) -> dict:
         dataset, imbalance, variant = key
         shortened = f" --epochs {epochs}" if epochs is not None and epochs != FULL_EPOCHS else ""
         row["command"] = (
-            f"lcreg reproduce {table} --data-dir PATH --datasets {dataset} --imbalance-factors {imbalance} "
+            f"python experiments/reproduce.py {table} --data-dir PATH --datasets {dataset} --imbalance-factors {imbalance} "
             f"--methods {variant} --seeds {','.join(map(str, sorted(c['seeds']))) or '0'}{shortened}"
         )
         rows.append(row)
@@ -414,7 +416,7 @@ def write_table(summary: dict, results: Path) -> Path:
     lines = [
         f"# {summary['what']}: {summary['schedule']}",
         "",
-        f"Written by `lcreg reproduce {table}`. {summary['metric']}; the paper's number beside (original "
+        f"Written by `python experiments/reproduce.py {table}`. {summary['metric']}; the paper's number beside (original "
         f"CIFAR, its own seeds{'; Table 6 gives Many / Medium / Few' if table == 'table6' else ''}). Data: "
         f"{summary['data']}. Devices: {', '.join(summary['devices']) or '-'}. "
         f"Commits: {', '.join(summary['commits']) or '-'}. Positional share, effective rank of K (of M "
@@ -455,3 +457,33 @@ def write_table(summary: dict, results: Path) -> Path:
     atomic_write_text(md, "\n".join(lines) + "\n")
     atomic_write_text(results / f"{table}.json", json.dumps(summary, indent=2))
     return md
+
+
+def plot_paper_table(cells: Sequence[tuple[str, int, list[dict]]], path: Path, title: str = "") -> None:
+    """A paper table's rows beside the paper: one panel per cell (dataset, imbalance factor,
+    its rows: ``paper_tables.table_cells``), per row our mean top-1 as a dot with its seed
+    spread (none for one seed) and the paper's number as a cross, on an axis that does not
+    start at 0 (so points, not bars). A row with no finished seed shows the paper's cross alone."""
+    plt = pyplot()
+    height = max(len(panel) for _, _, panel in cells)
+    fig, axes = plt.subplots(1, len(cells), figsize=(4.2 * len(cells), 1.0 + 0.32 * height), squeeze=False)
+    for ax, (dataset, imbalance, panel) in zip(axes[0], cells):
+        y = range(len(panel))
+        ours = [r["top1_mean"] if r["top1_mean"] is not None else float("nan") for r in panel]
+        spread = [r["top1_std"] or 0.0 for r in panel]
+        ax.errorbar(ours, y, xerr=spread, fmt="o", color="#1f77b4", capsize=3)
+        paper = [r["paper"] if isinstance(r["paper"], (int, float)) else float("nan") for r in panel]
+        ax.plot(paper, y, "x", color="#d62728")
+        ax.set_yticks(list(y))
+        ax.set_yticklabels([f"{r['variant']} ({len(r['seeds'])})" for r in panel], fontsize=8)
+        ax.set_ylim(height - 0.5, -0.5)  # the table's order, top to bottom; the same row spacing in every panel
+        ax.grid(axis="x", lw=0.5, alpha=0.5)
+        shown = [v for v in (*ours, *paper) if v == v]
+        if shown:
+            ax.set_xlim(max(0.0, min(shown) - 5), min(100.0, max(shown) + 3))
+        ax.set_xlabel("top-1 (%)")
+        ax.set_title(f"{dataset} IF {imbalance}", fontsize=9)
+    key = "dots: ours (mean, bar: std over seeds; seeds in brackets); crosses: the paper's"
+    width = 24 * len(cells) + 40  # characters a line holds across the panels
+    fig.suptitle("\n".join(textwrap.fill(part, width) for part in (title, key) if part), fontsize=8)
+    save_figure(fig, path)

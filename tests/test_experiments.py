@@ -1,21 +1,23 @@
-"""``lcreg reproduce``: the plan of a table, the restartable queue, and the table it writes."""
+"""``python experiments/reproduce.py``: the plan of a table, the restartable queue, and the
+table it writes (the paper's reproduction, beside the package)."""
 
 from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
 
-from lcreg.cli import main
-from lcreg.commands import paper_tables
+import paper_tables  # noqa: E402  (experiments/, on sys.path through conftest)
+import run_queue as rp  # noqa: E402
 from lcreg.config import load_config
 from lcreg.data.longtail import class_counts_profile, stratified_split
-from lcreg.engine import reproduce as rp
 from lcreg.errors import LcregError
 from lcreg.methods.decoupled import TAU_GRID
 
+from conftest import cli as main
 from conftest import write_cifar10_pickles
 
 
@@ -43,7 +45,7 @@ def test_plan_shares_folders_and_labels_shortened_schedules(tmp_path):
         "latent_aug": "table7/cifar10_if100/latent_aug_seed0",
     }
     # one run, one paper number: Table 1's isda row shows Table 10's "+ ISDA"
-    from lcreg.commands.paper_numbers import PAPER
+    from paper_numbers import PAPER
 
     assert PAPER["table1"][("cifar10", 100, "isda")] == PAPER["table10"][("cifar10", 100, "isda")] == 79.8
     with pytest.raises(LcregError, match="unknown table"):
@@ -164,7 +166,7 @@ def test_bad_reproduce_arguments_are_one_line(tmp_path, capsys, args):
 
 
 def _table7_at_if10(data, results, methods: str, train_args: str) -> list[str]:
-    """``lcreg reproduce table7`` arguments: CIFAR-10-LT IF 10, a 1-epoch stage 1, eager."""
+    """``reproduce table7`` arguments: CIFAR-10-LT IF 10, a 1-epoch stage 1, eager."""
     return [
         *("reproduce", "table7", "--data-dir", str(data), "--results", str(results), "--epochs", "1"),
         *("--methods", methods, "--imbalance-factors", "10", "--train-args", f"{train_args} --compile off"),
@@ -415,3 +417,30 @@ def test_baseline_lines_compare_each_change_with_the_papers_direction():
     rows[0] = row("baseline", 82.1, 75.92)  # one baseline seed, no other factor: nothing to judge noise by
     assert paper_tables.baseline_lines(rows)[2].endswith("the same direction (no seed spread to judge noise by).")
     assert "no finished seed" in paper_tables.baseline_lines([row("baseline", 82.1, None)])[-1]
+
+
+def test_tables_and_paper_numbers_are_data_beside_the_package(tmp_path):
+    from lcreg.config import as_written_overrides
+    from paper_numbers import PAPER
+
+    # the as-written reading in tables.yaml is the config's own
+    assert rp.READINGS["as_written"] == as_written_overrides()
+    # paper_numbers.csv: top-1 per cell, Table 6 as (Many, Medium, Few)
+    assert PAPER["table1"][("cifar10", 100, "lcreg")] == 83.1 and PAPER["table5"][("cifar10", 100, "m60")] == 79.6
+    assert PAPER["table6"][("cifar10", 100, "lcreg")] == (92.6, 81.5, 75.4)
+    # no paper number, table definition or queue is left in the installed package
+    import lcreg
+
+    src = Path(lcreg.__file__).parent
+    assert not (src / "engine" / "reproduce.py").exists() and not (src / "commands" / "paper_numbers.py").exists()
+    assert "83.1" not in "".join(p.read_text() for p in src.rglob("*.py"))
+
+
+def test_a_cell_whose_resolved_config_is_another_tables_run_is_that_run(tmp_path):
+    # Table 5's M = 40 and Table 9's (0.1, 0.1, 1) resolve to LCReg's own config: no second training
+    (m40,) = rp.plan("table5", tmp_path, ["cifar10"], [100], [0], ["m40"], None)
+    (t9,) = rp.plan("table9", tmp_path, ["cifar10"], [100], [0], ["a0.1_b0.1_g1"], None)
+    (lcreg,) = rp.plan("table1", tmp_path, ["cifar10"], [100], [0], ["lcreg"], None)
+    assert m40.out == t9.out == lcreg.out == tmp_path / "table1" / "cifar10_if100" / "lcreg_seed0"
+    (m60,) = rp.plan("table5", tmp_path, ["cifar10"], [100], [0], ["m60"], None)
+    assert m60.out == tmp_path / "table5" / "cifar10_if100" / "m60_seed0"
