@@ -126,8 +126,23 @@ def test_configs_saved_before_the_readings_keep_the_as_written_ones():
         del old["loss"][k]
     old["model"]["latent"]["enabled"] = True
     cfg = from_dict(old)
-    assert cfg.method == "lcreg" and cfg.config_version == 2
+    assert cfg.method == "lcreg" and cfg.config_version == 3  # read as today's format from here on
     assert cfg.model.latent.weights == "sigmoid" and cfg.model.latent.similarity == "dot"
     assert cfg.loss.detach_features is False and cfg.loss.recon_reduction == "mean"
     # today's saved configs read back as they were written
     assert to_dict(from_dict(to_dict(Config()))) == to_dict(Config())
+
+
+def test_configs_of_version_2_move_the_methods_keys_to_their_parameters():
+    """Before methods owned their parameters, their keys lived under ``loss``: a saved focal run
+    reads back with method_params.gamma, a CE run drops keys it never read."""
+    from lcreg.config import Config, from_dict, to_dict
+
+    old = to_dict(Config())
+    old.update(config_version=2, method="focal")
+    del old["method_params"]
+    old["loss"].update(focal_gamma=1.0, cb_beta=0.999, ldam_scale=30.0)
+    cfg = from_dict(old)
+    assert cfg.method_params == {"gamma": 1.0} and "focal_gamma" not in to_dict(cfg)["loss"]
+    old["method"] = "ldam_drw"
+    assert from_dict(old).method_params == {"drw_epoch": None, "cb_beta": 0.999, "max_margin": 0.5, "scale": 30.0}

@@ -101,12 +101,12 @@ def test_remix_labels_follow_the_rule():
 
 
 def test_drw_switches_class_weights_at_its_epoch():
-    cfg = load_config("demo", ["stage1.milestones=[8,9]"])
+    cfg = load_config("demo", ["method=ldam_drw", "stage1.milestones=[8,9]"])
     ce = WeightedCrossEntropy(4)
     apply_drw(ce, 7, cfg, COUNTS)
     assert not ce.weighted
     apply_drw(ce, 8, cfg, COUNTS)
-    assert ce.weighted and torch.allclose(ce.weight, effective_number_weights(COUNTS, cfg.loss.cb_beta))
+    assert ce.weighted and torch.allclose(ce.weight, effective_number_weights(COUNTS, cfg.method_params["cb_beta"]))
 
 
 def test_class_isda_logits_match_the_formula():
@@ -182,20 +182,38 @@ def test_every_method_trains_and_its_model_serves_every_command(name, tmp_path, 
 
 
 def test_overrides_a_method_does_not_read_are_refused(capsys):
-    # CE would train plain CE with loss.focal_gamma set; cRT hard-codes its stage-2 sampler
+    # cRT fixes its stage-2 sampler; MiSLAS has no latent head
     for argv, key in (
-        (["method=ce", "loss.focal_gamma=3"], "loss.focal_gamma"),
         (["method=crt", "stage2.sampler=instance"], "stage2.sampler"),
         (["method=mislas", "model.latent.num_latents=20"], "model.latent.num_latents"),
     ):
         assert main(["train", *argv]) == 2
         err = capsys.readouterr().err
         assert f"does not read {key}" in err and argv[0].split("=")[1] in err
-    # what each reads: its own keys with their defaults
+    # a method's own parameters: only its own (CE has none), of their types, within bounds
+    for argv, phrase in (
+        (["method=ce", "method_params.gamma=3"], "method ce has no parameter 'gamma'"),
+        (["method=focal", "method_params.gama=3"], "did you mean 'gamma'"),
+        (["method=focal", "method_params.gamma=-1"], "must lie within min 0"),
+        (["method=ldam_drw", "method_params.cb_beta=1"], "lt 1"),
+        (["method=focal", "loss.focal_gamma=3"], "now method_params.gamma"),
+    ):
+        assert main(["train", *argv]) == 2
+        assert phrase in capsys.readouterr().err
+    # what each reads: its parameters with default, help and bounds; the stage-2 settings it fixes
     assert main(["methods", "ldam_drw"]) == 0
     out = capsys.readouterr().out
-    assert "loss.ldam_scale = 30.0" in out and "loss.focal_gamma" not in out
+    assert "scale = 30.0  logit scale s of the cosine classifier (gt 0)" in out and "gamma" not in out
+    assert main(["methods", "crt"]) == 0
+    assert "stage2.sampler=class_balanced" in capsys.readouterr().out
     assert get_method("lcreg").reads_key("model.latent.temperature") and not get_method("ce").reads_key("stage2.lr")
+    # one resolved stage-2 recipe, in the config: cRT's fixed settings are what the run saves
+    crt = load_config("cifar10_lt_if100", ["method=crt"])
+    assert (crt.stage2.sampler, crt.stage2.lr_factor, crt.stage2.shift_bn) == ("class_balanced", 1.0, False)
+    focal = load_config("cifar10_lt_if100", ["method=focal", "method_params.gamma=1"])
+    assert focal.method_params == {"gamma": 1.0} and load_config("demo", ["method=focal"]).method_params == {
+        "gamma": 2.0
+    }
     assert get_method("mixup").reads_key("stage1.mixup_alpha") and not get_method("ce").reads_key("stage1.mixup_alpha")
 
 

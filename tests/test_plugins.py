@@ -14,9 +14,11 @@ import pytest
 
 PLUGIN = '''
 """A plug-in method: cross-entropy with label smoothing, no mixup, one stage."""
+from dataclasses import dataclass
+
 import torch.nn as nn
 
-from lcreg.methods.base import ClassificationObjective, Method
+from lcreg.methods.base import ClassificationObjective, Method, param
 from lcreg.registry import METHODS
 
 
@@ -24,11 +26,15 @@ from lcreg.registry import METHODS
 class SmoothCE(Method):
     name = "smooth_ce"
     paper = "a test plug-in"
-    summary = "cross-entropy with label smoothing 0.1"
+    summary = "cross-entropy with label smoothing"
     mixup = False
 
+    @dataclass
+    class Params:
+        smoothing: float = param(0.1, "label smoothing", min=0, lt=1)
+
     def create_objective(self, cfg, model, counts):
-        return ClassificationObjective(nn.CrossEntropyLoss(label_smoothing=0.1))
+        return ClassificationObjective(nn.CrossEntropyLoss(label_smoothing=self.params(cfg).smoothing))
 '''
 
 
@@ -53,6 +59,12 @@ def test_plugin_method_trains_and_evaluates(plugin_dir, tmp_path):
     )
     assert done.returncode == 0, done.stderr
     assert "stage1" in json.loads((run / "final_metrics.json").read_text())
+    # its own parameter: listed with its help, checked against its bounds, saved with the run
+    own = _lcreg(["methods", "smooth_ce"], plugin_dir, "smooth_plugin")
+    assert "smoothing = 0.1  label smoothing (min 0, lt 1)" in own.stdout
+    bad = _lcreg(["train", "method=smooth_ce", "method_params.smoothing=1.5"], plugin_dir, "smooth_plugin")
+    assert bad.returncode == 2 and "method_params.smoothing of smooth_ce must lie within" in bad.stderr
+    assert "method_params:\n  smoothing: 0.1" in (run / "config.yaml").read_text()
     assert _lcreg(["eval", str(run)], plugin_dir, "smooth_plugin").returncode == 0
     # the model names its method; without the plug-in loaded that is one line that says how
     bare = _lcreg(["eval", str(run)], plugin_dir)

@@ -146,7 +146,8 @@ CASES = [
     ("padding beyond the image", ["train", "data.crop_padding=100000"], "crop_padding"),
     ("a long milestone list", ["train", f"stage1.milestones=[{','.join(['1'] * 5000)}]"], "at most"),
     ("an endless schedule", ["train", "stage1.epochs=1000000000"], "stage1.epochs"),
-    ("a method that reads no such key", ["train", "method=ce", "loss.focal_gamma=3"], "does not read"),
+    ("a method that reads no such key", ["train", "method=mislas", "model.latent.num_latents=9"], "does not read"),
+    ("a method parameter of another method", ["train", "method=ce", "method_params.gamma=3"], "no parameter"),
 ]
 
 

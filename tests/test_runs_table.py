@@ -109,11 +109,11 @@ def test_runs_differing_in_any_method_key_are_not_averaged_together(tmp_path):
     _fake_run(tmp_path / "d", 0, 0.60, ["method=mislas"])
     _fake_run(tmp_path / "e", 1, 0.62, ["method=mislas", "loss.detach_features=false"])
     _fake_run(tmp_path / "f", 0, 0.50, ["method=focal"])
-    _fake_run(tmp_path / "g", 0, 0.52, ["method=focal", "loss.focal_gamma=1"])
+    _fake_run(tmp_path / "g", 0, 0.52, ["method=focal", "method_params.gamma=1"])
     runs, _ = rt.load_runs(tmp_path)
     groups = {g["method"]: g for g in rt.seed_rows(runs)}
     lcreg = [m for m in groups if m.startswith("LCReg")]
     assert len(lcreg) == 3 and all(groups[m]["runs"] == 1 for m in lcreg)
     assert any("decoder=sum_recon" in m for m in lcreg) and any("latent_samples=positions" in m for m in lcreg)
     assert groups["MiSLAS"]["seeds"] == 2
-    assert {"focal", "focal (focal_gamma=1.0)"} <= set(groups)
+    assert {"focal", "focal (gamma=1.0)"} <= set(groups)

@@ -8,6 +8,9 @@
 # The checkouts stay outside this repository, unchanged (run.py refuses local changes):
 #   git clone https://github.com/dvlab-research/MiSLAS ../peers/MiSLAS   (commit 0fc381e)
 #   git clone https://github.com/kaidic/LDAM-DRW ../peers/LDAM-DRW       (commit 2536330)
+# (from a mirror that lacks MiSLAS's large ImageNet/iNat list files: git clone --no-checkout,
+#  then git sparse-checkout set --no-cone '/*' '!/datasets/data_txt/' and git checkout;
+#  CIFAR never reads them)
 # and need `pip install yacs tensorboardX scikit-learn` beside lcreg.
 # Measured on the 2-core CPU (fp32 eager, as the peers run): about 2 min an epoch of
 # stage 1 with its test pass, so about 7 h a 200-epoch run.

@@ -357,11 +357,21 @@ def cmd_methods(args: argparse.Namespace) -> int:
         m = get_method(args.name)
         print(f"{m.name}: {m.summary}" + (f" [{m.paper}]" if m.paper else ""))
         print("stages: " + ("1 and 2" if m.has_stage2 else "1") + ("; mixup in stage 1" if m.mixup else ""))
+        import dataclasses
+
         defaults = flatten(to_dict(Config()))
-        own = m.own_keys(list(defaults))
-        print("its own keys (default):" if own else "its own keys: none")
+        own = [k for k in m.own_keys(list(defaults)) if not k.startswith("method_params")]
+        params = dataclasses.fields(m.Params) if m.Params is not None else ()
+        print("its parameters (method_params.NAME=VALUE):" if params else "its parameters: none")
+        for f in params:
+            default = f.default if f.default is not dataclasses.MISSING else "-"
+            bounds = ", ".join(f"{k} {f.metadata[k]}" for k in ("min", "gt", "max", "lt") if k in f.metadata)
+            print(f"  {f.name} = {default}  {f.metadata.get('help', '')}" + (f" ({bounds})" if bounds else ""))
+        print("the config keys it reads besides (default):" if own else "no other config keys of its own")
         for k in own:
             print(f"  {k} = {defaults[k]}")
+        if m.stage2_fixed:
+            print("stage 2 settings it fixes: " + ", ".join(f"stage2.{k}={v}" for k, v in m.stage2_fixed.items()))
         print("besides those every method reads: run settings, data.*, model.backbone, stage1.*")
         return 0
     names = METHODS.names()

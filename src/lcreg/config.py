@@ -84,15 +84,6 @@ class LossConfig:
     covariance: str = "full"  # full | diagonal
     latent_samples: str = "pooled"  # pooled (weighted pooling per category) | positions
     latent_bias: bool = True  # per-category bias b in eq. 9
-    # the comparison methods (lcreg.methods)
-    drw_epoch: Optional[int] = None  # deferred re-weighting from this epoch (None: the first lr milestone)
-    cb_beta: float = 0.9999  # class-balanced weights by the effective number of samples
-    ldam_max_margin: float = 0.5
-    ldam_scale: float = 30.0
-    focal_gamma: float = 2.0
-    logit_adjust_tau: float = 1.0  # balanced softmax at 1
-    remix_kappa: float = 3.0
-    remix_tau: float = 0.5
     detach_features: bool = True  # eq. 4 and 8-9 see f.detach(): they train the latent head, not the backbone
     detach_terms: str = "both"  # with detach_features, which: both | recon (eq. 8-9 reach the backbone) | latent_aug
     recon_similarity: str = "dot"  # eq. 4: C_f = f_hat^T f (dot, as written) | cosine / recon_temperature
@@ -128,11 +119,30 @@ class Stage2Config:
     sampler: str = "class_balanced"  # instance | class_balanced | sqrt | progressive
 
 
+# settings of how and where a run trains, not of what it trains (every method reads them; two
+# runs that differ only in these are runs of the same experiment)
+RUN_SETTINGS = (
+    "config_version",
+    "name",
+    "device",
+    "amp",
+    "compile",
+    "compile_mode",
+    "deterministic",
+    "eval_every",
+    "log_every",
+    "output_dir",
+)
+
+
 @dataclass
 class Config:
-    config_version: int = 2  # CONFIG_VERSION; saved configs without it are read as lcreg 0.1's
+    config_version: int = 3  # CONFIG_VERSION; saved configs without it are read as lcreg 0.1's
     name: str = "demo"
     method: str = "lcreg"  # a registered method (lcreg methods): lcreg, mislas, ce, ldam_drw, ...
+    # the chosen method's own hyper-parameters (its Params dataclass; lcreg methods NAME),
+    # filled with its defaults when the config is resolved
+    method_params: dict = field(default_factory=dict)
     seed: int = 0
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     amp: str = "auto"  # auto (bf16 on GPU, off on CPU) | bf16 | off
@@ -170,6 +180,12 @@ def valid_keys(cls: type = Config, prefix: str = "") -> list[str]:
 
 
 def _unknown_key(key: str) -> LcregError:
+    old = key.split(".", 1)[1] if key.startswith("loss.") else ""
+    if old in LEGACY_METHOD_KEYS:
+        new, owners = LEGACY_METHOD_KEYS[old]
+        return LcregError(
+            f"'{key}' is now method_params.{new} (a parameter of {', '.join(owners)}; lcreg methods NAME)"
+        )
     close = difflib.get_close_matches(key, valid_keys(), n=1, cutoff=0.5)
     hint = f"; did you mean '{close[0]}'?" if close else ""
     return LcregError(f"unknown config key '{key}'{hint}")
@@ -219,7 +235,9 @@ def _apply(obj: Any, updates: dict, prefix: str = "") -> None:
         if k not in names:
             raise _unknown_key(key)
         current = getattr(obj, k)
-        if dataclasses.is_dataclass(current):
+        if isinstance(current, dict) and isinstance(v, dict):  # method_params: merged, checked by the method
+            setattr(obj, k, {**current, **v})
+        elif dataclasses.is_dataclass(current):
             if not isinstance(v, dict):
                 raise LcregError(f"config key '{key}' is a section; give its keys ({key}.<key>=...)")
             _apply(current, v, key + ".")
@@ -229,12 +247,22 @@ def _apply(obj: Any, updates: dict, prefix: str = "") -> None:
 
 def migrate(d: dict) -> dict:
     """Configs of lcreg 0.1 chose the method with ``model.latent.enabled``: true is LCReg,
-    false the MiSLAS baseline. Today that is ``method``; the old key still reads."""
+    false the MiSLAS baseline. Today that is ``method``; the old key still reads. Configs
+    before version 3 kept the comparison methods' keys under ``loss``: they move to
+    ``method_params`` when the config names the method that reads them (saved configs do)."""
     latent = d.get("model", {}).get("latent") if isinstance(d.get("model"), dict) else None
     if isinstance(latent, dict) and "enabled" in latent:
         enabled = latent.pop("enabled")
         if "method" not in d or enabled is False:
             d["method"] = "lcreg" if enabled else "mislas"
+    loss = d.get("loss")
+    if isinstance(loss, dict) and "method" in d and any(k in loss for k in LEGACY_METHOD_KEYS):
+        params = d.setdefault("method_params", {}) if isinstance(d.get("method_params", {}), dict) else {}
+        for old, (new, owners) in LEGACY_METHOD_KEYS.items():
+            if old in loss:
+                value = loss.pop(old)
+                if d["method"] in owners:
+                    params.setdefault(new, value)
     return d
 
 
@@ -251,7 +279,19 @@ AS_WRITTEN_READINGS = {
         "recon_reduction": "mean",
     },
 }
-CONFIG_VERSION = 2  # 1: lcreg 0.1 (model.latent.enabled, readings not yet keys)
+CONFIG_VERSION = 3  # 1: lcreg 0.1 (model.latent.enabled, readings not yet keys); 2: methods' keys under loss
+# where the comparison methods' keys lived before they owned them (config_version 2):
+# loss.<old> -> method_params.<new>, for the methods that read it
+LEGACY_METHOD_KEYS = {
+    "drw_epoch": ("drw_epoch", ("ldam_drw", "remix_drw")),
+    "cb_beta": ("cb_beta", ("ldam_drw", "remix_drw", "class_balanced")),
+    "ldam_max_margin": ("max_margin", ("ldam_drw",)),
+    "ldam_scale": ("scale", ("ldam_drw",)),
+    "focal_gamma": ("gamma", ("focal",)),
+    "logit_adjust_tau": ("tau", ("balanced_softmax",)),
+    "remix_kappa": ("kappa", ("remix_drw",)),
+    "remix_tau": ("tau", ("remix_drw",)),
+}
 
 
 def flat_keys(d: dict, prefix: str = "") -> dict[str, Any]:
@@ -287,7 +327,7 @@ def from_dict(d: dict) -> Config:
     d = migrate(copy.deepcopy(dict(d)))
     if d.get("config_version", 1) < 2:
         _fill_missing(d, AS_WRITTEN_READINGS)
-        d["config_version"] = CONFIG_VERSION
+    d["config_version"] = CONFIG_VERSION  # the format is read as today's from here on
     cfg = Config()
     _apply(cfg, d)
     validate(cfg)
@@ -307,14 +347,11 @@ def preset_names() -> list[str]:
 
 
 def _read_yaml(path: Path) -> dict:
+    from lcreg.files import read_text
+
+    text = read_text(path, "config file")
     try:
-        data = yaml.safe_load(Path(path).read_bytes().decode("utf-8"))
-    except FileNotFoundError:
-        raise LcregError(f"config file {path} does not exist") from None
-    except OSError as e:
-        raise LcregError(f"cannot read config file {path}: {e.strerror or type(e).__name__}") from None
-    except UnicodeDecodeError:
-        raise LcregError(f"config file {path} is not UTF-8 text") from None
+        data = yaml.safe_load(text)
     except yaml.YAMLError as e:
         raise LcregError(f"config file {path} is not valid YAML: {str(e).splitlines()[0]}") from None
     if data is None:
@@ -509,8 +546,52 @@ def validate(cfg: Config) -> None:
         )
     if len(cfg.data.mean) != 3 or len(cfg.data.std) != 3 or not all(s > 0 for s in cfg.data.std):
         raise LcregError("data.mean and data.std need three values each (std > 0)")
+    resolve_method(cfg)
     if cfg.data.few_threshold > cfg.data.many_threshold:
         raise LcregError("data.few_threshold must not exceed data.many_threshold")
+
+
+def check_method_params(params_cls: Optional[type], given: dict, method: str) -> dict:
+    """A method's own parameters: every key a field of its ``Params`` dataclass (did-you-mean
+    otherwise), each value of the field's type and within its bounds (field metadata ``min``,
+    ``max``; ``gt``, ``lt`` exclude the bound), defaults filled in."""
+    fields = {f.name: f for f in dataclasses.fields(params_cls)} if params_cls is not None else {}
+    if not isinstance(given, dict):
+        raise LcregError(f"method_params must be a mapping of {method}'s parameters, got {short(given)}")
+    hints = get_type_hints(params_cls) if params_cls is not None else {}
+    checked = {}
+    for key, value in given.items():
+        if key not in fields:
+            close = difflib.get_close_matches(str(key), list(fields), n=1, cutoff=0.5)
+            hint = f"; did you mean '{close[0]}'?" if close else ""
+            own = ", ".join(fields) or "none"
+            raise LcregError(f"method {method} has no parameter '{short(key, 30)}'{hint} (its parameters: {own})")
+        value = _coerce(value, hints[key], f"method_params.{key}")
+        meta = fields[key].metadata
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            bad = (
+                not math.isfinite(value)
+                or ("min" in meta and value < meta["min"])
+                or ("max" in meta and value > meta["max"])
+                or ("gt" in meta and value <= meta["gt"])
+                or ("lt" in meta and value >= meta["lt"])
+            )
+            if bad:
+                bounds = ", ".join(f"{k} {meta[k]}" for k in ("min", "gt", "max", "lt") if k in meta)
+                raise LcregError(f"method_params.{key} of {method} must lie within {bounds}, got {short(value, 24)}")
+        checked[key] = value
+    return dataclasses.asdict(params_cls(**checked)) if params_cls is not None else {}
+
+
+def resolve_method(cfg: Config) -> None:
+    """Settle what the chosen method decides: its parameters (checked, defaults filled, so the
+    saved config holds every value it trained with) and the stage-2 settings it fixes (cRT's
+    sampler and lr factor, ...), written into ``cfg.stage2``: one resolved recipe, no second
+    source of truth."""
+    method = METHODS.get(cfg.method)
+    cfg.method_params = check_method_params(getattr(method, "Params", None), cfg.method_params, cfg.method)
+    for key, value in getattr(method, "stage2_fixed", {}).items():
+        setattr(cfg.stage2, key, value)
 
 
 def save_config(cfg: Config, path: Path) -> None:

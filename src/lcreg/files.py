@@ -57,6 +57,36 @@ def portable_path(path: Path) -> str:
     return str(path)
 
 
+def read_text(path: Path, what: str = "") -> str:
+    """A UTF-8 text file (config, list, run file), or one line saying why it cannot be read."""
+    label = f"{what} {path}".strip()
+    try:
+        return Path(path).read_bytes().decode("utf-8")
+    except FileNotFoundError:
+        raise LcregError(f"{label} does not exist") from None
+    except IsADirectoryError:
+        raise LcregError(f"{label} is a folder, not a file") from None
+    except OSError as e:
+        raise LcregError(f"cannot read {label}: {e.strerror or type(e).__name__}") from None
+    except UnicodeDecodeError:
+        raise LcregError(f"{label} is not UTF-8 text") from None
+
+
+def replace_folder(tmp: Path, out: Path) -> None:
+    """Swap a finished temporary folder in for ``out`` (which may exist): a failure leaves the
+    earlier folder (or none), never half of one. One line naming ``out`` on failure."""
+    old = out.with_name(f".{out.name}.{os.getpid()}.old")
+    try:
+        if out.exists():
+            os.replace(out, old)
+        os.replace(tmp, out)
+    except OSError as e:
+        raise LcregError(f"cannot write {out}: {e.strerror or type(e).__name__}") from None
+    finally:
+        shutil.rmtree(old, ignore_errors=True)
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 def check_output(path: Path) -> None:
     """An output may replace a regular file, never a folder, a device (/dev/null), a FIFO or
     a socket (nor a link to one): every command that writes checks its target with this."""

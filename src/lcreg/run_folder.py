@@ -33,7 +33,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable, Iterator, Optional
 
+from lcreg.config import RUN_SETTINGS
 from lcreg.errors import LcregError, short
+from lcreg.files import read_text
 
 CONFIG = "config.yaml"
 ENVIRONMENT = "environment.json"
@@ -76,17 +78,7 @@ def stage_model(folder: Path, stage: int) -> Optional[Path]:
 
 def read_json(path: Path, kind: type = dict) -> Any:
     """A JSON file lcreg wrote: it must parse and be a ``kind``; otherwise one line."""
-    path = Path(path)
-    try:
-        text = path.read_bytes().decode("utf-8")
-    except FileNotFoundError:
-        raise LcregError(f"{path} does not exist") from None
-    except IsADirectoryError:
-        raise LcregError(f"{path} is a folder, not a file") from None
-    except OSError as e:
-        raise LcregError(f"cannot read {path}: {e.strerror or type(e).__name__}") from None
-    except UnicodeDecodeError:
-        raise LcregError(f"{path} is not a text file (not UTF-8): a damaged run file?") from None
+    text = read_text(Path(path), "run file")
     try:
         data = json.loads(text)
     except ValueError as e:
@@ -279,18 +271,10 @@ def locked(folder: Path) -> Iterator[None]:
 # which experiment a run is
 
 
-# settings of how and where a run trained, not of what it trained: two runs that differ only
-# in these are runs of the same experiment (a table names the numerics and devices of each)
+# how and where a run trained, and where its data lay, not what it trained: two runs that
+# differ only in these are runs of the same experiment (a table names the numerics of each)
 RUNTIME_KEYS = (
-    "name",
-    "device",
-    "amp",
-    "compile",
-    "compile_mode",
-    "deterministic",
-    "eval_every",
-    "log_every",
-    "output_dir",
+    *RUN_SETTINGS,
     "data.data_dir",
     "data.cache_dir",
     "data.loader",

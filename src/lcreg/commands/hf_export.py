@@ -23,7 +23,7 @@ from lcreg import run_folder as rf
 from lcreg.commands.trained import HF_CONFIG, HF_WEIGHTS, TrainedModel
 from lcreg.config import to_dict
 from lcreg.errors import LcregError
-from lcreg.files import atomic_write_text, check_output_dir
+from lcreg.files import atomic_write_text, check_output_dir, replace_folder
 from lcreg.runtime.checkpoint import save_model
 from lcreg.runtime.environment import run_provenance
 
@@ -138,11 +138,7 @@ def export_hf(trained: TrainedModel, out: Path, force: bool = False, name: Optio
         digest = sha256(tmp / HF_WEIGHTS)
         atomic_write_text(tmp / HF_CONFIG, json.dumps(config, indent=2) + "\n")
         atomic_write_text(tmp / "README.md", model_card(trained, name or out.name, digest))
-        old = out.with_name(f".{out.name}.{os.getpid()}.old")
-        if out.exists():
-            os.replace(out, old)
-        os.replace(tmp, out)
-        shutil.rmtree(old, ignore_errors=True)
+        replace_folder(tmp, out)
     except OSError as e:
         raise LcregError(f"cannot write {out}: {e.strerror or type(e).__name__}") from None
     finally:

@@ -19,6 +19,7 @@ from lcreg.errors import LcregError
 from lcreg.eval.latent_diagnostics import collapse_warning
 from lcreg.eval.plots import plot_class_distribution, plot_training_curves
 from lcreg.eval.report import Code, Figure, Heading, Paragraph, Report, Table, write_report
+from lcreg.files import replace_folder
 from lcreg.runtime.environment import run_provenance
 
 METRIC_COLUMNS = ("top1", "top5", "many", "medium", "few", "ece", "mce")
@@ -43,11 +44,7 @@ def build_run_report(run_dir: Path, out_dir: Path, device: torch.device, data_di
     try:
         tmp.mkdir(parents=True)
         result = _write(run_dir, tmp, device, data_dir, env, stats, final, records, trained)
-        old = out_dir.with_name(f".{out_dir.name}.{os.getpid()}.old")
-        if out_dir.exists():
-            os.replace(out_dir, old)
-        os.replace(tmp, out_dir)
-        shutil.rmtree(old, ignore_errors=True)
+        replace_folder(tmp, out_dir)
     except OSError as e:
         raise LcregError(f"cannot write the report into {out_dir}: {e.strerror or type(e).__name__}") from None
     finally:

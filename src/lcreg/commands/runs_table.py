@@ -13,6 +13,7 @@ final stage is stage 1); a run not yet finished is named, not counted.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import functools
 import io
 import statistics
@@ -34,17 +35,6 @@ def load_runs(root: Path) -> tuple[list[FinishedRun], list[Path]]:
     return find_runs(root)
 
 
-# loss keys only LCReg's objective reads: another method's runs are not told apart by them
-LATENT_LOSS_KEYS = {
-    *(k for k in flat_keys(AS_WRITTEN_READINGS) if k.startswith("loss.")),
-    "loss.alpha",
-    "loss.beta",
-    "loss.gamma",
-    "loss.latent_samples",
-    "loss.latent_bias",
-}
-
-
 @functools.cache
 def _default_keys() -> dict:
     """The config defaults as dotted keys (built once, not per run)."""
@@ -61,6 +51,19 @@ def _changed_keys(cfg: dict, sections: tuple[str, ...], skip: set[str]) -> list[
     ]
 
 
+def _changed_own_keys(cfg: dict) -> list[str]:
+    """``key=value`` for what a method reads of its own and the run changed from the defaults:
+    its parameters (method_params) and its loss keys; keys it never reads do not count."""
+    from lcreg.methods import get_method
+
+    method = get_method(cfg["method"])
+    defaults, flat = _default_keys(), flat_keys({k: v for k, v in cfg.items() if k != "method_params"})
+    own = [k for k in method.own_keys(list(flat)) if k.startswith("loss.")]
+    parts = [f"{k.rsplit('.', 1)[-1]}={flat[k]}" for k in own if k in defaults and flat[k] != defaults[k]]
+    params = dataclasses.asdict(method.Params()) if method.Params is not None else {}
+    return parts + [f"{k}={v}" for k, v in cfg.get("method_params", {}).items() if params.get(k) != v]
+
+
 def method_name(cfg: dict) -> str:
     """The method; for LCReg its M, alpha, beta, every reading that differs from the
     equations as written and every other latent-head or loss key changed from its default
@@ -73,7 +76,7 @@ def method_name(cfg: dict) -> str:
     if cfg["data"].get("val_fraction"):
         extra.append(f"val {cfg['data']['val_fraction']:g} held out")
     if cfg["method"] != "lcreg":
-        parts = _changed_keys(cfg, ("loss.",), LATENT_LOSS_KEYS) + extra
+        parts = _changed_own_keys(cfg) + extra
         return {"mislas": "MiSLAS"}.get(cfg["method"], cfg["method"]) + (f" ({', '.join(parts)})" if parts else "")
     # an LCReg run is named by the readings of the open equations it changes (docs/method.md)
     flat = flat_keys(cfg)

@@ -20,6 +20,7 @@ import numpy as np
 from lcreg.data.cache import cached_arrays, fingerprint
 from lcreg.data.images import ImageSet, decode_images, is_image_file
 from lcreg.errors import LcregError, short
+from lcreg.files import read_text
 
 CIFAR_LAYOUTS = (
     "torchvision's pickle folder (cifar-10-batches-py/ or cifar-100-python/), "
@@ -232,12 +233,7 @@ MAX_LABEL = 1_000_000  # iNaturalist 2018 has 8,142 classes; a larger label is a
 def read_list_file(list_file: Path, root: Path) -> tuple[list[str], list[int]]:
     if not list_file.is_file():
         raise LcregError(f"list file {list_file} does not exist")
-    try:
-        text = list_file.read_bytes().decode("utf-8")
-    except UnicodeDecodeError:
-        raise LcregError(f"list file {list_file} is not UTF-8 text") from None
-    except OSError as e:
-        raise LcregError(f"cannot read list file {list_file}: {e.strerror or type(e).__name__}") from None
+    text = read_text(list_file, "list file")
     base = os.path.normpath(root)
     paths, labels = [], []
     for lineno, line in enumerate(text.splitlines(), 1):

@@ -241,10 +241,9 @@ def prepare_stage2(model: LongTailNet, recipe: Stage2Recipe) -> list[nn.Paramete
 def stage2_optimizer(cfg: Config, model: LongTailNet, recipe: Stage2Recipe) -> torch.optim.Optimizer:
     """The classifier at ``lr_factor * lr`` (MiSLAS: 0.5), the logit scale at ``lr``."""
     s = cfg.stage2
-    factor = recipe.lr_factor if recipe.lr_factor is not None else s.lr_factor
     groups = []
     if recipe.train == "classifier":
-        groups.append({"params": list(model.classifier.parameters()), "lr": s.lr * factor})
+        groups.append({"params": list(model.classifier.parameters()), "lr": s.lr * s.lr_factor})
     if model.logit_scale is not None:
         groups.append({"params": list(model.logit_scale.parameters()), "lr": s.lr})
     return torch.optim.SGD(groups, lr=s.lr, momentum=s.momentum, weight_decay=s.weight_decay, **fused(model))

@@ -352,15 +352,21 @@ class Trainer:
 
         return StagePlan(1, s.epochs, loader, optimizer, scheduler, step, modes, before_epoch)
 
+    @functools.cached_property
+    def stage2_recipe(self):
+        """The method's stage-2 recipe, built once; its sampler, lr factor and BN mode are the
+        resolved config's stage2 section."""
+        return self.method.stage2_recipe(self.cfg, self.data.counts)
+
     def stage2_plan(self) -> StagePlan:
-        s, recipe = self.cfg.stage2, self.method.stage2_recipe(self.cfg, self.data.counts)
+        s, recipe = self.cfg.stage2, self.stage2_recipe
         prepare_stage2(self.model, recipe)
         loader = train_loader(
             self.cfg,
             self.data.train,
             self.device,
             split_batch(s.batch_size, self.dist),
-            recipe.sampler,
+            s.sampler,
             s.epochs,
             seed=self.cfg.seed + 1,
             dist_info=self.dist,
@@ -372,14 +378,13 @@ class Trainer:
         step = Stage2Step(
             self.model, classifier, recipe.criterion.to(self.device), optimizer, scheduler, self.cfg, self.device
         )
-        shift_bn = recipe.shift_bn if recipe.shift_bn is not None else s.shift_bn
         # frozen trunk: train mode only re-estimates BN statistics (shift-BN), eval mode keeps them
-        return StagePlan(2, s.epochs, loader, optimizer, scheduler, step, lambda: self.model.train(shift_bn))
+        return StagePlan(2, s.epochs, loader, optimizer, scheduler, step, lambda: self.model.train(s.shift_bn))
 
     def stage2_post_hoc(self) -> None:
         """A stage 2 without training (tau-normalisation): its choice is made on the
         validation split, then the stage's metrics and model file are written."""
-        recipe = self.method.stage2_recipe(self.cfg, self.data.counts)
+        recipe = self.stage2_recipe
         if "val" not in self._eval_loaders:
             raise LcregError(
                 f"method {self.cfg.method} chooses its stage 2 on a validation split; set data.val_fraction (e.g. 0.1)"
@@ -404,7 +409,7 @@ class Trainer:
         self._run_stage(self.stage1_plan(), resume)
 
     def stage2(self, resume: Optional[dict] = None) -> None:
-        recipe = self.method.stage2_recipe(self.cfg, self.data.counts)
+        recipe = self.stage2_recipe
         if recipe is not None and recipe.post_hoc is not None:
             self.stage2_post_hoc()
         else:

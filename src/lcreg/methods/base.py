@@ -10,35 +10,18 @@ mixup), ``progress`` = t / T. It returns the loss and a dict of its terms for th
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable, ClassVar, Optional, Sequence
 
 import torch
 import torch.nn as nn
 
-from lcreg.config import Config
+from lcreg.config import RUN_SETTINGS, Config
 from lcreg.losses import LabelAwareSmoothing, effective_number_weights
 from lcreg.models.classifiers import LinearHead
 
 # what every method reads: the run settings, the data, the backbone and stage 1
-COMMON_KEYS = (
-    "config_version",
-    "name",
-    "method",
-    "seed",
-    "device",
-    "amp",
-    "compile",
-    "compile_mode",
-    "deterministic",
-    "eval_every",
-    "log_every",
-    "output_dir",
-    "data.",
-    "model.backbone",
-    "model.pretrained",
-    "stage1.",
-)
+COMMON_KEYS = (*RUN_SETTINGS, "method", "seed", "data.", "model.backbone", "model.pretrained", "stage1.")
 
 
 def _matches(key: str, patterns: Sequence[str]) -> bool:
@@ -47,8 +30,19 @@ def _matches(key: str, patterns: Sequence[str]) -> bool:
 
 # MiSLAS's stage 2, read whole by the methods that use it
 MISLAS_STAGE2 = ("stage2.",)
-# the DRW schedule and weights
-DRW_KEYS = ("loss.drw_epoch", "loss.cb_beta")
+
+
+def param(default, help: str, **bounds):
+    """A method parameter: its default, one line of help, and bounds (min, max, gt, lt)."""
+    return field(default=default, metadata={"help": help, **bounds})
+
+
+@dataclass
+class DRWParams:
+    """Deferred re-weighting (Cao et al. 2019)."""
+
+    drw_epoch: Optional[int] = param(None, "class-balanced weights from this epoch on (None: the first lr step)", min=0)
+    cb_beta: float = param(0.9999, "beta of the effective number of samples", min=0, lt=1)
 
 
 @dataclass
@@ -56,13 +50,12 @@ class Stage2Recipe:
     """Classifier re-training on the frozen stage-1 network (decoupled learning)."""
 
     criterion: nn.Module
-    sampler: str = "class_balanced"
     train: str = "classifier"  # classifier (+ logit scale if any) | scale (LWS: the scale alone)
     logit_scale: bool = True  # a learnable per-class scale on the logits (MiSLAS, LWS)
     reinit_classifier: bool = False  # cRT: the classifier starts afresh
-    lr_factor: Optional[float] = None  # the classifier's lr = lr_factor * stage2.lr (None: the config's)
-    shift_bn: Optional[bool] = None  # None: the config's stage2.shift_bn
     post_hoc: Optional[Callable] = None  # tau-normalisation: no training, a choice made on the validation split
+    # sampler, lr factor and shift-BN are the resolved config's stage2 section: a method that
+    # fixes them says so in Method.stage2_fixed, which config resolution writes there
 
 
 class ClassificationObjective(nn.Module):
@@ -90,11 +83,22 @@ class Method:
     # the config keys the method reads beyond those of every method (COMMON_KEYS): dotted
     # keys, or sections ending in "."; an override of any other key is refused
     reads: ClassVar[tuple[str, ...]] = ()
+    # the method's own hyper-parameters: a dataclass whose fields (defaults, bounds and help in
+    # field metadata: "min", "max", "gt", "lt", "help") are the keys method_params.<name>
+    Params: ClassVar[Optional[type]] = None
+    # stage-2 settings the method fixes: written into the resolved config's stage2 section
+    stage2_fixed: ClassVar[dict] = {}
+
+    def params(self, cfg: Config):
+        """The method's parameters of this config (checked and filled when it was resolved)."""
+        return self.Params(**cfg.method_params) if self.Params is not None else None
 
     def reads_key(self, key: str) -> bool:
         """Whether this method's training depends on the dotted config ``key``."""
         if key == "stage1.mixup_alpha":
             return self.mixup
+        if key == "method_params" or key.startswith("method_params."):
+            return True  # checked against the method's Params when the config is resolved
         return _matches(key, (*COMMON_KEYS, *self.reads))
 
     def own_keys(self, keys: Sequence[str]) -> list[str]:
@@ -123,22 +127,23 @@ class Method:
 def mislas_stage2(cfg: Config, counts: Sequence[int]) -> Stage2Recipe:
     """MiSLAS stage 2: label-aware smoothing, the configured sampler (class-balanced in the
     presets), a learnable logit scale, the classifier at lr_factor * lr, optional shift-BN."""
-    return Stage2Recipe(LabelAwareSmoothing(counts, cfg.stage2.eps_head, cfg.stage2.eps_tail), cfg.stage2.sampler)
+    return Stage2Recipe(LabelAwareSmoothing(counts, cfg.stage2.eps_head, cfg.stage2.eps_tail))
 
 
 def drw_epoch(cfg: Config) -> int:
-    """Deferred re-weighting starts at loss.drw_epoch, by default the first lr step (160 of 200)."""
-    if cfg.loss.drw_epoch is not None:
-        return cfg.loss.drw_epoch
+    """Deferred re-weighting starts at method_params.drw_epoch, by default the first lr step (160 of 200)."""
+    if cfg.method_params.get("drw_epoch") is not None:
+        return cfg.method_params["drw_epoch"]
     return cfg.stage1.milestones[0] if cfg.stage1.milestones else int(0.8 * cfg.stage1.epochs)
 
 
 def apply_drw(criterion: nn.Module, epoch: int, cfg: Config, counts: Sequence[int]) -> None:
     """DRW (Cao et al. 2019): plain weights before ``drw_epoch``, class-balanced weights
-    (effective number, beta = loss.cb_beta) from it on. ``criterion`` has ``set_weight``."""
+    (effective number, beta = method_params.cb_beta) from it on. ``criterion`` has ``set_weight``."""
     on = epoch >= drw_epoch(cfg)
     device = criterion.weight.device
-    criterion.set_weight(effective_number_weights(counts, cfg.loss.cb_beta).to(device) if on else None)
+    beta = cfg.method_params["cb_beta"]
+    criterion.set_weight(effective_number_weights(counts, beta).to(device) if on else None)
 
 
 def weights_or_none(flag: bool, counts: Sequence[int], beta: float) -> Optional[torch.Tensor]:

@@ -38,15 +38,10 @@ class CRT(_Decoupled):
     paper = "Kang et al., Decoupling Representation and Classifier for Long-Tailed Recognition (ICLR 2020)"
     summary = "CE stage 1; classifier re-trained from scratch, class-balanced"
 
+    stage2_fixed = {"sampler": "class_balanced", "lr_factor": 1.0, "shift_bn": False}
+
     def stage2_recipe(self, cfg: Config, counts: Sequence[int]) -> Optional[Stage2Recipe]:
-        return Stage2Recipe(
-            nn.CrossEntropyLoss(),
-            "class_balanced",
-            logit_scale=False,
-            reinit_classifier=True,
-            lr_factor=1.0,
-            shift_bn=False,
-        )
+        return Stage2Recipe(nn.CrossEntropyLoss(), logit_scale=False, reinit_classifier=True)
 
 
 @METHODS.register()
@@ -55,8 +50,10 @@ class LWS(_Decoupled):
     paper = "Kang et al., Decoupling Representation and Classifier for Long-Tailed Recognition (ICLR 2020)"
     summary = "CE stage 1; learnable per-class weight scaling, class-balanced"
 
+    stage2_fixed = {"sampler": "class_balanced", "shift_bn": False}
+
     def stage2_recipe(self, cfg: Config, counts: Sequence[int]) -> Optional[Stage2Recipe]:
-        return Stage2Recipe(nn.CrossEntropyLoss(), "class_balanced", train="scale", shift_bn=False)
+        return Stage2Recipe(nn.CrossEntropyLoss(), train="scale")
 
 
 def tau_normalize_(classifier: nn.Linear, tau: float, reference: torch.Tensor) -> None:

@@ -1,9 +1,10 @@
 """Remix-DRW (Chou et al. 2020): mixup whose label goes wholly to the minority class when
-the majority has loss.remix_kappa times its images and the minority's share of the mix is
-at least loss.remix_tau; deferred class-balanced re-weighting from the first lr step on."""
+the majority has kappa times its images and the minority's share of the mix is at least
+tau; deferred class-balanced re-weighting from the first lr step on."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Sequence
 
 import torch
@@ -11,7 +12,7 @@ import torch.nn as nn
 
 from lcreg.config import Config
 from lcreg.losses import SoftMixupCrossEntropy, remix_targets
-from lcreg.methods.base import DRW_KEYS, Method, apply_drw
+from lcreg.methods.base import DRWParams, Method, apply_drw, param
 from lcreg.registry import METHODS
 
 
@@ -33,10 +34,14 @@ class RemixDRW(Method):
     name = "remix_drw"
     paper = "Chou et al., Remix: Rebalanced Mixup (ECCV 2020 workshops)"
     summary = "rebalanced mixup labels, deferred class-balanced re-weighting"
-    reads = ("loss.remix_kappa", "loss.remix_tau", *DRW_KEYS)
+
+    @dataclass
+    class Params(DRWParams):
+        kappa: float = param(3.0, "the label goes to the minority when the majority has kappa times its images", min=1)
+        tau: float = param(0.5, "... and the minority's share of the mix is at least tau", min=0, max=1)
 
     def create_objective(self, cfg: Config, model: nn.Module, counts: Sequence[int]) -> nn.Module:
-        return RemixObjective(counts, cfg.loss.remix_kappa, cfg.loss.remix_tau)
+        return RemixObjective(counts, self.params(cfg).kappa, self.params(cfg).tau)
 
     def on_epoch_start(self, objective: nn.Module, epoch: int, cfg: Config, counts: Sequence[int]) -> None:
         apply_drw(objective.criterion.ce, epoch, cfg, counts)
