@@ -13,7 +13,7 @@ from lcreg.data import build_dataset
 from lcreg.data.cache import extract_archive
 from lcreg.errors import LcregError
 
-from conftest import SHARED_DATA, write_image
+from conftest import SHARED_DATA, write_cifar10_pickles, write_image
 
 RGB = np.full((12, 10, 3), 200, dtype=np.uint8)
 
@@ -210,3 +210,31 @@ def test_data_stats_on_the_real_jpeg_copy(capsys, no_download):
     assert stats["total"] == 12406 and stats["counts"][0] == 5000 and stats["counts"][-1] == 50
     assert stats["class_names"][0] == "airplane" and stats["class_names"][-1] == "truck"
     assert stats["test_total"] == 10000
+
+
+def test_validation_from_the_images_the_long_tailed_selection_leaves_out(tmp_path, no_download):
+    """data.val_source=unused: a near-balanced validation split that costs the training set
+    nothing and never touches the test split (CIFAR-10-LT IF 100 keeps 12,406 of 50,000)."""
+    from lcreg.config import load_config
+
+    folder = write_cifar10_pickles(tmp_path / "c10", per_class=60)
+    base = ["data.data_dir=" + str(folder.parent), "data.imbalance_factor=10"]
+    plain = build_dataset(load_config("cifar10_lt_if100", base).data)
+    data = build_dataset(
+        load_config("cifar10_lt_if100", [*base, "data.val_source=unused", "data.val_per_class=20"]).data
+    )
+    assert data.counts == plain.counts  # the training set is the same
+    stats = data.stats()
+    # class 0 keeps all 60 images; the others leave 60 - n_c out, 20 of them at most taken
+    left_out = [60 - n for n in plain.counts]
+    assert stats["val_counts"] == [min(20, n) for n in left_out] and stats["val_source"] == "unused"
+    train_pixels = {x.tobytes() for x in data.train.images}
+    assert not any(x.tobytes() in train_pixels for x in data.val.images)
+    with pytest.raises(LcregError, match="data.imbalance_factor"):
+        build_dataset(
+            load_config("cifar10_lt_if100", [base[0], "data.imbalance_factor=null", "data.val_source=unused"]).data
+        )
+    # tau-norm may choose its tau there (no held-out fraction of the training set needed)
+    from lcreg.methods import get_method
+
+    get_method("tau_norm").check(load_config("cifar10_lt_if100", ["method=tau_norm", "data.val_source=unused"]))

@@ -34,6 +34,11 @@ class DataConfig:
     # user folders and list files
     test_fraction: float = 0.2  # a single folder is split stratified by this fraction
     val_fraction: float = 0.0  # held-out validation carved from the training data
+    # where a validation split comes from: "train" (val_fraction of the long-tailed training
+    # set) or "unused" (up to val_per_class images per class that the long-tailed selection
+    # leaves out: CIFAR-10-LT IF 100 uses 12,406 of 50,000; costs the training set nothing)
+    val_source: str = "train"
+    val_per_class: int = 500
     train_list: Optional[str] = None
     test_list: Optional[str] = None
     val_list: Optional[str] = None  # list dataset: a validation split of its own (instead of val_fraction)
@@ -418,6 +423,7 @@ CHOICES = {
     "stage2.sampler": SAMPLERS,
     "data.profile": ("exp", "step"),
     "data.loader": ("auto", "device", "workers"),
+    "data.val_source": ("train", "unused"),
     "model.latent.decoder": ("concat_sim", "sum_recon", "concat_recon"),
     "model.latent.weights": ("sigmoid", "logits"),
     "model.latent.similarity": ("dot", "cosine"),
@@ -465,6 +471,7 @@ _LOWER_BOUNDS = (
     ("data.image_size", 0, True),
     ("data.crop_padding", 0, True),
     ("data.num_workers", 0, True),
+    ("data.val_per_class", 1, True),
     ("data.many_threshold", 0, True),
     ("data.few_threshold", 0, True),
     ("eval_every", 0, True),
@@ -490,6 +497,7 @@ _UPPER_BOUNDS = (
     ("data.image_size", 2048),
     ("data.crop_padding", 256),
     ("data.num_workers", 256),
+    ("data.val_per_class", 1_000_000),
     ("eval_every", 100_000),
     ("log_every", 1 << 20),
 )

@@ -118,7 +118,8 @@ def train_inputs(args: argparse.Namespace):
     held_out = validation_split(base)  # before load_config, which may apply the overrides to base
     cfg = load_config(None, overrides + data_overrides(args), base=base)
     check_overrides_read(cfg, overrides)
-    if (cfg.data.val_fraction > 0 or cfg.data.val_list) and validation_split(cfg) != held_out:
+    carved = cfg.data.val_source == "train" and (cfg.data.val_fraction > 0 or cfg.data.val_list)
+    if carved and validation_split(cfg) != held_out:  # images the selection left out were never trained on
         # choices made on it (tau of tau-norm) mean nothing on images stage 1 trained on (every tau scored 1.0)
         raise LcregError(
             f"stage 2's validation split (data.val_fraction={cfg.data.val_fraction}, data.val_list="

@@ -33,6 +33,7 @@ class LongTailData:
     val: Optional[ImageSet] = None
     source: str = ""
     layout: str = ""  # pickles | folders | list | demo
+    val_source: str = ""  # train (carved from it) | unused (left out by the long-tailed selection) | list
 
     @property
     def num_classes(self) -> int:
@@ -62,7 +63,11 @@ class LongTailData:
             "split_rule": f"many > {self.thresholds[0]} >= medium >= {self.thresholds[1]} > few (training counts)",
             "test_total": len(self.test),
             "test_counts": np.bincount(self.test.targets, minlength=self.num_classes).tolist(),
+            "val_source": self.val_source,
             "val_total": 0 if self.val is None else len(self.val),
+            "val_counts": None
+            if self.val is None
+            else np.bincount(self.val.targets, minlength=self.num_classes).tolist(),
         }
 
 
@@ -268,6 +273,28 @@ def source_layout(dataset: str, source: str) -> str:
     return "pickles" if Path(source.split(" (")[0]).name in ("cifar-10-batches-py", "cifar-100-python") else "folders"
 
 
+def unused_validation(full: ImageSet, keep: Optional[np.ndarray], num_classes: int, cfg: DataConfig) -> ImageSet:
+    """``data.val_source=unused``: up to ``data.val_per_class`` images per class drawn (seeded)
+    from the training images the long-tailed selection left out, so the validation split is
+    near balanced, large and costs the training set nothing. A class the selection keeps whole
+    (CIFAR-10-LT's head class) has none: data_stats.json records the counts."""
+    if keep is None:
+        raise LcregError(
+            "data.val_source=unused takes its images from those the long-tailed selection leaves out; "
+            "set data.imbalance_factor (or use data.val_fraction)"
+        )
+    unused = np.setdiff1d(np.arange(len(full)), keep)
+    rng = np.random.default_rng(cfg.selection_seed + 1)
+    chosen = []
+    for c in range(num_classes):
+        idx = unused[full.targets[unused] == c]
+        chosen.append(rng.permutation(idx)[: cfg.val_per_class])
+    picked = np.sort(np.concatenate(chosen)) if chosen else np.zeros(0, dtype=np.int64)
+    if len(picked) == 0:
+        raise LcregError("data.val_source=unused: the long-tailed selection leaves no image out")
+    return full.subset(picked)
+
+
 def build_dataset(cfg: DataConfig) -> LongTailData:
     cache_dir = default_cache_dir(cfg.cache_dir)
     decode_size = cfg.image_size if uses_device_loader(cfg) else None
@@ -282,6 +309,8 @@ def build_dataset(cfg: DataConfig) -> LongTailData:
     )
     given_val = raw.val
 
+    full = train
+    keep = None
     if cfg.imbalance_factor is not None:
         keep = make_longtail_indices(
             train.targets,
@@ -295,7 +324,9 @@ def build_dataset(cfg: DataConfig) -> LongTailData:
         train = train.subset(keep)
         check_imbalance(train.targets, len(names), cfg.imbalance_factor, source)
     val = given_val
-    if val is None and cfg.val_fraction > 0:
+    if cfg.val_source == "unused":
+        val = unused_validation(full, keep, len(names), cfg)
+    elif val is None and cfg.val_fraction > 0:
         train_idx, val_idx = stratified_split(train.targets, cfg.val_fraction, seed=cfg.selection_seed)
         train, val = train.subset(train_idx), train.subset(val_idx)
     counts = np.bincount(train.targets, minlength=len(names)).tolist()
@@ -316,4 +347,7 @@ def build_dataset(cfg: DataConfig) -> LongTailData:
         thresholds=(cfg.many_threshold, cfg.few_threshold),
         source=portable_source(source, cfg, cache_dir),
         layout=source_layout(cfg.dataset, source),
+        val_source=""
+        if val is None
+        else ("list" if given_val is not None and cfg.val_source == "train" else cfg.val_source),
     )

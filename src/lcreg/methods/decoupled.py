@@ -91,9 +91,10 @@ class TauNorm(_Decoupled):
     reads = ()  # no training in stage 2
 
     def check(self, cfg: Config) -> None:
-        if cfg.data.val_fraction <= 0 and not cfg.data.val_list:
+        if cfg.data.val_fraction <= 0 and not cfg.data.val_list and cfg.data.val_source != "unused":
             raise LcregError(
-                "tau_norm chooses tau on a validation split; set data.val_fraction (e.g. 0.1) or data.val_list"
+                "tau_norm chooses tau on a validation split; set data.val_source=unused (CIFAR-LT: images the "
+                "long-tailed selection leaves out), data.val_fraction (e.g. 0.1) or data.val_list"
             )
 
     def stage2_recipe(self, cfg: Config, counts: Sequence[int]) -> Optional[Stage2Recipe]:
