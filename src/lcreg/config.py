@@ -77,6 +77,9 @@ class LatentConfig:
 class ModelConfig:
     backbone: str = "resnet32"  # resnet32 | resnet50 | resnet101 | resnet152 | auto (from data.image_size)
     pretrained: bool = False  # torchvision ImageNet weights (needs them cached offline)
+    # what the backbone's convolutions pad with: zeros (the published nets) | reflect | circular
+    # (no border cue, so no absolute position to code: docs/method.md, issue of the position code)
+    padding: str = "zeros"
     latent: LatentConfig = field(default_factory=LatentConfig)
 
 
@@ -424,6 +427,7 @@ CHOICES = {
     "data.profile": ("exp", "step"),
     "data.loader": ("auto", "device", "workers"),
     "data.val_source": ("train", "unused"),
+    "model.padding": ("zeros", "reflect", "circular"),
     "model.latent.decoder": ("concat_sim", "sum_recon", "concat_recon"),
     "model.latent.weights": ("sigmoid", "logits"),
     "model.latent.similarity": ("dot", "cosine"),

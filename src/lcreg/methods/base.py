@@ -21,7 +21,16 @@ from lcreg.losses import LabelAwareSmoothing, effective_number_weights
 from lcreg.models.classifiers import LinearHead
 
 # what every method reads: the run settings, the data, the backbone and stage 1
-COMMON_KEYS = (*RUN_SETTINGS, "method", "seed", "data.", "model.backbone", "model.pretrained", "stage1.")
+COMMON_KEYS = (
+    *RUN_SETTINGS,
+    "method",
+    "seed",
+    "data.",
+    "model.backbone",
+    "model.pretrained",
+    "model.padding",
+    "stage1.",
+)
 
 
 def _matches(key: str, patterns: Sequence[str]) -> bool:

@@ -110,5 +110,64 @@ def resnet152(pretrained: bool = False) -> nn.Module:
     return TorchvisionResNet("resnet152", pretrained)
 
 
-def create_backbone(name: str, pretrained: bool = False) -> nn.Module:
-    return BACKBONES.get(name)(pretrained)
+PADDINGS = ("zeros", "reflect", "circular")
+
+
+def pad_borders(x: torch.Tensor, p: int, mode: str) -> torch.Tensor:
+    """Pad the last two axes by ``p`` with copies of the borders, written as concatenations
+    (cheap under torch.compile, where a convolution's own circular padding lowered to masked
+    slice-scatters at about 200 images/s against 900). ``circular``: the opposite border, so
+    no position is special; ``reflect``: the mirror image, so borders keep their content."""
+    for dim in (-1, -2):
+        n = x.shape[dim]
+        if mode == "circular":
+            parts = (x.narrow(dim, n - p, p), x, x.narrow(dim, 0, p))
+        else:
+            parts = (x.narrow(dim, 1, p).flip(dim), x, x.narrow(dim, n - p - 1, p).flip(dim))
+        x = torch.cat(parts, dim=dim)
+    return x
+
+
+class BorderPaddedConv2d(nn.Conv2d):
+    """A convolution whose padding copies the borders (``model.padding``) instead of zeros: a
+    zero border tells the filters near it where they are, so the features can carry absolute
+    position (Islam et al. 2020; Kayhan and van Gemert 2020). With ``circular`` the backbone
+    is exactly equivariant to circular shifts by multiples of its stride."""
+
+    def __init__(self, conv: nn.Conv2d, mode: str) -> None:
+        pad = conv.padding[0]
+        super().__init__(
+            conv.in_channels,
+            conv.out_channels,
+            conv.kernel_size,
+            conv.stride,
+            0,
+            conv.dilation,
+            conv.groups,
+            conv.bias is not None,
+        )
+        self.border, self.mode = pad, mode
+        self.load_state_dict(conv.state_dict())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return super().forward(pad_borders(x, self.border, self.mode))
+
+
+def set_padding(module: nn.Module, mode: str) -> nn.Module:
+    """Every padded convolution of ``module`` pads with ``mode`` (zeros: unchanged)."""
+    if mode not in PADDINGS:
+        raise LcregError(f"model.padding must be one of {', '.join(PADDINGS)}, got {mode!r}")
+    if mode == "zeros":
+        return module
+    for name, child in module.named_children():
+        if isinstance(child, nn.Conv2d) and child.padding != (0, 0):
+            if len(set(child.padding)) != 1 or child.padding_mode != "zeros":
+                raise LcregError(f"cannot change the padding of {name}: {child}")
+            setattr(module, name, BorderPaddedConv2d(child, mode))
+        else:
+            set_padding(child, mode)
+    return module
+
+
+def create_backbone(name: str, pretrained: bool = False, padding: str = "zeros") -> nn.Module:
+    return set_padding(BACKBONES.get(name)(pretrained), padding)

@@ -57,7 +57,7 @@ def create_model(
 ) -> LongTailNet:
     """Backbone from the registry; the head from ``head_factory(in_features, num_classes)``
     (a method's, see lcreg.methods), by default the latent category head of ``cfg.latent``."""
-    backbone = create_backbone(cfg.backbone, cfg.pretrained)
+    backbone = create_backbone(cfg.backbone, cfg.pretrained, cfg.padding)
     d = backbone.num_features
     if head_factory is None:
         head_factory = partial(latent_head, cfg=cfg)
