@@ -340,3 +340,23 @@ def test_detach_terms_detach_one_latent_loss_and_leave_the_other_attached(feats)
         assert torch.autograd.grad(terms[detached], head.latents, retain_graph=True)[0].abs().max() > 0
     with pytest.raises(ValueError, match="detach_terms"):
         LCRegObjective(latent_maps=head.latent_maps, detach_terms=("cls",))
+
+
+def test_centring_removes_a_code_the_same_for_every_image():
+    """model.latent.centre: K^T f minus its batch mean at each position, so a component of
+    the features that is the same for every image (a position code) leaves S unchanged; at
+    evaluation the running mean stands in for the batch mean."""
+    from lcreg.models.latent import LatentCategoryHead
+
+    torch.manual_seed(0)
+    head = LatentCategoryHead(8, 3, num_latents=5, similarity="dot", centre=True, centre_momentum=1.0)
+    head.set_positions(6)
+    g = torch.randn(4, 8, 2, 3)
+    code = 3 * torch.randn(1, 8, 2, 3)  # the same at each position for every image
+    head.train()
+    with_code, without = head.latent_maps(g + code), head.latent_maps(g)
+    assert torch.allclose(with_code.sim, without.sim, atol=1e-5)
+    direct = torch.einsum("dm,bdn->bmn", head.encoded_latents(), g.flatten(2))
+    assert torch.allclose(without.logits, direct - direct.mean(0), atol=1e-5)
+    head.eval()  # momentum 1: the running mean is the last batch's
+    assert torch.allclose(head.latent_maps(g).logits, direct - direct.mean(0), atol=1e-5)

@@ -71,6 +71,10 @@ class LatentConfig:
     similarity: str = "cosine"  # eq. 1: cosine (cos(K_m, f_n)) | dot (K^T f, as written)
     temperature: float = 0.1  # eq. 1: S = sigmoid(similarity / temperature); 1 as written
     weight_temperature: float = 0.1  # eq. 2: S_hat = softmax(S / weight_temperature); 1 as written
+    # centre the similarity logits over the batch at each position before eq. 1-2 (a running
+    # mean at evaluation, like BatchNorm over the position axis): a code the same for every
+    # image has nothing left to carry
+    centre: bool = False
 
 
 @dataclass

@@ -23,7 +23,17 @@ def get_method(name: str) -> Method:
 def create_model(cfg: Config, num_classes: int, method: Optional[Method] = None) -> LongTailNet:
     """The network of ``cfg.method``: backbone from the registry, head from the method."""
     method = method or get_method(cfg.method)
-    return _create_model(cfg.model, num_classes, lambda d, c: method.create_head(cfg, d, c))
+    model = _create_model(cfg.model, num_classes, lambda d, c: method.create_head(cfg, d, c))
+    if getattr(model.head, "centre", False):  # the running mean of centred logits: one per position
+        import torch
+
+        was_training = model.backbone.training
+        with torch.no_grad():
+            size = cfg.data.image_size or 32
+            h, w = model.backbone.eval()(torch.zeros(1, 3, size, size)).shape[-2:]
+        model.backbone.train(was_training)
+        model.head.set_positions(h * w)
+    return model
 
 
 __all__ = ["ClassificationObjective", "Method", "Stage2Recipe", "get_method", "create_model", "METHODS"]

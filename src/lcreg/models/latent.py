@@ -73,6 +73,8 @@ class LatentCategoryHead(nn.Module):
         similarity: str = "dot",
         temperature: float = 1.0,
         weight_temperature: float = 1.0,
+        centre: bool = False,
+        centre_momentum: float = 0.1,
     ) -> None:
         super().__init__()
         if decoder not in DECODERS:
@@ -86,6 +88,10 @@ class LatentCategoryHead(nn.Module):
         self.in_features, self.num_latents, self.decoder_kind = in_features, num_latents, decoder
         self.weights_from, self.similarity = weights, similarity
         self.temperature, self.weight_temperature = temperature, weight_temperature
+        self.centre, self.centre_momentum = centre, centre_momentum
+        # the running mean of the logits at each (category, position): sized by set_positions
+        # (or by a loaded state dict), since the head does not know the feature map's size
+        self.register_buffer("position_mean", torch.zeros(num_latents, 0) if centre else None)
         self.latents = nn.Parameter(torch.randn(in_features, num_latents) * in_features**-0.5)
         self.encoder = nn.Conv1d(in_features, in_features, kernel_size=1)  # FC of eq. 1
         self.latent_bias = nn.Parameter(torch.zeros(num_latents))  # b of eq. 9 (used by the loss)
@@ -99,6 +105,28 @@ class LatentCategoryHead(nn.Module):
                 nn.ReLU(inplace=True),
             )
         self.fc = nn.Linear(in_features, num_classes)
+
+    def set_positions(self, n: int) -> None:
+        """Size the running mean for N positions (centring only)."""
+        if self.centre and self.position_mean.shape[1] != n:
+            self.position_mean = torch.zeros(self.num_latents, n, device=self.latents.device)
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        key = prefix + "position_mean"
+        if self.centre and key in state_dict and state_dict[key].shape != self.position_mean.shape:
+            self.position_mean = torch.zeros_like(state_dict[key], device=self.latents.device)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
+    def centred(self, logits: torch.Tensor) -> torch.Tensor:
+        """A minus its mean over the batch at each (category, position) in training, minus the
+        running mean in evaluation."""
+        if self.training:
+            mean = logits.mean(0)
+            with torch.no_grad():
+                self.position_mean.lerp_(mean.detach().to(self.position_mean.dtype), self.centre_momentum)
+        else:
+            mean = self.position_mean.to(logits.dtype)
+        return logits - mean
 
     def encoded_latents(self) -> torch.Tensor:
         """K = FC(f'), shape (D, M)."""
@@ -115,6 +143,8 @@ class LatentCategoryHead(nn.Module):
         x = features.flatten(2)  # (B, D, N)
         keys = self.encoded_latents().to(x.dtype)
         logits = similarity_logits(keys, x, self.similarity, self.temperature)
+        if self.centre:
+            logits = self.centred(logits)
         sim = torch.sigmoid(logits)
         src = sim if self.weights_from == "sigmoid" else logits
         if self.weight_temperature != 1.0:

@@ -75,4 +75,5 @@ def latent_head(in_features: int, num_classes: int, cfg: ModelConfig) -> LatentC
         lat.similarity,
         lat.temperature,
         lat.weight_temperature,
+        lat.centre,
     )
