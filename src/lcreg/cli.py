@@ -438,7 +438,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_data_flags(p)
     p.add_argument("--stage", choices=["1", "2", "all"], default="all", help="which stage(s) to run")
-    p.add_argument("--from", dest="from_run", help="stage 2: the stage-1 run folder (or stage1_model.pt)")
+    p.add_argument("--from", dest="from_run", help="stage 2: the stage-1 run folder (or its stage-1 model file)")
     p.add_argument("--resume", help="continue an interrupted run folder from its last checkpoint")
     p.add_argument("--out", help="run folder (default: runs/<preset>-seed<N>-<time>)")
     p.add_argument("--device", help="auto, cpu, cuda, cuda:N")
