@@ -1,7 +1,15 @@
-"""Screen of the readings of LCReg's open equations (issue: latent categories that carry
-image content) on CIFAR-10-LT IF 100 with a shortened schedule.
+"""Screens of LCReg's readings on CIFAR-10-LT IF 100 with a shortened schedule.
 
-    python benchmarks/latent_screen.py --data-dir data/cifar10-jpeg.tar.gz [--only a,b] [--table-only]
+    python benchmarks/latent_screen.py [--screen readings|position] --data-dir data/cifar10-jpeg.tar.gz
+        [--only a,b] [--table-only]
+
+``readings`` (done): the readings of the open equations (latent categories that carry image
+content), below. ``position``: with the latent losses reaching the backbone, readings that
+remove the position shortcut rather than the gradient (``model.padding=reflect|circular``,
+``model.latent.centre=true``) beside the default, its attached twin and MiSLAS on the same
+backbones, compared on the validation split of the images the long-tailed selection leaves
+out (``data.val_source=unused``: 500 per class but the head class), results in
+``results/position_screen/`` and ``results/position_screen.md``.
 
 Every reading trains once (seed 0) into results/latent_screen/<reading>/ with the same
 shortened, proportionally scaled schedule: stage 1 for 40 of 200 epochs (warm-up 1 of 5,
@@ -20,17 +28,18 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 from lcreg.engine.run_folders import run_state
+from lcreg.files import atomic_write_json, atomic_write_text
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "experiments"))
 from run_queue import READINGS as FULL_LENGTH_READINGS  # noqa: E402
 from run_queue import RunFailed, RunSpec, execute  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-OUT = ROOT / "results" / "latent_screen"
-SCHEDULE = ["stage1.epochs=40", "stage1.warmup_epochs=1", "stage1.milestones=[32,36]", "data.val_fraction=0.1"]
+SHORT = ["stage1.epochs=40", "stage1.warmup_epochs=1", "stage1.milestones=[32,36]"]
 SCHEDULE_TEXT = "stage 1: 40 epochs (warm-up 1, lr x0.1 at 32 and 36), stage 2: 10 epochs; seed 0"
 
 COSINE = ["model.latent.similarity=cosine", "model.latent.temperature=0.1"]
@@ -107,6 +116,73 @@ READINGS: dict[str, tuple[str, list[str], str]] = {
 }
 AS_WRITTEN = FULL_LENGTH_READINGS["as_written"]
 
+ATTACHED = ["loss.detach_features=false"]
+# issue 25: remove the position shortcut, not the gradient; overrides on today's default
+POSITION: dict[str, tuple[str, list[str], str]] = {
+    "default": ("cifar10_lt_if100", [], "the default reading (latent losses detached)"),
+    "default_attached": ("cifar10_lt_if100", ATTACHED, "the default with the latent losses reaching the backbone"),
+    "attached_reflect": (
+        "cifar10_lt_if100",
+        ATTACHED + ["model.padding=reflect"],
+        "attached, reflect padding (borders keep their content, no zero border to locate them)",
+    ),
+    "attached_circular": (
+        "cifar10_lt_if100",
+        ATTACHED + ["model.padding=circular"],
+        "attached, circular padding (shift-equivariant backbone: no position to code)",
+    ),
+    "attached_centre": (
+        "cifar10_lt_if100",
+        ATTACHED + ["model.latent.centre=true"],
+        "attached, K^T f centred over the batch at each position (no code the same for every image)",
+    ),
+    "attached_reflect_centre": (
+        "cifar10_lt_if100",
+        ATTACHED + ["model.padding=reflect", "model.latent.centre=true"],
+        "attached, reflect padding and centring",
+    ),
+    "mislas": ("cifar10_lt_if100", ["method=mislas"], "MiSLAS, zero padding (the baseline of the zero-padded rows)"),
+    "mislas_reflect": ("cifar10_lt_if100", ["method=mislas", "model.padding=reflect"], "MiSLAS, reflect padding"),
+    "mislas_circular": ("cifar10_lt_if100", ["method=mislas", "model.padding=circular"], "MiSLAS, circular padding"),
+}
+
+
+@dataclass(frozen=True)
+class Screen:
+    name: str
+    readings: dict
+    schedule: list  # overrides every reading gets: the shortened schedule and the validation split
+    base: list  # overrides under each reading's own
+    validation: str  # what the validation split is, for the table
+
+    @property
+    def out(self) -> Path:
+        return (
+            ROOT / "results" / f"{self.name}_screen" if self.name != "readings" else ROOT / "results" / "latent_screen"
+        )
+
+    @property
+    def stem(self) -> Path:
+        return self.out.parent / self.out.name
+
+
+SCREENS = {
+    "readings": Screen(
+        "readings",
+        READINGS,
+        [*SHORT, "data.val_fraction=0.1"],
+        AS_WRITTEN,
+        "a stratified 10% of the training data held out",
+    ),
+    "position": Screen(
+        "position",
+        POSITION,
+        [*SHORT, "data.val_source=unused"],
+        [],
+        "500 images per class (none of the head class) from those the long-tailed selection leaves out",
+    ),
+}
+
 DIAGNOSTICS = (
     "positional_share",
     "feature_positional_share",
@@ -117,23 +193,34 @@ DIAGNOSTICS = (
 )
 
 
-def specs(names: list[str]) -> list[RunSpec]:
+def specs(screen: Screen, names: list[str]) -> list[RunSpec]:
+    def overrides(n: str) -> list[str]:
+        own = screen.readings[n][1]
+        # a method without a latent head reads no latent key (lcreg train refuses them)
+        base = [] if any(o.startswith("method=") and o != "method=lcreg" for o in own) else screen.base
+        return [*screen.schedule, *base, *own]
+
     return [
-        RunSpec(
-            "latent_screen", "cifar10", 100, n, 0, OUT / n, READINGS[n][0], [*SCHEDULE, *AS_WRITTEN, *READINGS[n][1]]
-        )
+        RunSpec("latent_screen", "cifar10", 100, n, 0, screen.out / n, screen.readings[n][0], overrides(n))
         for n in names
     ]
 
 
-def row(name: str) -> dict | None:
-    run = OUT / name
-    failed = OUT / f"{name}.failed.json"
+def _balanced(per_class: list) -> float:
+    """Mean per-class accuracy over the classes the split holds (None: a class it has not)."""
+    present = [a for a in per_class if a is not None]
+    return sum(present) / len(present)
+
+
+def row(screen: Screen, name: str) -> dict | None:
+    run = screen.out / name
+    failed = screen.out / f"{name}.failed.json"
+    reading = screen.readings[name]
     if failed.is_file():
         return {
             "reading": name,
-            "overrides": READINGS[name][1],
-            "what": READINGS[name][2],
+            "overrides": reading[1],
+            "what": reading[2],
             "failed": json.loads(failed.read_text())["error"],
             "commit": None,
         }
@@ -142,14 +229,13 @@ def row(name: str) -> dict | None:
     final = json.loads((run / "final_metrics.json").read_text())
     diag_path = run / "analysis" / "diagnostics.json"
     diag = json.loads(diag_path.read_text()) if diag_path.is_file() else {}
-    out = {"reading": name, "overrides": READINGS[name][1], "what": READINGS[name][2]}
+    out = {"reading": name, "overrides": reading[1], "what": reading[2]}
     for stage in ("stage1", "stage2"):
         for split in ("val", "test"):
             out[f"{stage}_{split}_top1"] = final[stage].get(split, {}).get("top1")
         # the validation split is long-tailed like the training data: compare readings on its
         # class-balanced accuracy (mean per-class), as the balanced test split does
-        per_class = final[stage]["val"]["per_class"]
-        out[f"{stage}_val_balanced"] = sum(per_class) / len(per_class)
+        out[f"{stage}_val_balanced"] = _balanced(final[stage]["val"]["per_class"])
     out["val_many"], out["val_medium"] = final["stage2"]["val"]["many"], final["stage2"]["val"]["medium"]
     for k in DIAGNOSTICS:
         out[k] = diag.get(k)
@@ -164,24 +250,20 @@ def fmt(x, spec: str = ".3f") -> str:
     return "-" if x is None else format(x, spec)
 
 
-def write_table(names: list[str]) -> None:
-    rows = [r for r in (row(n) for n in names) if r is not None]
-    (ROOT / "results" / "latent_screen.json").write_text(
-        json.dumps(
-            {
-                "schedule": SCHEDULE_TEXT,
-                "data": "CIFAR-10-LT IF 100 (JPEG copy), 10% of training held out as val",
-                "rows": rows,
-            },
-            indent=2,
-        )
-    )
+def write_table(screen: Screen) -> None:
+    rows = [r for r in (row(screen, n) for n in screen.readings) if r is not None]
+    data = "CIFAR-10-LT IF 100 (JPEG copy), 10% of training held out as val"
+    if screen.name != "readings":
+        data = f"CIFAR-10-LT IF 100 (JPEG copy); validation: {screen.validation}"
+    atomic_write_json(screen.stem.with_suffix(".json"), {"schedule": SCHEDULE_TEXT, "data": data, "rows": rows})
+    command = "python benchmarks/latent_screen.py" + ("" if screen.name == "readings" else f" --screen {screen.name}")
     lines = [
-        "# Screen of the readings (CIFAR-10-LT IF 100, JPEG copy, shortened schedule)",
+        f"# Screen of the {screen.name}-shortcut readings (CIFAR-10-LT IF 100, JPEG copy, shortened schedule)"
+        if screen.name != "readings"
+        else "# Screen of the readings (CIFAR-10-LT IF 100, JPEG copy, shortened schedule)",
         "",
-        f"Written by `python benchmarks/latent_screen.py`. Schedule: {SCHEDULE_TEXT}; a stratified 10% of",
-        "the training data is held out as the validation split, on which the readings are compared by its",
-        "class-balanced accuracy (mean per-class accuracy: the split is long-tailed like the training data; test",
+        f"Written by `{command}`. Schedule: {SCHEDULE_TEXT}; validation split: {screen.validation}; the",
+        "readings are compared on it by its class-balanced accuracy (mean per-class accuracy; test",
         "top-1 beside, for reference only; never used to choose). Diagnostics from `lcreg analyze` on the",
         "validation split of each run's stage-2 model (class means from the training split); chance of the",
         "histogram-class accuracy is 0.100, the flat histogram entropy ln 40 = 3.689.",
@@ -202,22 +284,20 @@ def write_table(names: list[str]) -> None:
             f"| {fmt(r['saturation'])} | {fmt(r['histogram_entropy'])} | {fmt(r['histogram_class_accuracy'])} "
             f"| {fmt(r['class_kl_median'], '.2g')} | {fmt(r['shared_head_tail'], 'd')} |"
         )
-    lines += [
-        "",
-        "Readings (overrides on top of the as-written reading, which is spelt out in each run's config.yaml):",
-        "",
-    ]
+    base = "the as-written reading, which is spelt out in each run's config.yaml" if screen.base else "today's default"
+    lines += ["", f"Readings (overrides on top of {base}):", ""]
     for r in rows:
         lines.append(
             f"- `{r['reading']}`: {r['what']}; `{' '.join(r['overrides']) or '(none)'}` (commit "
             f"`{(r['commit'] or '?')[:12]}`)"
         )
-    (ROOT / "results" / "latent_screen.md").write_text("\n".join(lines) + "\n")
-    print(f"wrote results/latent_screen.md ({len(rows)} readings)")
+    atomic_write_text(screen.stem.with_suffix(".md"), "\n".join(lines) + "\n")
+    print(f"wrote {screen.stem.with_suffix('.md').relative_to(ROOT)} ({len(rows)} readings)")
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--screen", choices=list(SCREENS), default="readings")
     p.add_argument("--data-dir", default="data/cifar10-jpeg.tar.gz")
     p.add_argument("--only", help="comma-separated readings (default: all, in order)")
     p.add_argument(
@@ -227,21 +307,22 @@ def main() -> None:
     )
     p.add_argument("--table-only", action="store_true", help="only rebuild the table from finished runs")
     args = p.parse_args()
-    names = args.only.split(",") if args.only else list(READINGS)
-    unknown = [n for n in names if n not in READINGS]
+    screen = SCREENS[args.screen]
+    names = args.only.split(",") if args.only else list(screen.readings)
+    unknown = [n for n in names if n not in screen.readings]
     if unknown:
-        p.error(f"unknown readings {unknown}; known: {', '.join(READINGS)}")
+        p.error(f"unknown readings {unknown}; known: {', '.join(screen.readings)}")
     if not args.table_only:
-        for spec in specs(names):  # one at a time, so the table grows as the queue goes
+        for spec in specs(screen, names):  # one at a time, so the table grows as the queue goes
             failed = spec.out.with_name(spec.out.name + ".failed.json")
             if failed.is_file():
                 continue  # a reading that cannot train is recorded once, not retried
             try:
                 execute([spec], args.data_dir, args.train_args.split())
             except RunFailed as e:  # e.g. a reading whose loss diverges: recorded, the screen goes on
-                failed.write_text(json.dumps({"reading": spec.variant, "command": e.command, "error": e.reason}))
-            write_table(list(READINGS))
-    write_table(list(READINGS))
+                atomic_write_json(failed, {"reading": spec.variant, "command": e.command, "error": e.reason})
+            write_table(screen)
+    write_table(screen)
 
 
 if __name__ == "__main__":

@@ -46,6 +46,10 @@ q table10 --imbalance-factors 100 --seeds 0
 q table1 --imbalance-factors 100 --seeds 0 --methods ldam_drw,remix_drw,balanced_softmax,focal,class_balanced
 # tau-norm on its own CE stage 1 (ce_val), which held its validation split out from the start
 q table1 --imbalance-factors 100 --seeds 0 --methods tau_norm
+# issue 25: readings that remove the position shortcut rather than the gradient, with MiSLAS
+# on the same backbones, on the validation split of the images the selection leaves out
+# (about 11 min each here); issue 24's peer runs (benchmarks/peers/queue.sh) go first
+"${PYTHON:-python3}" benchmarks/latent_screen.py --screen position --data-dir "$DATA" --train-args "$ARGS"
 # Table 7's component rows at seeds 1-2: seed 0 put "latent categories alone" (one collapsed
 # category) above the full model, and + latent augmentation level with the baseline
 q table7 --imbalance-factors 100 --seeds 1,2 --methods latent,latent_aug,latent_recon
