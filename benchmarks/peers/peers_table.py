@@ -40,7 +40,8 @@ _LDAM_CLS = re.compile(r"val Class Accuracy: (\[.*\])")
 def mislas_epochs(stage_dir: Path) -> dict[int, dict]:
     """epoch -> {top1, ece} from the peer's logs; a later log (a resumed process) wins."""
     out: dict[int, dict] = {}
-    for log in sorted(stage_dir.glob("saved/*/logs/*.txt")):
+    # the peer's own log files, then what each launch printed (run.py keeps it: stdout-*.log)
+    for log in [*sorted(stage_dir.glob("saved/*/logs/*.txt")), *sorted(stage_dir.glob("stdout-*.log"))]:
         epoch = None
         for line in log.read_text(errors="replace").splitlines():
             if m := _EPOCH.search(line):

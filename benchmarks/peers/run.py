@@ -99,7 +99,11 @@ def launch(
     cmd += [script, *args]
     record_launch(out, peer, method, cmd, start_epoch)
     print("[run]", " ".join(cmd), flush=True)
-    subprocess.run(cmd, check=True)
+    # what the peer prints (its log lines, per-epoch test accuracy) also goes to a file of
+    # its own in the run folder, one per launch: the table reads it beside the peer's logs
+    workdir.mkdir(parents=True, exist_ok=True)
+    with open(workdir / f"stdout-{time.strftime('%Y%m%d-%H%M%S')}.log", "w") as log:
+        subprocess.run(cmd, check=True, stdout=log, stderr=subprocess.STDOUT)
 
 
 def _epoch_of(side: Path) -> int:
