@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import subprocess
 import sys
@@ -98,7 +99,7 @@ def launch(
         cmd += ["--resume-stage1", str(resume_stage1)]
     cmd += [script, *args]
     record_launch(out, peer, method, cmd, start_epoch)
-    print("[run]", " ".join(cmd), flush=True)
+    print("[run]", " ".join(cmd).replace(str(peer), "PEER").replace(f"{Path.cwd()}/", ""), flush=True)
     # what the peer prints (its log lines, per-epoch test accuracy) also goes to a file of
     # its own in the run folder, one per launch: the table reads it beside the peer's logs
     workdir.mkdir(parents=True, exist_ok=True)
@@ -120,13 +121,22 @@ def latest_checkpoint(stage_dir: Path) -> tuple[Path | None, int]:
     return best
 
 
+def rel(path: Path, workdir: Path) -> str:
+    """``path`` as the peer, running in ``workdir``, reaches it: relative, so that what it
+    prints and logs names no machine's folders."""
+    return os.path.relpath(Path(path).resolve(), workdir.resolve())
+
+
 def run_mislas(peer: Path, out: Path, data: Path) -> None:
-    common = ["data_path", str(data.resolve()), "workers", "0", "deterministic", "True"]
+    (out / "stage1").mkdir(parents=True, exist_ok=True)
+    (out / "stage2").mkdir(parents=True, exist_ok=True)
+    common1 = ["data_path", rel(data, out / "stage1"), "workers", "0", "deterministic", "True"]
+    common2 = ["data_path", rel(data, out / "stage2"), "workers", "0", "deterministic", "True"]
     stage1 = out / "stage1"
     ckpt, epoch = latest_checkpoint(stage1)
     if epoch < 200:
-        resume = ["resume", str(ckpt.resolve())] if ckpt is not None else []  # the peer loads the weights
-        args = ["--cfg", str(peer / MISLAS_STAGE1), *common, *resume]
+        resume = ["resume", rel(ckpt, stage1)] if ckpt is not None else []  # the peer loads the weights
+        args = ["--cfg", rel(peer / MISLAS_STAGE1, stage1), *common1, *resume]
         launch(peer, out, "mislas", stage1, "train_stage1.py", args, epoch, ckpt)
         ckpt, epoch = latest_checkpoint(stage1)
     if epoch != 200 or ckpt is None:
@@ -141,7 +151,7 @@ def run_mislas(peer: Path, out: Path, data: Path) -> None:
         if done:
             print(f"[run] stage 2 finished: {done[0]}")
             return
-    args = ["--cfg", str(peer / MISLAS_STAGE2), *common, "resume", str(ckpt.resolve())]
+    args = ["--cfg", rel(peer / MISLAS_STAGE2, stage2), *common2, "resume", rel(ckpt, stage2)]
     launch(peer, out, "mislas", stage2, "train_stage2.py", args, 200)
 
 
