@@ -146,6 +146,9 @@ CASES = [
     ("padding beyond the image", ["train", "data.crop_padding=100000"], "crop_padding"),
     ("a long milestone list", ["train", f"stage1.milestones=[{','.join(['1'] * 5000)}]"], "at most"),
     ("an endless schedule", ["train", "stage1.epochs=1000000000"], "stage1.epochs"),
+    ("a huge value for a number", ["train", f"stage1.lr=[{','.join(['1'] * 5000)}]"], "expects float"),
+    ("a huge key", ["train", "x" * 5000 + "=1"], "unknown config key"),
+    ("a huge method name", ["train", "method=" + "y" * 5000], "is not one of"),
     ("a method that reads no such key", ["train", "method=mislas", "model.latent.num_latents=9"], "does not read"),
     ("a method parameter of another method", ["train", "method=ce", "method_params.gamma=3"], "no parameter"),
 ]

@@ -196,11 +196,11 @@ def _unknown_key(key: str) -> LcregError:
     if old in LEGACY_METHOD_KEYS:
         new, owners = LEGACY_METHOD_KEYS[old]
         return LcregError(
-            f"'{key}' is now method_params.{new} (a parameter of {', '.join(owners)}; lcreg methods NAME)"
+            f"'{short(key)}' is now method_params.{new} (a parameter of {', '.join(owners)}; lcreg methods NAME)"
         )
     close = difflib.get_close_matches(key, valid_keys(), n=1, cutoff=0.5)
     hint = f"; did you mean '{close[0]}'?" if close else ""
-    return LcregError(f"unknown config key '{key}'{hint}")
+    return LcregError(f"unknown config key '{short(key)}'{hint}")
 
 
 def _coerce(value: Any, typ: Any, key: str) -> Any:
@@ -236,7 +236,7 @@ def _coerce(value: Any, typ: Any, key: str) -> Any:
             return list(value)
     else:
         return value
-    raise LcregError(f"config key '{key}' expects {getattr(typ, '__name__', typ)}, got {value!r}")
+    raise LcregError(f"config key '{short(key)}' expects {getattr(typ, '__name__', typ)}, got {short(value)}")
 
 
 def _apply(obj: Any, updates: dict, prefix: str = "") -> None:
@@ -251,7 +251,7 @@ def _apply(obj: Any, updates: dict, prefix: str = "") -> None:
             setattr(obj, k, {**current, **v})
         elif dataclasses.is_dataclass(current):
             if not isinstance(v, dict):
-                raise LcregError(f"config key '{key}' is a section; give its keys ({key}.<key>=...)")
+                raise LcregError(f"config key '{short(key)}' is a section; give its keys ({short(key)}.<key>=...)")
             _apply(current, v, key + ".")
         else:
             setattr(obj, k, _coerce(v, hints[k], key))
@@ -388,7 +388,7 @@ def resolve_preset(name_or_path: str) -> Path:
 def parse_override(text: str) -> dict:
     """``a.b.c=value`` -> ``{'a': {'b': {'c': value}}}`` with YAML typing of the value."""
     if "=" not in text:
-        raise LcregError(f"override '{text}' must look like key=value (e.g. stage1.epochs=10)")
+        raise LcregError(f"override '{short(text)}' must look like key=value (e.g. stage1.epochs=10)")
     key, raw = text.split("=", 1)
     key = key.strip()
     try:
@@ -525,7 +525,7 @@ def validate(cfg: Config) -> None:
             hint = f"; did you mean '{close[0]}'?" if close else ""
             if not close and isinstance(choices, Registry):
                 hint = f"; a plug-in's {choices.kind}? name its module in LCREG_PLUGINS"
-            raise LcregError(f"{key}={value!r} is not one of: {', '.join(names)}{hint}")
+            raise LcregError(f"{key}={short(value)} is not one of: {', '.join(names)}{hint}")
     for key, high in _UPPER_BOUNDS:
         value = get_key(cfg, key)
         if isinstance(value, (int, float)) and value > high:
@@ -543,7 +543,7 @@ def validate(cfg: Config) -> None:
         value = get_key(cfg, key)
         if not math.isfinite(value) or value < low or (value == low and not inclusive):
             relation = ">=" if inclusive else ">"
-            raise LcregError(f"{key} must be {relation} {low}, got {value}")
+            raise LcregError(f"{key} must be {relation} {low}, got {short(value, 24)}")
     imb = cfg.data.imbalance_factor
     if imb is not None and not (math.isfinite(imb) and imb >= 1):
         raise LcregError(
