@@ -1,0 +1,83 @@
+"""benchmarks/peers/peers_table.py reads the peers' own log formats (written here as the
+peers write them) and resumed processes' logs in order."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks" / "peers"))
+
+import peers_table  # noqa: E402
+
+
+def _mislas_log(path: Path, epochs: range, acc: float) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lines = []
+    for e in epochs:
+        lines += [f"2026-12-02 01:00:00,000 Epoch: [{e}][ 0/97]\tTime  1.0\tLoss 1.0\tAcc@1 50.0 (50.0)"]
+        lines += [f"2026-12-02 01:00:01,000 * Acc@1 {acc + e:.3f}% Acc@5 90.000% HAcc 1% MAcc 1% TAcc 1%."]
+        lines += ["2026-12-02 01:00:01,000 * ECE   3.000%.", f"Best Prec@1: {acc + e:.3f}% ECE: 3.000%"]
+    path.write_text("\n".join(lines) + "\n")
+
+
+def test_mislas_epochs_from_its_log_and_a_resumed_process(tmp_path):
+    stage = tmp_path / "stage1"
+    _mislas_log(stage / "saved" / "a_202612020057" / "logs" / "x.txt", range(0, 12), 10.0)
+    # a resumed process logs from epoch 10 on (epochs 10-11 again): the later one wins
+    _mislas_log(stage / "saved" / "a_202612020300" / "logs" / "x.txt", range(10, 14), 20.0)
+    epochs = peers_table.mislas_epochs(stage)
+    assert sorted(epochs) == list(range(14)) and epochs[9]["top1"] == 19.0 and epochs[10]["top1"] == 30.0
+    assert epochs[13] == {"top1": 33.0, "ece": 3.0}
+
+
+def test_ldam_epochs_from_its_csv_logs_part_by_part(tmp_path):
+    logs = tmp_path / "log" / "cifar10_resnet32_LDAM_DRW_exp_0.01_0"
+    logs.mkdir(parents=True)
+
+    def part(name: str, epochs: range, base: float) -> None:
+        train = "".join(f"Epoch: [{e}][0/97], lr: 0.10000\tLoss 1.0\n" for e in epochs)
+        test = "".join(
+            f"val Results: Prec@1 {base + e:.3f} Prec@5 90.000 Loss 1.00000\n"
+            f"val Class Accuracy: [{','.join(['0.500'] * 10)}]\nBest Prec@1: {base + e:.3f}\n\n"
+            for e in epochs
+        )
+        (logs / f"log_train{name}.csv").write_text(train)
+        (logs / f"log_test{name}.csv").write_text(test)
+
+    part(".part1", range(0, 5), 10.0)  # the process that was interrupted (renamed by run.py)
+    part("", range(5, 8), 20.0)  # the resumed one
+    epochs = peers_table.ldam_epochs(tmp_path)
+    assert sorted(epochs) == list(range(8)) and epochs[4]["top1"] == 14.0 and epochs[7]["top1"] == 27.0
+    assert epochs[0]["per_class"] == [50.0] * 10
+
+
+def test_the_table_puts_the_peer_beside_our_rows(tmp_path):
+    results = tmp_path / "results"
+    run = results / "peers" / "mislas_if100"
+    _mislas_log(run / "stage1" / "saved" / "a" / "logs" / "x.txt", range(200), 0.0)  # epoch e logs e %
+    (run / "peer.json").write_text(json.dumps({"peer": "MiSLAS", "repo": "r", "commit": "c" * 40, "launches": []}))
+    (results / "table1.json").write_text(
+        json.dumps(
+            {
+                "rows": [
+                    {
+                        "dataset": "cifar10",
+                        "imbalance": 100,
+                        "variant": "mixup",
+                        "top1_mean": 64.76,
+                        "top1_std": 0.69,
+                        "seeds": [0, 1, 2],
+                    }
+                ]
+            }
+        )
+    )
+    rows = {r["method"]: r for r in peers_table.peer_rows(results)}
+    mixup = rows["mixup (MiSLAS stage 1)"]
+    assert mixup["peer_final_top1"] == 199.0 and mixup["peer_best_top1"] == 199.0 and mixup["epochs_done"] == 200
+    assert (mixup["ours_top1"], mixup["ours_top1_std"]) == (64.76, 0.69)
+    assert rows["MiSLAS (stage 2)"]["peer_final_top1"] is None
+    assert "| mixup (MiSLAS stage 1) |" in peers_table.markdown(list(rows.values()), None)
