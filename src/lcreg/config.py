@@ -525,7 +525,7 @@ def validate(cfg: Config) -> None:
             hint = f"; did you mean '{close[0]}'?" if close else ""
             if not close and isinstance(choices, Registry):
                 hint = f"; a plug-in's {choices.kind}? name its module in LCREG_PLUGINS"
-            raise LcregError(f"{key}={short(value)} is not one of: {', '.join(names)}{hint}")
+            raise LcregError(f"{key}={short(repr(value))} is not one of: {', '.join(names)}{hint}")
     for key, high in _UPPER_BOUNDS:
         value = get_key(cfg, key)
         if isinstance(value, (int, float)) and value > high:
