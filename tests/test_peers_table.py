@@ -81,3 +81,33 @@ def test_the_table_puts_the_peer_beside_our_rows(tmp_path):
     assert (mixup["ours_top1"], mixup["ours_top1_std"]) == (64.76, 0.69)
     assert rows["MiSLAS (stage 2)"]["peer_final_top1"] is None
     assert "| mixup (MiSLAS stage 1) |" in peers_table.markdown(list(rows.values()), None)
+
+
+def test_matched_epochs_put_the_peer_beside_our_seeds_at_the_epochs_both_evaluated(tmp_path):
+    results = tmp_path / "results"
+    stage = results / "peers" / "mislas_if100" / "stage1"
+    log = stage / "saved" / "a" / "logs" / "x.txt"
+    log.parent.mkdir(parents=True)
+    lines = []
+    for e in range(20):  # the running mean of the loss: the last print of the epoch counts
+        lines += [f"Epoch: [{e}][ 0/97]\tTime 1.0\tLoss 9.000 (9.000)\tAcc@1 1.0 (1.0)"]
+        lines += [f"Epoch: [{e}][80/97]\tTime 1.0\tLoss 1.000 ( {2.0 - e / 100:.3f})\tAcc@1 1.0 (1.0)"]
+        lines += [f"* Acc@1 {30.0 + e:.3f}% Acc@5 90.000%", "* ECE   3.000%."]
+    log.write_text("\n".join(lines) + "\n")
+    assert peers_table.mislas_epochs(stage)[19] == {"top1": 49.0, "train_loss": 1.81, "ece": 3.0}
+    for seed, shift in ((0, 0.0), (1, 2.0)):
+        run = results / "table1" / "cifar10_if100" / f"mislas_seed{seed}"
+        run.mkdir(parents=True)
+        records = [{"stage": 1, "epoch": e, "loss": {"total": 1.5}} for e in range(1, 21)]
+        for r in records[9::10]:  # ours evaluates every 10 epochs (epochs 10 and 20, 1-based)
+            r["test"] = {"top1": (40.0 + shift + r["epoch"]) / 100}
+        records.append({"stage": 2, "epoch": 1, "loss": {"total": 0.5}, "test": {"top1": 0.9}})
+        (run / "metrics.jsonl").write_text("\n".join(json.dumps(r) for r in records) + '\n{"stage": 1, "ep')
+    ours = peers_table.our_curves(results, "mislas_seed*", 1)
+    assert ours[9]["top1"] == [50.0, 52.0] and ours[0] == {"top1": [], "train_loss": [1.5, 1.5]}
+    m = peers_table.matched_epochs(peers_table.mislas_epochs(stage), ours)
+    assert [x["epoch"] for x in m] == [10, 20]  # 1-based, as our logs count
+    assert m[0]["peer_top1"] == 39.0 and m[0]["ours_top1"] == 51.0 and abs(m[0]["ours_top1_std"] - 2**0.5) < 1e-9
+    assert m[1]["peer_train_loss"] == 1.81 and m[1]["ours_train_loss"] == 1.5
+    section = "\n".join(peers_table.matched_section({"method": "mixup", "matched_epochs": m}))
+    assert "| 10 | 39.00 | 51.00 +- 1.41 (n=2) | -12.00 |" in section and "-12.00 points" in section

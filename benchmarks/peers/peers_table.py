@@ -17,14 +17,17 @@ import json
 import re
 from pathlib import Path
 
-# peer run folder -> (method as the peer names it, our table1 variant, the paper's number)
+import numpy as np
+
+# peer run folder -> (method as the peer names it, the peer's stage folder, our table1 variant,
+# our run folders under results/table1/cifar10_if100/ and their stage, the paper's number)
 RUNS = {
     "mislas_if100": [
-        ("mixup (MiSLAS stage 1)", "stage1", "mixup", 73.1),
-        ("MiSLAS (stage 2)", "stage2", "mislas", 82.1),
+        ("mixup (MiSLAS stage 1)", "stage1", "mixup", "mislas_seed*", 1, 73.1),
+        ("MiSLAS (stage 2)", "stage2", "mislas", "mislas_seed*", 2, 82.1),
     ],
-    "ldam_drw_if100": [("LDAM-DRW", "", "ldam_drw", 77.1)],
-    "ce_if100": [("CE", "", "ce", 70.4)],
+    "ldam_drw_if100": [("LDAM-DRW", "", "ldam_drw", "ldam_drw_seed*", 1, 77.1)],
+    "ce_if100": [("CE", "", "ce", "ce_seed*", 1, 70.4)],
 }
 EPOCHS = {"stage1": 200, "stage2": 10, "": 200}
 TRAIN_IMAGES = 12406  # CIFAR-10-LT IF 100 (checked: results/peers/split_check_if100.json)
@@ -35,6 +38,7 @@ _MISLAS_ACC = re.compile(r"\* Acc@1 ([\d.]+)%")
 _MISLAS_ECE = re.compile(r"\* ECE\s+([\d.]+)%")
 _LDAM_ACC = re.compile(r"val Results: Prec@1 ([\d.]+)")
 _LDAM_CLS = re.compile(r"val Class Accuracy: (\[.*\])")
+_RUNNING_LOSS = re.compile(r"Loss\s+[\d.]+\s+\(\s*([\d.]+)\)")  # both peers print "Loss value (running mean)"
 
 
 def mislas_epochs(stage_dir: Path) -> dict[int, dict]:
@@ -43,11 +47,16 @@ def mislas_epochs(stage_dir: Path) -> dict[int, dict]:
     # the peer's own log files, then what each launch printed (run.py keeps it: stdout-*.log)
     for log in [*sorted(stage_dir.glob("saved/*/logs/*.txt")), *sorted(stage_dir.glob("stdout-*.log"))]:
         epoch = None
+        loss = None
         for line in log.read_text(errors="replace").splitlines():
             if m := _EPOCH.search(line):
                 epoch = int(m.group(1))
+                loss = float(r.group(1)) if (r := _RUNNING_LOSS.search(line)) else loss
             elif (m := _MISLAS_ACC.search(line)) and epoch is not None:
                 out[epoch] = {"top1": float(m.group(1))}
+                if loss is not None:
+                    out[epoch]["train_loss"] = loss
+                loss = None
             elif (m := _MISLAS_ECE.search(line)) and epoch in out:
                 out[epoch]["ece"] = float(m.group(1))
     return out
@@ -65,6 +74,10 @@ def ldam_epochs(run_dir: Path) -> dict[int, dict]:
             train = test.with_name(test.name.replace("log_test", "log_train"))
             if not test.exists() or not train.exists():
                 continue
+            losses: dict[int, float] = {}  # epoch -> the last running mean it printed
+            for line in train.read_text().splitlines():
+                if (m := _EPOCH.search(line)) and (r := _RUNNING_LOSS.search(line)):
+                    losses[int(m.group(1))] = float(r.group(1))
             epochs = list(dict.fromkeys(int(m.group(1)) for m in _EPOCH.finditer(train.read_text())))
             results = []
             for line in test.read_text().splitlines():
@@ -73,8 +86,49 @@ def ldam_epochs(run_dir: Path) -> dict[int, dict]:
                 elif (m := _LDAM_CLS.search(line)) and results:
                     results[-1]["per_class"] = [100 * x for x in ast.literal_eval(m.group(1))]
             for epoch, result in zip(epochs, results):
-                out[epoch] = result
+                out[epoch] = result | ({"train_loss": losses[epoch]} if epoch in losses else {})
     return out
+
+
+def our_curves(results: Path, runs: str, stage: int) -> dict[int, dict[str, list[float]]]:
+    """epoch (0-based, as the peers count) -> {"top1": [...], "train_loss": [...]} over our
+    seeds' run folders: every epoch's training loss, test top-1 where the run evaluated."""
+    out: dict[int, dict[str, list[float]]] = {}
+    for metrics in sorted((results / "table1" / "cifar10_if100").glob(f"{runs}/metrics.jsonl")):
+        for line in metrics.read_text().splitlines():
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:  # a half-written last line of a running process
+                continue
+            if record.get("stage") != stage:
+                continue
+            at = out.setdefault(record["epoch"] - 1, {"top1": [], "train_loss": []})
+            at["train_loss"].append(record["loss"]["total"])
+            if "test" in record:
+                at["top1"].append(100 * record["test"]["top1"])
+    return out
+
+
+def matched_epochs(peer: dict[int, dict], ours: dict[int, dict[str, list[float]]]) -> list[dict]:
+    """The epochs both logged a test top-1: the peer's value beside our seeds' mean and spread,
+    and the training losses of that epoch. Before the end of a run this is the only comparison
+    there is; at lr 0.1 mixup's test accuracy swings by points from epoch to epoch, so one
+    epoch says little and the mean over many says more."""
+    rows = []
+    for epoch in sorted(set(peer) & {e for e, v in ours.items() if v["top1"]}):
+        top1, loss = ours[epoch]["top1"], ours[epoch]["train_loss"]
+        rows.append(
+            {
+                "epoch": epoch + 1,
+                "peer_top1": peer[epoch]["top1"],
+                "ours_top1": float(np.mean(top1)),
+                "ours_top1_std": float(np.std(top1, ddof=1)) if len(top1) > 1 else None,
+                "ours_seeds": len(top1),
+                "peer_train_loss": peer[epoch].get("train_loss"),
+                "ours_train_loss": float(np.mean(loss)),
+            }
+        )
+    return rows
 
 
 def our_row(results: Path, variant: str) -> dict:
@@ -92,8 +146,9 @@ def peer_rows(results: Path) -> list[dict]:
         if not (run / "peer.json").exists():
             continue
         info = json.loads((run / "peer.json").read_text())
-        for method, stage, variant, paper in methods:
+        for method, stage, variant, our_runs, our_stage, paper in methods:
             epochs = mislas_epochs(run / stage) if info["peer"] == "MiSLAS" else ldam_epochs(run)
+            matched = matched_epochs(epochs, our_curves(results, our_runs, our_stage))
             total = EPOCHS[stage]
             done = len(epochs)
             final = epochs.get(total - 1) if done else None
@@ -120,6 +175,8 @@ def peer_rows(results: Path) -> list[dict]:
                     "devices": sorted({launch["device"] for launch in info["launches"]}),
                     "run": f"results/peers/{folder}",
                     "explained": info.get("explained", {}).get(variant),
+                    "matched_epochs": matched,
+                    "peer_curve": {e + 1: v["top1"] for e, v in sorted(epochs.items())},
                 }
             )
     return rows
@@ -169,6 +226,9 @@ def markdown(rows: list[dict], anchor: dict | None) -> str:
             f"{r['method']}: not finished; {r['epochs_done']} epochs logged, the last "
             f"(epoch {r['peer_last_epoch']}) at {fmt(r['peer_last_top1'])}."
         )
+    for r in rows:
+        if r["matched_epochs"]:
+            lines += ["", *matched_section(r)]
     lines += ["", "## Balanced anchor", ""]
     if anchor is None:
         lines.append("ResNet-32 on all 50,000 training images (He et al.'s recipe): not run yet.")
@@ -180,6 +240,70 @@ def markdown(rows: list[dict], anchor: dict | None) -> str:
     return "\n".join(lines) + "\n"
 
 
+def matched_section(row: dict) -> list[str]:
+    m = row["matched_epochs"]
+    diff = [x["peer_top1"] - x["ours_top1"] for x in m]
+    lines = [
+        f"### {row['method']}: epoch by epoch",
+        "",
+        "The epochs both logged a test top-1 (ours every 10 epochs). Training loss: the peer's",
+        "running mean at its last print of the epoch (about 5/6 of the epoch), ours the epoch's",
+        "mean; the peer's first epochs start from a larger initial loss (its classifier is",
+        "Kaiming-normal initialised, ours PyTorch's default).",
+        "",
+        "| epoch | peer test top-1 | ours test top-1 | peer - ours | peer train loss | ours train loss |",
+        "|---|---|---|---|---|---|",
+    ]
+    for x, d in zip(m, diff):
+        ours = fmt(x["ours_top1"], x["ours_top1_std"]) + f" (n={x['ours_seeds']})"
+        lines.append(
+            f"| {x['epoch']} | {fmt(x['peer_top1'])} | {ours} | {d:+.2f} | "
+            f"{fmt(x['peer_train_loss'])} | {fmt(x['ours_train_loss'])} |"
+        )
+    lines += [
+        "",
+        f"Mean of peer - ours over these {len(m)} epochs: {np.mean(diff):+.2f} points "
+        f"(spread of the differences {np.std(diff, ddof=1) if len(diff) > 1 else 0.0:.2f}).",
+    ]
+    return lines
+
+
+def plot_curves(rows: list[dict], path: Path) -> None:
+    """Test top-1 per epoch: the peer's every epoch, ours at the epochs we evaluated."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    shown = [r for r in rows if r["peer_curve"]]
+    if not shown:
+        return
+    fig, axes = plt.subplots(1, len(shown), figsize=(5.5 * len(shown), 3.8), squeeze=False)
+    for ax, r in zip(axes[0], shown):
+        epochs = sorted(int(e) for e in r["peer_curve"])
+        ax.plot(epochs, [r["peer_curve"][e] for e in epochs], lw=1, label=f"{r['peer']}'s code (1 seed)")
+        m = r["matched_epochs"]
+        if m:
+            err = [x["ours_top1_std"] or 0.0 for x in m]
+            ax.errorbar(
+                [x["epoch"] for x in m],
+                [x["ours_top1"] for x in m],
+                yerr=err,
+                fmt="o",
+                ms=3,
+                capsize=2,
+                label="lcreg (mean +- std over seeds)",
+            )
+        ax.set_title(r["method"], fontsize=10)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel("test top-1 (%)")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--results", type=Path, default=Path("results"))
@@ -188,6 +312,7 @@ def main(argv: list[str] | None = None) -> None:
     anchor = anchor_row(a.results)
     (a.results / "peers.json").write_text(json.dumps({"rows": rows, "anchor": anchor}, indent=1) + "\n")
     (a.results / "peers.md").write_text(markdown(rows, anchor))
+    plot_curves(rows, a.results / "peers.png")
     print(markdown(rows, anchor))
 
 
