@@ -10,7 +10,9 @@ runs from ``--workdir`` (where it writes its logs and checkpoints) with the chec
 1. NumPy aliases removed in NumPy 1.24 (``np.float``, ``np.int``, ``np.bool``, ``np.object``):
    MiSLAS's ``utils/metric.py`` (its ECE) uses ``np.float`` and ``np.int``.
 2. CPU instead of ``.cuda()``: where no GPU is present, ``Tensor.cuda`` and ``Module.cuda``
-   return the object unchanged (both codes call ``.cuda()`` unconditionally in places).
+   return the object unchanged (both codes call ``.cuda()`` unconditionally in places), and
+   the legacy type ``torch.cuda.FloatTensor`` is ``torch.FloatTensor`` (LDAM-DRW's ``LDAMLoss``
+   builds its margins with it and casts its one-hot mask to it).
    ``torch.nn.DataParallel`` already runs the bare module when there is no GPU.
 3. ``torch.load(weights_only=False, map_location="cpu")`` by default: the peers' own checkpoints
    hold Python objects (argparse namespaces, tensors of best accuracy) and LDAM-DRW maps them
@@ -61,6 +63,7 @@ def shim_cpu() -> None:
         return
     torch.Tensor.cuda = lambda self, *a, **k: self  # type: ignore[method-assign]
     torch.nn.Module.cuda = lambda self, *a, **k: self  # type: ignore[method-assign]
+    torch.cuda.FloatTensor = torch.FloatTensor  # type: ignore[attr-defined, misc]
 
 
 def shim_torch_load() -> None:
