@@ -113,6 +113,7 @@ class Stage1Config:
     warmup_epochs: int = 5
     schedule: str = "step"  # step | cosine
     milestones: list = field(default_factory=lambda: [160, 180])
+    lr_decay: float = 0.1  # step schedule: lr x lr_decay at each milestone (LDAM-DRW's code: 0.01)
     mixup_alpha: float = 1.0
     sampler: str = "instance"
 
@@ -556,6 +557,10 @@ def validate(cfg: Config) -> None:
         raise LcregError("stage1.momentum and stage2.momentum must be < 1")
     if cfg.stage2.eps_head >= 1 or cfg.stage2.eps_tail >= 1:
         raise LcregError("stage2.eps_head and stage2.eps_tail (label smoothing) must be < 1")
+    if not 0 < cfg.stage1.lr_decay <= 1:
+        raise LcregError(
+            f"stage1.lr_decay (the lr factor at each milestone) must lie in (0, 1], got {cfg.stage1.lr_decay}"
+        )
     if not all(isinstance(m, int) and not isinstance(m, bool) and m >= 0 for m in cfg.stage1.milestones):
         raise LcregError(
             f"stage1.milestones must be a list of epochs (integers >= 0), got {short(cfg.stage1.milestones)}"

@@ -323,7 +323,7 @@ class Trainer:
         steps = len(loader)
         optimizer = stage1_optimizer(self.cfg, self.model)
         scheduler = torch.optim.lr_scheduler.LambdaLR(
-            optimizer, lambda i: lr_factor(i, steps, s.epochs, s.warmup_epochs, s.schedule, s.milestones)
+            optimizer, lambda i: lr_factor(i, steps, s.epochs, s.warmup_epochs, s.schedule, s.milestones, s.lr_decay)
         )
         compile_for_training(self.model, self.cfg, self.device, batch)
         forward = wrap_ddp(FeaturesAndHead(self.model), self.dist, self.device)
