@@ -174,6 +174,7 @@ CASES = [
         ],
         "missing1.png",
     ),
+    ("--data-dir for the built-in demo", ["train", "--data-dir", "{root}/corrupt"], "lcreg train folder"),
     ("negative epochs", ["train", "stage1.epochs=-1"], "stage1.epochs"),
     ("zero stage-1 epochs", ["train", "stage1.epochs=0"], "--stage 2 --from"),
     ("infinite imbalance", ["train", "data.imbalance_factor=.inf"], "imbalance_factor"),

@@ -557,6 +557,12 @@ def validate(cfg: Config) -> None:
         raise LcregError("stage1.momentum and stage2.momentum must be < 1")
     if cfg.stage2.eps_head >= 1 or cfg.stage2.eps_tail >= 1:
         raise LcregError("stage2.eps_head and stage2.eps_tail (label smoothing) must be < 1")
+    if cfg.data.dataset == "demo" and cfg.data.data_dir:
+        # the demo's digits are built in: a --data-dir here would be silently ignored
+        raise LcregError(
+            f"the demo data is built in and reads no --data-dir (got {cfg.data.data_dir}); "
+            "your own images: lcreg train folder --data-dir DIR; CIFAR: lcreg train cifar10_lt_if100 --data-dir DIR"
+        )
     if not 0 < cfg.stage1.lr_decay <= 1:
         raise LcregError(
             f"stage1.lr_decay (the lr factor at each milestone) must lie in (0, 1], got {cfg.stage1.lr_decay}"
