@@ -72,6 +72,8 @@ def _build_world(root: Path) -> Path:
         for i in range(4):
             img(root / "corrupt" / c / f"{i}.png")
     (root / "corrupt" / "b" / "broken.png").write_bytes(b"not a png at all")
+    (root / "broken.tar.gz").write_bytes(b"not an archive")
+    (root / "broken.zip").write_bytes(b"PK\x03\x04 cut short")
     for c in ("a", "b"):  # a folder with a decompression bomb (beyond the limit the tests set)
         for i in range(4):
             img(root / "bomb" / c / f"{i}.png")
@@ -175,6 +177,9 @@ CASES = [
         "missing1.png",
     ),
     ("--data-dir for the built-in demo", ["train", "--data-dir", "{root}/corrupt"], "lcreg train folder"),
+    ("folder preset without --data-dir", ["train", "folder"], "needs --data-dir"),
+    ("corrupt .tar.gz", ["train", "cifar10_lt_if100", "--data-dir", "{root}/broken.tar.gz"], "corrupt or not"),
+    ("corrupt .zip", ["train", "cifar10_lt_if100", "--data-dir", "{root}/broken.zip"], "corrupt or not"),
     ("negative epochs", ["train", "stage1.epochs=-1"], "stage1.epochs"),
     ("zero stage-1 epochs", ["train", "stage1.epochs=0"], "--stage 2 --from"),
     ("infinite imbalance", ["train", "data.imbalance_factor=.inf"], "imbalance_factor"),

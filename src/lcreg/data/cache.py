@@ -91,7 +91,12 @@ def extract_archive(archive: Path, cache_dir: Path) -> Path:
                     t.extractall(tmp, filter="data") if hasattr(tarfile, "data_filter") else t.extractall(tmp)
         except (tarfile.TarError, zipfile.BadZipFile, OSError, EOFError) as e:
             shutil.rmtree(tmp, ignore_errors=True)
-            raise LcregError(f"cannot extract {archive}: {e}") from None
+            # tarfile's message for an unreadable file lists every compression it tried, one a
+            # line: keep its first line
+            reason = str(e).strip().splitlines()[0].rstrip(":") if str(e).strip() else type(e).__name__
+            raise LcregError(
+                f"cannot extract {archive} (corrupt or not a .tar.gz/.tgz/.zip archive): {reason}"
+            ) from None
         (tmp / ".complete").touch()
         try:
             os.rename(tmp, dest)

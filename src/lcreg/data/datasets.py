@@ -71,6 +71,12 @@ class LongTailData:
         }
 
 
+NEEDS_DATA_DIR = {
+    "folder": "dataset 'folder' needs --data-dir (train/<class>/ and test/<class>/, or one <class>/ folder)",
+    "list": "dataset 'list' needs --data-dir (image root) and data.train_list, data.test_list",
+}
+
+
 def _data_root(cfg: DataConfig, cache_dir: Path) -> Optional[Path]:
     if cfg.data_dir is None:
         return None
@@ -113,7 +119,7 @@ def _read_folder(
 ) -> tuple[ImageSet, ImageSet, list[str], str]:
     root = _data_root(cfg, cache_dir)
     if root is None:
-        raise LcregError("dataset 'folder' needs --data-dir (train/<class>/ and test/<class>/, or one <class>/ folder)")
+        raise LcregError(NEEDS_DATA_DIR["folder"])
     split_dirs = sources.find_split_folders(root)
     if split_dirs is not None:
         return (*sources.read_split_folders(*split_dirs, image_size=decode_size, cache_dir=cache_dir), str(root))
@@ -131,7 +137,7 @@ def _read_lists(cfg: DataConfig, cache_dir: Path, decode_size: Optional[int]):
     """(train, test, class names, source, val or None)."""
     root = _data_root(cfg, cache_dir)
     if root is None or cfg.train_list is None or cfg.test_list is None:
-        raise LcregError("dataset 'list' needs --data-dir (image root) and data.train_list, data.test_list")
+        raise LcregError(NEEDS_DATA_DIR["list"])
 
     def resolve(p: str) -> Path:
         path = Path(p).expanduser()
@@ -157,6 +163,8 @@ def typical_image_side(cfg: DataConfig, sample: int = 32) -> int:
     from PIL import Image
 
     root = _data_root(cfg, default_cache_dir(cfg.cache_dir))
+    if root is None and cfg.dataset in ("folder", "list"):
+        raise LcregError(NEEDS_DATA_DIR[cfg.dataset])
     if root is None or cfg.dataset not in ("folder", "list"):
         raise LcregError(
             f"data.image_size=0 (choose from the images) needs a folder or list dataset with --data-dir; "
