@@ -111,3 +111,22 @@ def test_matched_epochs_put_the_peer_beside_our_seeds_at_the_epochs_both_evaluat
     assert m[1]["peer_train_loss"] == 1.81 and m[1]["ours_train_loss"] == 1.5
     section = "\n".join(peers_table.matched_section({"method": "mixup", "matched_epochs": m}))
     assert "| 10 | 39.00 | 51.00 +- 1.41 (n=2) | -12.00 |" in section and "-12.00 points" in section
+
+
+def test_an_ab_run_sits_beside_our_default_of_the_same_method(tmp_path):
+    results = tmp_path / "results"
+    row = {"dataset": "cifar10", "imbalance": 100, "variant": "ldam_drw", "top1_mean": 70.39, "seeds": [0]}
+    (results / "peers").mkdir(parents=True)
+    (results / "table1.json").write_text(json.dumps({"rows": [row]}))
+    unfinished = results / "peers" / "ab" / "ldam_drw_lr_decay001_seed1"
+    unfinished.mkdir(parents=True)  # a run still training: not counted
+    assert peers_table.ab_rows(results)[0]["top1"] is None
+    for seed, top1 in ((0, 0.72), (2, 0.74)):
+        run = results / "peers" / "ab" / f"ldam_drw_lr_decay001_seed{seed}"
+        run.mkdir(parents=True)
+        (run / "final_metrics.json").write_text(json.dumps({"stage1": {"test": {"top1": top1}}}))
+    ab = peers_table.ab_rows(results)[0]
+    assert ab["top1"] == 73.0 and round(ab["top1_std"], 4) == 1.4142 and len(ab["runs"]) == 2
+    assert ab["default_top1"] == 70.39
+    md = peers_table.markdown([], None, [ab])
+    assert "| ldam_drw | lr x0.01" in md and "73.00 +- 1.41" in md and "70.39 (seeds 0)" in md

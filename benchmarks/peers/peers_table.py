@@ -29,6 +29,11 @@ RUNS = {
     "ldam_drw_if100": [("LDAM-DRW", "", "ldam_drw", "ldam_drw_seed*", 1, 77.1)],
     "ce_if100": [("CE", "", "ce", "ce_seed*", 1, 70.4)],
 }
+# our runs that test one recipe difference found in a peer's code (docs: Peers and anchors):
+# (run folders under results/peers/, what they change, the table1 variant they change it in)
+AB_RUNS = [
+    ("ab/ldam_drw_lr_decay001_seed*", "lr x0.01 at epochs 160 and 180 (LDAM-DRW's code)", "ldam_drw"),
+]
 EPOCHS = {"stage1": 200, "stage2": 10, "": 200}
 TRAIN_IMAGES = 12406  # CIFAR-10-LT IF 100 (checked: results/peers/split_check_if100.json)
 HE_ET_AL = 92.49  # ResNet-32 on CIFAR-10, 7.51% error (He et al. 2016, Table 6)
@@ -182,6 +187,53 @@ def peer_rows(results: Path) -> list[dict]:
     return rows
 
 
+def ab_rows(results: Path) -> list[dict]:
+    """Each recipe A/B: its finished seeds' final-epoch top-1 (mean, spread) beside our
+    table1 row of the same method, which differs from it in that one setting."""
+    rows = []
+    for pattern, change, variant in AB_RUNS:
+        top1, runs = [], []
+        for run in sorted((results / "peers").glob(pattern)):
+            final = run / "final_metrics.json"
+            if not final.exists():
+                continue
+            metrics = json.loads(final.read_text())
+            last = max(k for k in metrics if k.startswith("stage"))
+            top1.append(100 * metrics[last]["test"]["top1"])
+            runs.append(str(run.relative_to(results.parent)))
+        ours = our_row(results, variant)
+        rows.append(
+            {
+                "variant": variant,
+                "change": change,
+                "runs": runs,
+                "top1": float(np.mean(top1)) if top1 else None,
+                "top1_std": float(np.std(top1, ddof=1)) if len(top1) > 1 else None,
+                "default_top1": ours.get("top1_mean"),
+                "default_top1_std": ours.get("top1_std"),
+                "default_seeds": ours.get("seeds"),
+            }
+        )
+    return rows
+
+
+def ab_section(rows: list[dict]) -> list[str]:
+    lines = [
+        "## Recipe A/B runs",
+        "",
+        "Our code with one setting changed to the peer's (final epoch, test split).",
+        "",
+        "| method | change | runs | top-1 | ours as in table 1 |",
+        "|---|---|---|---|---|",
+    ]
+    for r in rows:
+        runs = ", ".join(f"`{x}`" for x in r["runs"]) or "not run yet"
+        seeds = ",".join(str(s) for s in r["default_seeds"] or [])
+        default = fmt(r["default_top1"], r["default_top1_std"]) + (f" (seeds {seeds})" if seeds else "")
+        lines.append(f"| {r['variant']} | {r['change']} | {runs} | {fmt(r['top1'], r['top1_std'])} | {default} |")
+    return lines
+
+
 def anchor_row(results: Path) -> dict | None:
     run = results / "anchor" / "cifar10_balanced_he_seed0"
     final = run / "final_metrics.json"
@@ -198,7 +250,7 @@ def fmt(x: float | None, std: float | None = None) -> str:
     return f"{x:.2f}" if std is None else f"{x:.2f} +- {std:.2f}"
 
 
-def markdown(rows: list[dict], anchor: dict | None) -> str:
+def markdown(rows: list[dict], anchor: dict | None, ab: list[dict] | None = None) -> str:
     lines = [
         "# The peers' own code beside ours (CIFAR-10-LT IF 100, CIFAR-10 JPEG copy)",
         "",
@@ -229,6 +281,8 @@ def markdown(rows: list[dict], anchor: dict | None) -> str:
     for r in rows:
         if r["matched_epochs"]:
             lines += ["", *matched_section(r)]
+    if ab:
+        lines += ["", *ab_section(ab)]
     lines += ["", "## Balanced anchor", ""]
     if anchor is None:
         lines.append("ResNet-32 on all 50,000 training images (He et al.'s recipe): not run yet.")
@@ -310,10 +364,11 @@ def main(argv: list[str] | None = None) -> None:
     a = ap.parse_args(argv)
     rows = peer_rows(a.results)
     anchor = anchor_row(a.results)
-    (a.results / "peers.json").write_text(json.dumps({"rows": rows, "anchor": anchor}, indent=1) + "\n")
-    (a.results / "peers.md").write_text(markdown(rows, anchor))
+    ab = ab_rows(a.results)
+    (a.results / "peers.json").write_text(json.dumps({"rows": rows, "ab": ab, "anchor": anchor}, indent=1) + "\n")
+    (a.results / "peers.md").write_text(markdown(rows, anchor, ab))
     plot_curves(rows, a.results / "peers.png")
-    print(markdown(rows, anchor))
+    print(markdown(rows, anchor, ab))
 
 
 if __name__ == "__main__":
