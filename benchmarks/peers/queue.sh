@@ -12,8 +12,9 @@
 #  then git sparse-checkout set --no-cone '/*' '!/datasets/data_txt/' and git checkout;
 #  CIFAR never reads them)
 # and need `pip install yacs tensorboardX scikit-learn` beside lcreg.
-# Measured on the 2-core CPU (fp32 eager, as the peers run): about 2 min an epoch of
-# stage 1 with its test pass, so about 7 h a 200-epoch run.
+# Measured on the 2-core CPU (fp32 eager, as the peers run): MiSLAS stage 1 with its test
+# pass took 67 s an epoch alone (epochs 21-138, its log's timestamps), about 96 s beside
+# other work, so a 200-epoch run takes 4 to 5 h.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 PEERS=${1:-../peers}
