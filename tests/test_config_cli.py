@@ -3,6 +3,7 @@
 import json
 
 import pytest
+import yaml
 
 from lcreg.cli import main
 from lcreg.config import load_config, preset_names
@@ -146,3 +147,29 @@ def test_configs_of_version_2_move_the_methods_keys_to_their_parameters():
     assert cfg.method_params == {"gamma": 1.0} and "focal_gamma" not in to_dict(cfg)["loss"]
     old["method"] = "ldam_drw"
     assert from_dict(old).method_params == {"drw_epoch": None, "cb_beta": 0.999, "max_margin": 0.5, "scale": 30.0}
+
+
+def test_configs_prints_the_config_train_would_resolve(capsys):
+    from lcreg.config import from_dict, to_dict
+
+    assert main(["configs", "cifar10_lt_if100", "method=ldam_drw", "stage1.lr_decay=0.01", "--seed", "3"]) == 0
+    printed = yaml.safe_load(capsys.readouterr().out)
+    expected = to_dict(load_config("cifar10_lt_if100", ["method=ldam_drw", "stage1.lr_decay=0.01", "seed=3"]))
+    assert printed == expected and printed["method_params"]["max_margin"] == 0.5
+    assert to_dict(from_dict(printed)) == expected  # what it prints is a config that loads back
+    assert main(["configs", "cifar10_lt_if100", "stage1.lr_decay=2"]) == 2
+    assert "stage1.lr_decay" in capsys.readouterr().err
+
+
+def test_every_config_key_is_documented():
+    # docs/configuration.md is built from these comments: a key without one would be a blank row
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "docs" / "hooks"))
+    import config_reference
+
+    page = config_reference.reference()
+    assert "| `stage1.lr_decay` | `0.1` |" in page and "| `ldam_drw` | `method_params.max_margin` |" in page
+    blank = [line for line in page.splitlines() if line.endswith("|  |")]
+    assert not blank, blank

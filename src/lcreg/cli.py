@@ -10,7 +10,7 @@
     lcreg data prepare [PRESET]               decode images once into the cache
     lcreg runs [DIR]                          every run below DIR, and mean +- std over seeds (markdown, --json, --csv)
     lcreg methods                             list the methods (method=NAME trains one)
-    lcreg configs                             list the presets
+    lcreg configs [PRESET key=value ...]      list the presets, or show one resolved
 
 Any bad input ends with one line on stderr and exit code 2.
 """
@@ -384,8 +384,16 @@ def cmd_methods(args: argparse.Namespace) -> int:
 
 
 def cmd_configs(args: argparse.Namespace) -> int:
-    from lcreg.config import preset_dir, preset_names
+    from lcreg.config import preset_dir, preset_names, to_dict
 
+    if args.config or args.dataset:
+        # the config `lcreg train` would resolve from the same arguments, every key filled in
+        import yaml
+
+        from lcreg.commands.run_config import resolve_config
+
+        print(yaml.safe_dump(to_dict(resolve_config(args)), sort_keys=False), end="")
+        return 0
     for name in preset_names():
         print(f"{name:<24} {preset_dir() / (name + '.yaml')}")
     return 0
@@ -543,7 +551,14 @@ def build_parser() -> argparse.ArgumentParser:
     pm.add_argument("name", nargs="?", help="one method: the config keys it reads, with their defaults")
     pm.set_defaults(func=cmd_methods)
 
-    pc = sub.add_parser("configs", help="list the shipped config presets")
+    pc = sub.add_parser(
+        "configs",
+        help="list the shipped config presets; with a preset (and overrides): the resolved config",
+        description="With no arguments: the shipped presets. With a preset or YAML path, key=value "
+        "overrides and the flags of lcreg train: the full config that lcreg train would train with "
+        "(as its run folder's config.yaml), every key filled in.",
+    )
+    _add_data_flags(pc)
     pc.set_defaults(func=cmd_configs)
     return parser
 

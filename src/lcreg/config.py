@@ -26,7 +26,7 @@ from lcreg.registry import BACKBONES, DATASETS, METHODS, SAMPLERS, Registry
 @dataclass
 class DataConfig:
     dataset: str = "demo"  # cifar10-lt | cifar100-lt | folder | list | demo
-    data_dir: Optional[str] = None
+    data_dir: Optional[str] = None  # a folder or .tar.gz/.zip (--data-dir); None: download (CIFAR) or built in (demo)
     imbalance_factor: Optional[float] = 100.0  # None keeps a folder's own distribution
     profile: str = "exp"  # exp | step
     selection_seed: int = 0  # LDAM/MiSLAS: np.random.seed(0) before the per-class shuffles
@@ -38,22 +38,22 @@ class DataConfig:
     # set) or "unused" (up to val_per_class images per class that the long-tailed selection
     # leaves out: CIFAR-10-LT IF 100 uses 12,406 of 50,000; costs the training set nothing)
     val_source: str = "train"
-    val_per_class: int = 500
-    train_list: Optional[str] = None
-    test_list: Optional[str] = None
+    val_per_class: int = 500  # val_source=unused: images per class, at most
+    train_list: Optional[str] = None  # list dataset: "relative/path.jpg label" per line, under data_dir
+    test_list: Optional[str] = None  # list dataset: the test split's list file
     val_list: Optional[str] = None  # list dataset: a validation split of its own (instead of val_fraction)
-    reindex_by_frequency: bool = False
+    reindex_by_frequency: bool = False  # list dataset: renumber classes by training count, most frequent 0
     # Many / Medium / Few: many > many_threshold >= medium >= few_threshold > few
     many_threshold: int = 100
-    few_threshold: int = 20
+    few_threshold: int = 20  # classes with fewer training images are Few
     # images and augmentation
     image_size: int = 32  # 0: chosen from the images (folder and list data; see configs/folder.yaml)
-    crop_padding: int = 4
-    mean: list = field(default_factory=lambda: [0.4914, 0.4822, 0.4465])
-    std: list = field(default_factory=lambda: [0.2023, 0.1994, 0.2010])
+    crop_padding: int = 4  # random crop of image_size after padding by this many pixels
+    mean: list = field(default_factory=lambda: [0.4914, 0.4822, 0.4465])  # per-channel normalisation (CIFAR's)
+    std: list = field(default_factory=lambda: [0.2023, 0.1994, 0.2010])  # ... and std
     color_jitter: float = 0.0  # large-image path only
     loader: str = "auto"  # auto | device | workers
-    num_workers: int = 4
+    num_workers: int = 4  # DataLoader worker processes (loader=workers)
     cache_dir: Optional[str] = None  # default: $XDG_CACHE_HOME/lcreg or ~/.cache/lcreg
 
 
@@ -105,30 +105,30 @@ class LossConfig:
 
 @dataclass
 class Stage1Config:
-    epochs: int = 200
-    batch_size: int = 128
-    lr: float = 0.1
-    momentum: float = 0.9
-    weight_decay: float = 2e-4
-    warmup_epochs: int = 5
+    epochs: int = 200  # representation learning (the method's loss, mixup where it mixes)
+    batch_size: int = 128  # the global batch (split over torchrun's processes)
+    lr: float = 0.1  # SGD
+    momentum: float = 0.9  # SGD momentum
+    weight_decay: float = 2e-4  # on every parameter, as MiSLAS and LDAM-DRW
+    warmup_epochs: int = 5  # linear warm-up, per iteration
     schedule: str = "step"  # step | cosine
-    milestones: list = field(default_factory=lambda: [160, 180])
+    milestones: list = field(default_factory=lambda: [160, 180])  # step schedule: epochs where the lr drops
     lr_decay: float = 0.1  # step schedule: lr x lr_decay at each milestone (LDAM-DRW's code: 0.01)
-    mixup_alpha: float = 1.0
-    sampler: str = "instance"
+    mixup_alpha: float = 1.0  # Beta(alpha, alpha) of mixup, for the methods that mix (0: none)
+    sampler: str = "instance"  # instance | class_balanced | sqrt | progressive
 
 
 @dataclass
 class Stage2Config:
-    epochs: int = 10
-    batch_size: int = 128
-    lr: float = 0.1
+    epochs: int = 10  # classifier re-training on the frozen stage-1 backbone
+    batch_size: int = 128  # the global batch, drawn by stage2.sampler
+    lr: float = 0.1  # cosine schedule, per iteration
     lr_factor: float = 0.5  # the classifier's lr is lr_factor * lr
-    momentum: float = 0.9
-    weight_decay: float = 2e-4
-    eps_head: float = 0.3  # label-aware smoothing
-    eps_tail: float = 0.0
-    shift_bn: bool = False
+    momentum: float = 0.9  # SGD momentum
+    weight_decay: float = 2e-4  # on the parameters stage 2 trains
+    eps_head: float = 0.3  # label-aware smoothing of the most frequent class
+    eps_tail: float = 0.0  # ... and of the rarest (MiSLAS's concave curve between)
+    shift_bn: bool = False  # re-estimate the backbone's BN statistics on the re-sampled data (MiSLAS)
     sampler: str = "class_balanced"  # instance | class_balanced | sqrt | progressive
 
 
@@ -151,20 +151,20 @@ RUN_SETTINGS = (
 @dataclass
 class Config:
     config_version: int = 3  # CONFIG_VERSION; saved configs without it are read as lcreg 0.1's
-    name: str = "demo"
+    name: str = "demo"  # the preset's name: run folders are runs/<name>-seed<N>-<time>
     method: str = "lcreg"  # a registered method (lcreg methods): lcreg, mislas, ce, ldam_drw, ...
     # the chosen method's own hyper-parameters (its Params dataclass; lcreg methods NAME),
     # filled with its defaults when the config is resolved
     method_params: dict = field(default_factory=dict)
-    seed: int = 0
+    seed: int = 0  # model init, sampling, augmentation (the long-tailed selection: data.selection_seed)
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     amp: str = "auto"  # auto (bf16 on GPU, off on CPU) | bf16 | off
     compile: str = "auto"  # auto (on for CUDA) | on | off: torch.compile of backbone and head
     compile_mode: str = "auto"  # auto | default | reduce-overhead (CUDA graphs) | max-autotune | ...
-    deterministic: bool = False
+    deterministic: bool = False  # deterministic kernels: repeatable bit for bit on CPU, slower
     eval_every: int = 10  # test-set pass every N epochs (logged, never used to select)
     log_every: int = 50  # steps between host syncs for the progress bar
-    output_dir: str = "runs"
+    output_dir: str = "runs"  # where a run folder goes when --out is not given
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     loss: LossConfig = field(default_factory=LossConfig)
