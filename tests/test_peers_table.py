@@ -7,6 +7,8 @@ import json
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks" / "peers"))
 
@@ -79,7 +81,12 @@ def test_the_table_puts_the_peer_beside_our_rows(tmp_path):
     mixup = rows["mixup (MiSLAS stage 1)"]
     assert mixup["peer_final_top1"] == 199.0 and mixup["peer_best_top1"] == 199.0 and mixup["epochs_done"] == 200
     assert (mixup["ours_top1"], mixup["ours_top1_std"]) == (64.76, 0.69)
-    assert rows["MiSLAS (stage 2)"]["peer_final_top1"] is None
+    assert rows["MiSLAS (stage 2)"]["peer_final_top1"] is None and rows["MiSLAS (stage 2)"]["gap"] is None
+    # paper 73.1 - ours 64.76 = (73.1 - best 199) + (best 199 - final 199) + (final 199 - 64.76)
+    gap = mixup["gap"]
+    assert gap["total"] == pytest.approx(73.1 - 64.76) and gap["protocol"] == 0.0
+    assert gap["data_copy_and_seed"] + gap["protocol"] + gap["implementation"] == pytest.approx(gap["total"])
+    assert "## Where the gap to the paper goes" in peers_table.markdown(list(rows.values()), None)
     assert "| mixup (MiSLAS stage 1) |" in peers_table.markdown(list(rows.values()), None)
 
 

@@ -180,6 +180,7 @@ def peer_rows(results: Path) -> list[dict]:
                     "devices": sorted({launch["device"] for launch in info["launches"]}),
                     "run": f"results/peers/{folder}",
                     "explained": info.get("explained", {}).get(variant),
+                    "gap": gap_split(paper, epochs, final, ours.get("top1_mean")),
                     "matched_epochs": matched,
                     "peer_curve": {e + 1: v["top1"] for e, v in sorted(epochs.items())},
                 }
@@ -234,6 +235,45 @@ def ab_section(rows: list[dict]) -> list[str]:
     return lines
 
 
+def gap_split(paper: float, epochs: dict, final: dict | None, ours: float | None) -> dict | None:
+    """The gap from the paper's number to ours in three parts, each a difference of two
+    measured numbers: the data copy and seed (paper - peer's best epoch on our data), the
+    protocol (peer's best epoch - its final epoch) and the implementation (peer's final epoch
+    - our final-epoch mean). None until the peer's run is finished."""
+    if final is None or ours is None:
+        return None
+    best = max(e["top1"] for e in epochs.values())
+    return {
+        "total": paper - ours,
+        "data_copy_and_seed": paper - best,
+        "protocol": best - final["top1"],
+        "implementation": final["top1"] - ours,
+    }
+
+
+def gap_section(rows: list[dict]) -> list[str]:
+    done = [r for r in rows if r["gap"]]
+    if not done:
+        return []
+    lines = [
+        "## Where the gap to the paper goes",
+        "",
+        "Paper - ours, split into measured differences (points of top-1): data copy and seed =",
+        "paper - peer's best epoch on our data; protocol = peer's best epoch - its final epoch;",
+        "implementation = peer's final epoch - our final-epoch mean.",
+        "",
+        "| method | paper - ours | data copy and seed | protocol | implementation |",
+        "|---|---|---|---|---|",
+    ]
+    for r in done:
+        g = r["gap"]
+        lines.append(
+            f"| {r['method']} | {g['total']:+.2f} | {g['data_copy_and_seed']:+.2f} | "
+            f"{g['protocol']:+.2f} | {g['implementation']:+.2f} |"
+        )
+    return lines
+
+
 def anchor_row(results: Path) -> dict | None:
     run = results / "anchor" / "cifar10_balanced_he_seed0"
     final = run / "final_metrics.json"
@@ -278,6 +318,8 @@ def markdown(rows: list[dict], anchor: dict | None, ab: list[dict] | None = None
             f"{r['method']}: not finished; {r['epochs_done']} epochs logged, the last "
             f"(epoch {r['peer_last_epoch']}) at {fmt(r['peer_last_top1'])}."
         )
+    if gap := gap_section(rows):
+        lines += ["", *gap]
     for r in rows:
         if r["matched_epochs"]:
             lines += ["", *matched_section(r)]
