@@ -117,3 +117,11 @@ def test_runs_differing_in_any_method_key_are_not_averaged_together(tmp_path):
     assert any("decoder=sum_recon" in m for m in lcreg) and any("latent_samples=positions" in m for m in lcreg)
     assert groups["MiSLAS"]["seeds"] == 2
     assert {"focal", "focal (gamma=1.0)"} <= set(groups)
+
+
+def test_the_epochs_column_counts_the_stages_a_run_trained():
+    from lcreg.commands.runs_table import stage_epochs
+
+    assert stage_epochs({"stage1": {"epoch": 200}, "stage2": {"epoch": 10}}) == "200+10"
+    assert stage_epochs({"stage1": {"epoch": 200}}) == "200"  # one-stage method: no stage 2 trained
+    assert stage_epochs({"stage2": {"epoch": 10}}) == "+10"  # cRT on another run's stage 1

@@ -107,6 +107,13 @@ def _pct(x: Optional[float]) -> Optional[float]:
     return None if x is None else round(100 * x, 4)
 
 
+def stage_epochs(final: dict) -> str:
+    """The epochs of the stages the run trained: ``200+10``, ``200`` (a one-stage method),
+    ``+10`` (a stage 2 on another run's stage 1: cRT, LWS; ``+0``: tau-norm's post-hoc one)."""
+    s1, s2 = (final.get(f"stage{i}", {}).get("epoch") for i in (1, 2))
+    return ("" if s1 is None else str(s1)) + ("" if s2 is None else f"+{s2}")
+
+
 def run_rows(runs: list[FinishedRun], root: Path) -> list[dict]:
     """One dict per run: the columns of the per-run table (metrics in %)."""
     rows = []
@@ -121,7 +128,7 @@ def run_rows(runs: list[FinishedRun], root: Path) -> list[dict]:
                 "seed": r.seed,
                 "stage1_top1": _pct(s1.get("top1")),
                 **{k: _pct(r.test.get(k)) for k in METRICS},
-                "epochs": f"{r.cfg['stage1']['epochs']}+{r.cfg['stage2']['epochs']}",
+                "epochs": stage_epochs(r.final),
                 "precision": precision(r),
                 "device": " then ".join(r.devices),
                 "minutes": None if wall is None else round(wall / 60, 2),
