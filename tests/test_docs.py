@@ -174,6 +174,9 @@ def test_no_model_file_is_committed_outside_the_zoo():
     for p in resume:
         run = (ROOT / p).parent
         assert not (run / "final_metrics.json").exists(), f"{p}: a finished run keeps no checkpoint"
+        peer = next((d for d in run.parents if (d / "peer.json").is_file()), None)  # a peer's run folder
+        if peer is not None:
+            assert "finished" not in json.loads((peer / "peer.json").read_text()), f"{p}: the peer's run finished"
     outside = [p for p in models if not p.startswith("zoo/") and p not in resume]
     assert outside == [], outside[:5]
     zoo_bytes = sum((ROOT / p).stat().st_size for p in models if (ROOT / p).exists())

@@ -86,7 +86,10 @@ def test_the_table_puts_the_peer_beside_our_rows(tmp_path):
     gap = mixup["gap"]
     assert gap["total"] == pytest.approx(73.1 - 64.76) and gap["protocol"] == 0.0
     assert gap["data_copy_and_seed"] + gap["protocol"] + gap["implementation"] == pytest.approx(gap["total"])
-    assert "## Where the gap to the paper goes" in peers_table.markdown(list(rows.values()), None)
+    # the peer's code 134 points above ours is beyond max(1.0, 2 x 0.69): ours trails it
+    assert gap["tolerance"] == pytest.approx(1.38) and gap["ours_trails"]
+    md = peers_table.markdown(list(rows.values()), None)
+    assert "## Where the gap to the paper goes" in md and "| 1.38 | trails the peer |" in md
     assert "| mixup (MiSLAS stage 1) |" in peers_table.markdown(list(rows.values()), None)
 
 

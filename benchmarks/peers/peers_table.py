@@ -155,7 +155,7 @@ def peer_rows(results: Path) -> list[dict]:
             epochs = mislas_epochs(run / stage) if info["peer"] == "MiSLAS" else ldam_epochs(run)
             matched = matched_epochs(epochs, our_curves(results, our_runs, our_stage))
             total = EPOCHS[stage]
-            done = len(epochs)
+            done = max(epochs) + 1 if epochs else 0  # an epoch whose log lines were lost still ran
             final = epochs.get(total - 1) if done else None
             ours = our_row(results, variant)
             rows.append(
@@ -168,6 +168,7 @@ def peer_rows(results: Path) -> list[dict]:
                     "train_images": TRAIN_IMAGES,
                     "epochs": total,
                     "epochs_done": done,
+                    "epochs_logged": len(epochs),
                     "peer_final_top1": final["top1"] if final else None,
                     "peer_final_ece": final.get("ece") if final else None,
                     "peer_best_top1": max(e["top1"] for e in epochs.values()) if done else None,
@@ -180,7 +181,7 @@ def peer_rows(results: Path) -> list[dict]:
                     "devices": sorted({launch["device"] for launch in info["launches"]}),
                     "run": f"results/peers/{folder}",
                     "explained": info.get("explained", {}).get(variant),
-                    "gap": gap_split(paper, epochs, final, ours.get("top1_mean")),
+                    "gap": gap_split(paper, epochs, final, ours.get("top1_mean"), ours.get("top1_std")),
                     "matched_epochs": matched,
                     "peer_curve": {e + 1: v["top1"] for e, v in sorted(epochs.items())},
                 }
@@ -235,11 +236,15 @@ def ab_section(rows: list[dict]) -> list[str]:
     return lines
 
 
-def gap_split(paper: float, epochs: dict, final: dict | None, ours: float | None) -> dict | None:
+def gap_split(
+    paper: float, epochs: dict, final: dict | None, ours: float | None, ours_std: float | None = None
+) -> dict | None:
     """The gap from the paper's number to ours in three parts, each a difference of two
     measured numbers: the data copy and seed (paper - peer's best epoch on our data), the
     protocol (peer's best epoch - its final epoch) and the implementation (peer's final epoch
-    - our final-epoch mean). None until the peer's run is finished."""
+    - our final-epoch mean). None until the peer's run is finished. ``tolerance``: how far
+    ours may trail the peer's code before a recipe difference must be found (issue 24:
+    max(1.0, 2 x our seed std))."""
     if final is None or ours is None:
         return None
     best = max(e["top1"] for e in epochs.values())
@@ -248,6 +253,8 @@ def gap_split(paper: float, epochs: dict, final: dict | None, ours: float | None
         "data_copy_and_seed": paper - best,
         "protocol": best - final["top1"],
         "implementation": final["top1"] - ours,
+        "tolerance": max(1.0, 2 * (ours_std or 0.0)),
+        "ours_trails": final["top1"] - ours > max(1.0, 2 * (ours_std or 0.0)),
     }
 
 
@@ -260,16 +267,18 @@ def gap_section(rows: list[dict]) -> list[str]:
         "",
         "Paper - ours, split into measured differences (points of top-1): data copy and seed =",
         "paper - peer's best epoch on our data; protocol = peer's best epoch - its final epoch;",
-        "implementation = peer's final epoch - our final-epoch mean.",
+        "implementation = peer's final epoch - our final-epoch mean, against the tolerance",
+        "max(1.0, 2 x our seed std) beyond which ours trails the peer's code.",
         "",
-        "| method | paper - ours | data copy and seed | protocol | implementation |",
-        "|---|---|---|---|---|",
+        "| method | paper - ours | data copy and seed | protocol | implementation | tolerance | ours |",
+        "|---|---|---|---|---|---|---|",
     ]
     for r in done:
         g = r["gap"]
         lines.append(
             f"| {r['method']} | {g['total']:+.2f} | {g['data_copy_and_seed']:+.2f} | "
-            f"{g['protocol']:+.2f} | {g['implementation']:+.2f} |"
+            f"{g['protocol']:+.2f} | {g['implementation']:+.2f} | {g['tolerance']:.2f} | "
+            f"{'trails the peer' if g['ours_trails'] else 'within'} |"
         )
     return lines
 
@@ -305,6 +314,8 @@ def markdown(rows: list[dict], anchor: dict | None, ab: list[dict] | None = None
     ]
     for r in rows:
         done = f"{r['epochs_done']} / {r['epochs']}"
+        if r.get("epochs_logged", r["epochs_done"]) != r["epochs_done"]:
+            done += f" ({r['epochs_logged']} logged)"
         seeds = ",".join(str(s) for s in r["ours_seeds"] or []) or "-"
         lines.append(
             f"| {r['method']} | [{r['peer']}]({r['repo']}) `{r['commit'][:7]}` | {done} | "
@@ -315,7 +326,7 @@ def markdown(rows: list[dict], anchor: dict | None, ab: list[dict] | None = None
     for r in partial:
         lines.append("")
         lines.append(
-            f"{r['method']}: not finished; {r['epochs_done']} epochs logged, the last "
+            f"{r['method']}: not finished; {r['epochs_done']} epochs run, the last "
             f"(epoch {r['peer_last_epoch']}) at {fmt(r['peer_last_top1'])}."
         )
     if gap := gap_section(rows):

@@ -84,6 +84,21 @@ def record_launch(out: Path, peer: Path, method: str, cmd: list[str], start_epoc
     path.write_text(json.dumps(info, indent=1) + "\n")
 
 
+def mark_finished(out: Path, note: str) -> None:
+    """``finished`` in ``out/peer.json``: from here on the run is its logs alone, and its
+    checkpoints may leave git (model files stay out of it); a later run.py returns at once."""
+    path = out / "peer.json"
+    info = json.loads(path.read_text())
+    info["finished"] = {"time": time.strftime("%Y-%m-%d %H:%M:%S"), "note": note}
+    path.write_text(json.dumps(info, indent=1) + "\n")
+    print(f"[run] finished: {note}")
+
+
+def finished(out: Path) -> bool:
+    path = out / "peer.json"
+    return path.exists() and "finished" in json.loads(path.read_text())
+
+
 def launch(
     peer: Path,
     out: Path,
@@ -149,10 +164,11 @@ def run_mislas(peer: Path, out: Path, data: Path) -> None:
             if int(torch.load(p, weights_only=False)["epoch"]) == 10
         ]
         if done:
-            print(f"[run] stage 2 finished: {done[0]}")
+            mark_finished(out, f"stage 2 at epoch 10 ({done[0].parent.parent.name})")
             return
     args = ["--cfg", rel(peer / MISLAS_STAGE2, stage2), *common2, "resume", rel(ckpt, stage2)]
     launch(peer, out, "mislas", stage2, "train_stage2.py", args, 200)
+    mark_finished(out, "stage 2's 10 epochs after stage 1's 200")
 
 
 def run_ldam(peer: Path, out: Path, data: Path, method: str) -> None:
@@ -179,7 +195,7 @@ def run_ldam(peer: Path, out: Path, data: Path, method: str) -> None:
     if ckpt.exists():
         epoch = int(torch.load(ckpt, weights_only=False)["epoch"])
         if epoch >= 200:
-            print(f"[run] finished: {ckpt} at epoch {epoch}")
+            mark_finished(out, f"epoch {epoch}")
             return
         # the script opens its csv logs with "w" on every start: keep the earlier part
         logs = out / "log" / store
@@ -189,6 +205,8 @@ def run_ldam(peer: Path, out: Path, data: Path, method: str) -> None:
                 (logs / f"{name}.csv").rename(logs / f"{name}.part{part}.csv")
         args += ["--resume", str(ckpt.relative_to(out))]
     launch(peer, out, method, out, "cifar_train.py", args, epoch)
+    if int(torch.load(ckpt, weights_only=False)["epoch"]) >= 200:
+        mark_finished(out, "200 epochs")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -203,6 +221,9 @@ def main(argv: list[str] | None = None) -> None:
         subprocess.run(
             [sys.executable, str(HERE / "cifar_pickles.py"), "--data-dir", a.jpeg, "--out", str(a.data)], check=True
         )
+    if finished(a.out):
+        print(f"[run] {a.out} finished (peer.json); its logs are its record")
+        return
     if a.method == "mislas":
         run_mislas(a.peer_dir.resolve(), a.out, a.data)
     else:
