@@ -144,6 +144,33 @@ def test_table1_rows_match_results_table1(text, heading, least):
     assert checked >= least
 
 
+def test_readme_peer_rows_match_results_peers():
+    """The README's "How our numbers relate to the papers'" table carries results/peers.json's
+    numbers for every peer run (finished or not) and our table1 rows beside them."""
+    rows = {r["method"]: r for r in json.loads((ROOT / "results" / "peers.json").read_text())["rows"]}
+    section = README.split("## How our numbers relate to the papers'", 1)[1].split("\n## ", 1)[0]
+    checked = 0
+    for line in section.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if not line.startswith("| ") or cells[0] not in rows:
+            continue
+        r = rows[cells[0]]
+        top1, _, std = cells[4].partition(" +- ")
+        assert _num(cells[1]) == r["paper"], cells[0]
+        for cell, key in ((cells[2], "peer_best_top1"), (cells[3], "peer_final_top1")):
+            if r["peer_final_top1"] is None:  # unfinished: its state, not a number
+                assert cell in ("running", "queued", ""), (cells[0], cell)
+            else:
+                assert _num(cell) == pytest.approx(r[key], abs=0.0051), (cells[0], key)
+        assert _num(top1) == pytest.approx(r["ours_top1"], abs=0.0051)
+        assert _num(std or "-") == (
+            None if r["ours_top1_std"] is None else pytest.approx(r["ours_top1_std"], abs=0.0051)
+        )
+        assert int(cells[5]) == len(r["ours_seeds"])
+        checked += 1
+    assert checked == len(rows)
+
+
 def test_readme_is_a_guide_not_a_lab_notebook():
     assert len(README.splitlines()) <= 250
     for page in ("getting-started", "data", "results", "peers", "model-zoo", "reliability", "cli", "citing"):

@@ -332,7 +332,7 @@ def markdown(rows: list[dict], anchor: dict | None, ab: list[dict] | None = None
     if gap := gap_section(rows):
         lines += ["", *gap]
     for r in rows:
-        if r["matched_epochs"]:
+        if len(r["matched_epochs"]) >= 3:  # fewer (stage 2: its last epoch) are the table above
             lines += ["", *matched_section(r)]
     if ab:
         lines += ["", *ab_section(ab)]
