@@ -208,3 +208,18 @@ def test_no_model_file_is_committed_outside_the_zoo():
     assert outside == [], outside[:5]
     zoo_bytes = sum((ROOT / p).stat().st_size for p in models if (ROOT / p).exists())
     assert zoo_bytes <= 30 * 2**20
+
+
+def test_a_page_includes_a_results_file_as_written():
+    """docs/peers.md shows results/peers.md through the results_files hook, headings one level down."""
+    import sys
+
+    sys.path.insert(0, str(ROOT / "docs" / "hooks"))
+    import results_files
+
+    page = (ROOT / "docs" / "peers.md").read_text()
+    assert "<!-- include results/peers.md -->" in page
+    md = results_files.on_page_markdown(page, None, {"docs_dir": str(ROOT / "docs")}, None)
+    included = (ROOT / "results" / "peers.md").read_text()
+    assert "<!-- include" not in md and "\n## The peers' own code beside ours" in md
+    assert included.splitlines()[2] in md  # its text as written
