@@ -90,7 +90,7 @@ def test_the_table_puts_the_peer_beside_our_rows(tmp_path):
     assert gap["tolerance"] == pytest.approx(1.38) and gap["ours_trails"]
     md = peers_table.markdown(list(rows.values()), None)
     assert "## Where the gap to the paper goes" in md and "| 1.38 | trails the peer |" in md
-    assert "| mixup (MiSLAS stage 1) |" in peers_table.markdown(list(rows.values()), None)
+    assert "| mixup (MiSLAS stage 1) |" in md
 
 
 def test_matched_epochs_put_the_peer_beside_our_seeds_at_the_epochs_both_evaluated(tmp_path):
@@ -140,3 +140,14 @@ def test_an_ab_run_sits_beside_our_default_of_the_same_method(tmp_path):
     assert ab["default_top1"] == 70.39
     md = peers_table.markdown([], None, [ab])
     assert "| ldam_drw | lr x0.01" in md and "73.00 +- 1.41" in md and "70.39 (seeds 0)" in md
+
+
+def test_the_anchor_row_reads_the_final_epoch_of_an_lcreg_run_folder(tmp_path):
+    results = tmp_path / "results"
+    assert peers_table.anchor_row(results) is None  # not run yet
+    run = results / "anchor" / "cifar10_balanced_he_seed0"
+    run.mkdir(parents=True)
+    (run / "final_metrics.json").write_text(json.dumps({"stage1": {"epoch": 164, "test": {"top1": 0.9123}}}))
+    anchor = peers_table.anchor_row(results)
+    assert anchor["top1"] == pytest.approx(91.23) and anchor["he_et_al"] == 92.49
+    assert "91.23" in peers_table.markdown([], anchor)

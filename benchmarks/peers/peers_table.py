@@ -19,6 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
+from lcreg import run_folder as rf
+
 # peer run folder -> (method as the peer names it, the peer's stage folder, our table1 variant,
 # our run folders under results/table1/cifar10_if100/ and their stage, the paper's number)
 RUNS = {
@@ -189,6 +191,15 @@ def peer_rows(results: Path) -> list[dict]:
     return rows
 
 
+def final_top1(run: Path) -> float | None:
+    """Test top-1 (%) of an lcreg run folder's last stage (its final epoch); None before
+    final_metrics.json is written."""
+    final = rf.read_final(run)
+    if final is None:
+        return None
+    return 100 * list(rf.stage_metrics(final).values())[-1]["test"]["top1"]
+
+
 def ab_rows(results: Path) -> list[dict]:
     """Each recipe A/B: its finished seeds' final-epoch top-1 (mean, spread) beside our
     table1 row of the same method, which differs from it in that one setting."""
@@ -196,13 +207,9 @@ def ab_rows(results: Path) -> list[dict]:
     for pattern, change, variant in AB_RUNS:
         top1, runs = [], []
         for run in sorted((results / "peers").glob(pattern)):
-            final = run / "final_metrics.json"
-            if not final.exists():
-                continue
-            metrics = json.loads(final.read_text())
-            last = max(k for k in metrics if k.startswith("stage"))
-            top1.append(100 * metrics[last]["test"]["top1"])
-            runs.append(str(run.relative_to(results.parent)))
+            if (x := final_top1(run)) is not None:
+                top1.append(x)
+                runs.append(str(run.relative_to(results.parent)))
         ours = our_row(results, variant)
         rows.append(
             {
@@ -248,13 +255,14 @@ def gap_split(
     if final is None or ours is None:
         return None
     best = max(e["top1"] for e in epochs.values())
+    tolerance = max(1.0, 2 * (ours_std or 0.0))
     return {
         "total": paper - ours,
         "data_copy_and_seed": paper - best,
         "protocol": best - final["top1"],
         "implementation": final["top1"] - ours,
-        "tolerance": max(1.0, 2 * (ours_std or 0.0)),
-        "ours_trails": final["top1"] - ours > max(1.0, 2 * (ours_std or 0.0)),
+        "tolerance": tolerance,
+        "ours_trails": final["top1"] - ours > tolerance,
     }
 
 
@@ -285,11 +293,9 @@ def gap_section(rows: list[dict]) -> list[str]:
 
 def anchor_row(results: Path) -> dict | None:
     run = results / "anchor" / "cifar10_balanced_he_seed0"
-    final = run / "final_metrics.json"
-    if not final.exists():
+    top1 = final_top1(run)
+    if top1 is None:
         return None
-    metrics = json.loads(final.read_text())
-    top1 = metrics.get("test", metrics).get("top1")
     return {"run": str(run.relative_to(results.parent)), "top1": top1, "he_et_al": HE_ET_AL}
 
 
@@ -419,9 +425,10 @@ def main(argv: list[str] | None = None) -> None:
     anchor = anchor_row(a.results)
     ab = ab_rows(a.results)
     (a.results / "peers.json").write_text(json.dumps({"rows": rows, "ab": ab, "anchor": anchor}, indent=1) + "\n")
-    (a.results / "peers.md").write_text(markdown(rows, anchor, ab))
+    text = markdown(rows, anchor, ab)
+    (a.results / "peers.md").write_text(text)
     plot_curves(rows, a.results / "peers.png")
-    print(markdown(rows, anchor, ab))
+    print(text)
 
 
 if __name__ == "__main__":
