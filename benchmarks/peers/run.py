@@ -77,6 +77,8 @@ def record_launch(out: Path, peer: Path, method: str, cmd: list[str], start_epoc
             "device": device,
             "torch": torch.__version__,
             "start_epoch": start_epoch,
+            # this repository's commit: the shims (launch.py) and data writer it ran with
+            "lcreg_commit": _git(HERE, "rev-parse", "HEAD"),
             "command": " ".join(cmd[1:]).replace(str(peer), "PEER").replace(f"{Path.cwd()}/", ""),
         }
     )
