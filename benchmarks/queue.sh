@@ -11,7 +11,7 @@
 #    beside MiSLAS and the as-written reading (results/readings.md: mean and std over 3 seeds);
 #    Between them, a shortened screen of the default's decoder and covariance samples
 #    (benchmarks/latent_screen.py, results/latent_screen.md). Done: they settled the default.
-# 2. CE at IF 100, seed 0, and cRT and LWS re-training its classifier (tau-norm: last, on ce_val);
+# 2. CE at IF 100, seed 0, and cRT and LWS re-training its classifier (tau_norm_heldout: last, on ce_val);
 # 3. Table 7 under the settled default at IF 100 (latent categories alone, + augmentation,
 #    + reconstruction, all; seed 0 done), and the baseline / full rows at IF 50 and 10;
 # 4. the rest of Table 1 and Table 10's comparison methods at IF 100, seed 0: + ISDA,
@@ -45,7 +45,8 @@ q table7 --imbalance-factors 50,10 --methods baseline,all --seeds 0
 q table10 --imbalance-factors 100 --seeds 0
 q table1 --imbalance-factors 100 --seeds 0 --methods ldam_drw,remix_drw,balanced_softmax,focal,class_balanced
 # tau-norm on its own CE stage 1 (ce_val), which held its validation split out from the start
-q table1 --imbalance-factors 100 --seeds 0 --methods tau_norm
+# (tau_norm, on the images the selection leaves out, re-uses the CE run: below, once it has a model)
+q table1 --imbalance-factors 100 --seeds 0 --methods tau_norm_heldout
 # issue 25: readings that remove the position shortcut rather than the gradient, with MiSLAS
 # on the same backbones, on the validation split of the images the selection leaves out
 # (about 11 min each here); issue 24's peer runs (benchmarks/peers/queue.sh) go first

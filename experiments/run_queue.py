@@ -266,6 +266,17 @@ def check_cell(r: RunSpec) -> None:
         )
 
 
+def missing_stage1_model(r: RunSpec) -> Optional[str]:
+    """Why a decoupled cell cannot train now: its stage-1 run finished on another machine,
+    and its model file is not here (model files stay out of git). None: it can."""
+    if r.stage1_from is None or run_state(r.stage1_from) != "finished" or rf.stage_model(r.stage1_from, 1):
+        return None
+    return (
+        f"{r.stage1_from} is finished but its stage-1 model is not here (model files stay out of git): "
+        f"copy {rf.model_file(1)} into it, or move the folder away and the queue trains it again"
+    )
+
+
 def numerics_of_args(train_args: Sequence[str], cuda: bool) -> tuple[bool, bool]:
     """(bf16, compiled) that ``lcreg train`` arguments ask for on this kind of device."""
     amp = next((a.split("=", 1)[1] for a in train_args if a.startswith("amp=")), "auto")
@@ -274,9 +285,13 @@ def numerics_of_args(train_args: Sequence[str], cuda: bool) -> tuple[bool, bool]
 
 
 def epochs_left(spec: RunSpec, epochs: int) -> int:
-    """Epochs a run still has to train: a decoupled run trains stage 2 only, an interrupted
-    one has logged some already."""
-    total = (0 if spec.stage1_from else epochs) + 10
+    """Epochs a run still has to train: stage 1's ``epochs`` (none for a decoupled run) and
+    the stage 2 its method trains (none for a one-stage method or tau-norm's post-hoc
+    choice), less those an interrupted run has logged."""
+    from lcreg.methods import get_method
+
+    cfg = cell_config(spec)
+    total = (0 if spec.stage1_from else epochs) + get_method(cfg.method).stage2_epochs(cfg)
     try:
         done = len(rf.read_records(spec.out))
     except LcregError:
@@ -331,6 +346,10 @@ def dry_run_lines(runs: list[RunSpec], results: Path, epochs: int, train_args: S
     listed: set[Path] = set()
     for r in runs:
         state, when = run_state(r.out), ""
+        if (r.out / rf.CONFIG).is_file() and (diff := differences(r, load_saved_config(r.out / rf.CONFIG))):
+            state = f"{state}, but another experiment than this cell ({'; '.join(diff[:2])}): move it away"
+        if state != "finished" and (why := missing_stage1_model(r)):
+            state = f"{state}, blocked: {why}"
         if r.out in listed:  # a row read from a run listed above (mixup: MiSLAS's stage 1)
             lines.append(f"  {r.out} [{state}, stage {r.read_stage} of the run above: the `{r.variant}` row]")
             continue
@@ -419,6 +438,8 @@ def execute(runs: list[RunSpec], data_dir: str, train_args: Sequence[str]) -> No
         if state == "interrupted":
             _lcreg("train", "--resume", str(r.out), "--no-progress")
         elif r.stage1_from is not None:
+            if why := missing_stage1_model(r):
+                raise LcregError(why)
             _lcreg(
                 "train",
                 "--stage",

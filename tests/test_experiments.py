@@ -205,16 +205,42 @@ def test_queue_trains_skips_finished_and_writes_the_table(tmp_path, no_download,
     assert row["top1_mean"] == pytest.approx(100 * final["stage1"]["test"]["top1"]) and row["paper"] == 87.1
 
 
-def test_tau_norm_chooses_tau_on_images_its_stage_1_held_out(tmp_path):
-    # cRT and LWS share the CE run; tau-norm's CE run holds its validation split out from the start
-    runs = rp.plan("table1", tmp_path, ["cifar10"], [100], [0], ["crt", "lws", "tau_norm"], None)
+def test_tau_norm_chooses_tau_on_images_no_stage_trained_on(tmp_path):
+    # cRT, LWS and tau-norm share the CE run: tau-norm chooses tau on the images the long-tailed
+    # selection leaves out; tau_norm_heldout on 10% its own CE run held out from the start
+    runs = rp.plan("table1", tmp_path, ["cifar10"], [100], [0], ["crt", "lws", "tau_norm", "tau_norm_heldout"], None)
     by_variant = {r.variant: r for r in runs}
-    assert [r.variant for r in runs] == ["ce", "crt", "lws", "ce_val", "tau_norm"]
+    assert [r.variant for r in runs] == ["ce", "crt", "lws", "tau_norm", "ce_val", "tau_norm_heldout"]
     assert by_variant["crt"].stage1_from == by_variant["lws"].stage1_from == by_variant["ce"].out
-    assert by_variant["tau_norm"].stage1_from == by_variant["ce_val"].out
+    assert by_variant["tau_norm"].stage1_from == by_variant["ce"].out
+    assert "data.val_source=unused" in by_variant["tau_norm"].overrides
+    assert by_variant["tau_norm_heldout"].stage1_from == by_variant["ce_val"].out
     assert "data.val_fraction=0.1" in by_variant["ce_val"].overrides
-    assert "data.val_fraction=0.1" in by_variant["tau_norm"].overrides
-    assert not any(o.startswith("data.val_fraction") for o in by_variant["ce"].overrides)
+    assert "data.val_fraction=0.1" in by_variant["tau_norm_heldout"].overrides
+    assert not any(o.startswith("data.val") for o in by_variant["ce"].overrides)
+    # the time estimate counts no stage-2 epochs for tau-norm's post-hoc choice, none for a one-stage CE
+    assert rp.epochs_left(by_variant["tau_norm"], 200) == 0 and rp.epochs_left(by_variant["ce"], 200) == 200
+    assert rp.epochs_left(by_variant["crt"], 200) == 10
+
+
+def test_a_decoupled_cell_whose_stage_1_model_is_elsewhere_says_so(tmp_path, capsys):
+    # a CE run finished on another machine: its folder is here, its model file is not (out of git)
+    runs = rp.plan("table1", tmp_path, ["cifar10"], [100], [0], ["crt"], None)
+    ce, crt = runs
+    _fake_run(ce.out, 0, 0.66, overrides=ce.overrides)
+    why = rp.missing_stage1_model(crt)
+    assert why is not None and str(ce.out) in why and "stage1_model.safetensors" in why
+    line = next(x for x in rp.dry_run_lines(runs, tmp_path, 200, []) if str(crt.out) in x)
+    assert "blocked" in line and why in line
+    (ce.out / "stage1_model.safetensors").write_bytes(b"x")
+    assert rp.missing_stage1_model(crt) is None
+
+
+def test_dry_run_names_a_cell_folder_that_holds_another_experiment(tmp_path):
+    (ce,) = rp.plan("table1", tmp_path, ["cifar10"], [100], [0], ["ce"], None)
+    _fake_run(ce.out, 0, 0.66, overrides=[*ce.overrides, "data.val_fraction=0.1"])
+    line = next(x for x in rp.dry_run_lines([ce], tmp_path, 200, []) if str(ce.out) in x)
+    assert "another experiment than this cell" in line and "data.val_fraction" in line
 
 
 def test_decoupled_methods_retrain_the_classifier_of_the_ce_run(tmp_path, no_download, capsys):
@@ -250,17 +276,23 @@ def test_decoupled_methods_retrain_the_classifier_of_the_ce_run(tmp_path, no_dow
     assert main(args) == 0 and "+ lcreg train" not in capsys.readouterr().out
 
 
-def test_tau_norm_trains_its_own_held_out_ce_run_and_picks_tau_on_it(tmp_path, no_download):
+@pytest.mark.parametrize("variant,stage1", [("tau_norm", "ce"), ("tau_norm_heldout", "ce_val")])
+def test_tau_norm_trains_its_ce_run_and_picks_tau_on_its_validation_split(tmp_path, no_download, variant, stage1):
     data = write_cifar10_pickles(tmp_path / "data", per_class=40).parent
     results = tmp_path / "results"
     train_args = "stage2.epochs=1 stage1.batch_size=16 stage2.batch_size=16 eval_every=0 --compile off"
     args = ["reproduce", "table1", "--data-dir", str(data), "--results", str(results), "--epochs", "1"]
-    assert main([*args, "--methods", "tau_norm", "--imbalance-factors", "10", "--train-args", train_args]) == 0
-    ce_val, tau = (results / "table1" / "cifar10_if10" / f"{m}_seed0_e1" for m in ("ce_val", "tau_norm"))
-    assert rp.run_state(ce_val) == "finished" and rp.run_state(tau) == "finished"
-    assert not (results / "table1" / "cifar10_if10" / "ce_seed0_e1").exists()
-    # stage 2 accepted the split because stage 1 held the same one out; tau was chosen on it
-    assert "val_fraction: 0.1" in (ce_val / "config.yaml").read_text()
+    assert main([*args, "--methods", variant, "--imbalance-factors", "10", "--train-args", train_args]) == 0
+    ce, tau = (results / "table1" / "cifar10_if10" / f"{m}_seed0_e1" for m in (stage1, variant))
+    assert rp.run_state(ce) == "finished" and rp.run_state(tau) == "finished"
+    other = {"ce": "ce_val", "ce_val": "ce"}[stage1]
+    assert not (results / "table1" / "cifar10_if10" / f"{other}_seed0_e1").exists()
+    # stage 2 accepted the split: held out by stage 1 from the start, or never in its training set
+    stats = json.loads((tau / "data_stats.json").read_text())
+    if stage1 == "ce_val":
+        assert "val_fraction: 0.1" in (ce / "config.yaml").read_text()
+    else:
+        assert stats["val_source"] == "unused" and "val_source: train" in (ce / "config.yaml").read_text()
     choice = json.loads((tau / "final_metrics.json").read_text())["stage2_choice"]
     assert choice["tau"] in TAU_GRID and len(choice["validation_balanced_accuracy"]) == len(TAU_GRID)
 

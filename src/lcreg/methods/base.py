@@ -132,6 +132,11 @@ class Method:
     def stages(self, cfg: Config) -> tuple[int, ...]:
         return (1, 2) if self.has_stage2 and cfg.stage2.epochs > 0 else (1,)
 
+    def stage2_epochs(self, cfg: Config) -> int:
+        """Epochs stage 2 trains (0: none, or a post-hoc choice such as tau-norm's): what a
+        queue's time estimate counts."""
+        return cfg.stage2.epochs if 2 in self.stages(cfg) else 0
+
 
 def mislas_stage2(cfg: Config, counts: Sequence[int]) -> Stage2Recipe:
     """MiSLAS stage 2: label-aware smoothing, the configured sampler (class-balanced in the

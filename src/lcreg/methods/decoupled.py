@@ -99,3 +99,6 @@ class TauNorm(_Decoupled):
 
     def stage2_recipe(self, cfg: Config, counts: Sequence[int]) -> Optional[Stage2Recipe]:
         return Stage2Recipe(nn.CrossEntropyLoss(), logit_scale=False, post_hoc=choose_tau)
+
+    def stage2_epochs(self, cfg: Config) -> int:
+        return 0  # a sweep of tau on the validation split, no training
