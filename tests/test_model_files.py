@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -118,3 +119,28 @@ def test_a_safetensors_file_of_someone_else_is_refused_in_one_line(tmp_path, cap
     save_file({"w": torch.zeros(2)}, str(tmp_path / "foreign.safetensors"))
     assert main(["eval", str(tmp_path / "foreign.safetensors")]) == 2
     assert "not a complete lcreg model file" in capsys.readouterr().err
+
+
+def test_load_model_is_one_line_from_a_zoo_folder_to_predictions(tmp_path):
+    """``lcreg.load_model(name)`` + ``.preprocess(pil)`` give the probabilities ``lcreg predict``
+    gives for the same files (one RGBA image of another size among them)."""
+    import lcreg
+    from lcreg.commands.prediction import predict_files
+    from lcreg.runtime.environment import autocast
+
+    zoo = Path(__file__).resolve().parents[1] / "zoo" / "lcreg-resnet32-cifar10lt-if100-seed0"
+    rng = np.random.default_rng(0)
+    files = [tmp_path / "a.png", tmp_path / "b.png"]
+    Image.fromarray(rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)).save(files[0])
+    Image.fromarray(rng.integers(0, 256, (30, 40, 4), dtype=np.uint8), "RGBA").save(files[1])
+    m = lcreg.load_model(str(zoo))
+    assert m.class_names[:2] == ["airplane", "automobile"] and not m.model.training
+    x = m.preprocess([Image.open(f) for f in files])
+    assert x.shape == (2, 3, 32, 32)
+    with torch.no_grad(), autocast(torch.device("cpu"), m.cfg.amp):  # predict runs in the model's precision
+        probs = m.model(x).logits.float().softmax(1)
+    predicted, skipped = predict_files(m, files, torch.device("cpu"), top_k=1)
+    assert not skipped
+    for p, row in zip(predicted, probs):
+        assert p.indices[0] == int(row.argmax()) and p.probabilities[0] == pytest.approx(float(row.max()), abs=1e-5)
+    assert m.preprocess(Image.open(files[0])).shape == (1, 3, 32, 32)

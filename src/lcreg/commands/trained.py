@@ -49,6 +49,17 @@ class TrainedModel:
     def class_names(self) -> list[str]:
         return list(self.summary["class_names"])
 
+    def preprocess(self, images) -> torch.Tensor:
+        """A PIL image, or a list of them, -> the normalised batch this model takes at test
+        time (resized or centre-cropped as its evaluation was), on the model's device."""
+        import numpy as np
+
+        from lcreg.data.transforms import normalized_batch, preprocess_image
+
+        images = images if isinstance(images, (list, tuple)) else [images]
+        arrays = np.stack([preprocess_image(self.cfg, im.convert("RGB")) for im in images])
+        return normalized_batch(self.cfg, arrays).to(next(self.model.parameters()).device)
+
 
 def from_hub(name: str) -> Path:
     """``hf-hub:ORG/NAME[@REVISION]`` -> the local folder of that Hub repository (downloaded
