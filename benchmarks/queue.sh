@@ -16,6 +16,11 @@
 #    + reconstruction, all; seed 0 done), and the baseline / full rows at IF 50 and 10;
 # 4. the rest of Table 1 and Table 10's comparison methods at IF 100, seed 0: + ISDA,
 #    LDAM-DRW, Remix-DRW, the loss-side tools (mixup alone is read from the MiSLAS runs' stage 1).
+# 5. issue 24: the peers' own code on our data and the balanced anchor (benchmarks/peers/queue.sh,
+#    the checkouts in PEERS, default ../peers), then CE and LDAM-DRW at seeds 1-2;
+# 6. issue 25: the position screen, MiSLAS at IF 50 / 10 and Remix-DRW at seeds 1-2; with
+#    DEFAULT_SETTLED=1 (once results/position_screen.md settled the default) LCReg at IF 50 / 10
+#    seeds 1-2, Tables 5 and 9 and Table 7's component rows at seeds 1-2.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DATA=${DATA:-data/cifar10-jpeg.tar.gz}
@@ -47,19 +52,45 @@ q table1 --imbalance-factors 100 --seeds 0 --methods ldam_drw,remix_drw,balanced
 # tau-norm on its own CE stage 1 (ce_val), which held its validation split out from the start
 # (tau_norm, on the images the selection leaves out, re-uses the CE run: below, once it has a model)
 q table1 --imbalance-factors 100 --seeds 0 --methods tau_norm_heldout
+# issue 24 goes before any new full-length run: the peers' own code on our data and the
+# balanced anchor (their checkouts in PEERS, default ../peers; see benchmarks/peers/queue.sh)
+PEERS=${PEERS:-../peers}
+if [ ! -d "$PEERS/MiSLAS" ] || [ ! -d "$PEERS/LDAM-DRW" ]; then
+    echo "queue: the peers' checkouts are not in $PEERS (PEERS=...): clone them as benchmarks/peers/queue.sh says" >&2
+    exit 2
+fi
+bash benchmarks/peers/queue.sh "$PEERS"
+# issue 24: CE and LDAM-DRW at seeds 1-2, so that the comparison with the peers' code has a seed
+# spread; cRT, LWS and tau-norm (tau on the images the selection leaves out) on their CE runs
+# (seed 0's CE model was trained on another machine: its tau_norm waits for that model)
+q table1 --imbalance-factors 100 --seeds 1,2 --methods ce,crt,lws,tau_norm,ldam_drw
 # issue 25: readings that remove the position shortcut rather than the gradient, with MiSLAS
 # on the same backbones, on the validation split of the images the selection leaves out
-# (about 11 min each here); issue 24's peer runs (benchmarks/peers/queue.sh) go first
+# (about 11 min each here)
 "${PYTHON:-python3}" benchmarks/latent_screen.py --screen position --data-dir "$DATA" --train-args "$ARGS"
-# Table 7's component rows at seeds 1-2: seed 0 put "latent categories alone" (one collapsed
-# category) above the full model, and + latent augmentation level with the baseline
-q table7 --imbalance-factors 100 --seeds 1,2 --methods latent,latent_aug,latent_recon
-# Remix-DRW's seed 0 (76.93) ranked above MiSLAS and level with LCReg, against the paper's
-# order: seeds 1-2 tell whether it holds
+# issue 25, runs that do not depend on the default the screen settles: MiSLAS at IF 50 and 10,
+# seeds 1-2 (the baseline of the gain-against-imbalance trend), and Remix-DRW at seeds 1-2
+# (seed 0, 76.93, ranked above MiSLAS and level with LCReg, against the paper's order)
+q table1 --imbalance-factors 50,10 --seeds 1,2 --methods mislas
 q table1 --imbalance-factors 100 --seeds 1,2 --methods remix_drw
+# what trains LCReg waits until results/position_screen.md has settled the default (a reading
+# that beats it on validation with positional share < 0.5 runs three seeds first): then
+# DEFAULT_SETTLED=1 bash benchmarks/queue.sh
+if [ "${DEFAULT_SETTLED:-0}" = 1 ]; then
+    q table1 --imbalance-factors 50,10 --seeds 1,2 --methods lcreg
+    q table5 --imbalance-factors 100 --seeds 0
+    q table9 --imbalance-factors 100 --seeds 0
+    # Table 7's component rows at seeds 1-2: seed 0 put "latent categories alone" (one collapsed
+    # category) above the full model, and + latent augmentation level with the baseline
+    q table7 --imbalance-factors 100 --seeds 1,2 --methods latent,latent_aug,latent_recon
+else
+    echo "queue: LCReg runs (IF 50/10 seeds 1-2, Tables 5, 9, 7) wait for DEFAULT_SETTLED=1 (results/position_screen.md)" >&2
+fi
 t() { "${PYTHON:-python3}" experiments/reproduce.py "$@" --table-only; }
 t readings --seeds 0,1,2
 t table7 --seeds 0,1,2
 t table1 --imbalance-factors 100 --seeds 0,1,2
 t table10 --imbalance-factors 100 --seeds 0
 t table6 --seeds 0,1,2
+t table5 --imbalance-factors 100 --seeds 0
+t table9 --imbalance-factors 100 --seeds 0
