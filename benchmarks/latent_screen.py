@@ -8,7 +8,7 @@ content), below. ``position``: with the latent losses reaching the backbone, rea
 remove the position shortcut rather than the gradient (``model.padding=reflect|circular``,
 ``model.latent.centre=true``) beside the default, its attached twin and MiSLAS on the same
 backbones, compared on the validation split of the images the long-tailed selection leaves
-out (``data.val_source=unused``: 500 per class but the head class), results in
+out (``data.val_source=unused``: 1,000 per class but the head class), results in
 ``results/position_screen/`` and ``results/position_screen.md``.
 
 Every reading trains once (seed 0) into results/latent_screen/<reading>/ with the same
@@ -179,7 +179,7 @@ SCREENS = {
         POSITION,
         [*SHORT, "data.val_source=unused"],
         [],
-        "500 images per class (none of the head class) from those the long-tailed selection leaves out",
+        "1,000 images per class (none of the head class) from those the long-tailed selection leaves out",
     ),
 }
 

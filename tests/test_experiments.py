@@ -476,3 +476,20 @@ def test_a_cell_whose_resolved_config_is_another_tables_run_is_that_run(tmp_path
     assert m40.out == t9.out == lcreg.out == tmp_path / "table1" / "cifar10_if100" / "lcreg_seed0"
     (m60,) = rp.plan("table5", tmp_path, ["cifar10"], [100], [0], ["m60"], None)
     assert m60.out == tmp_path / "table5" / "cifar10_if100" / "m60_seed0"
+
+
+def test_a_key_that_selects_nothing_does_not_make_another_experiment():
+    # data.val_per_class counts only with data.val_source=unused: a run saved with another
+    # default of it is still its cell, one that drew a validation split of another size is not
+    from lcreg import run_folder as rf
+    from lcreg.config import load_config, to_dict
+
+    def cfg(*o):
+        return to_dict(load_config("cifar10_lt_if100", list(o)))
+
+    assert rf.experiment_differences(cfg("data.val_per_class=500"), cfg()) == []
+    unused = "data.val_source=unused"
+    assert rf.experiment_differences(cfg(unused, "data.val_per_class=500"), cfg(unused)) == [
+        "data.val_per_class: 500 != 1000"
+    ]
+    assert rf.experiment_differences(cfg(unused), cfg())[0].startswith("data.val_source")

@@ -38,7 +38,7 @@ class DataConfig:
     # set) or "unused" (up to val_per_class images per class that the long-tailed selection
     # leaves out: CIFAR-10-LT IF 100 uses 12,406 of 50,000; costs the training set nothing)
     val_source: str = "train"
-    val_per_class: int = 500  # val_source=unused: images per class, at most
+    val_per_class: int = 1000  # val_source=unused: images per class, at most (CIFAR-10's test split has 1,000)
     train_list: Optional[str] = None  # list dataset: "relative/path.jpg label" per line, under data_dir
     test_list: Optional[str] = None  # list dataset: the test split's list file
     val_list: Optional[str] = None  # list dataset: a validation split of its own (instead of val_fraction)

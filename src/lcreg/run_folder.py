@@ -293,10 +293,15 @@ def flatten(d: dict, prefix: str = "") -> dict:
     return out
 
 
+# keys that change nothing unless another key selects them: (key, whether it is inert in a flat config)
+INERT_UNLESS = {"data.val_per_class": lambda flat: flat.get("data.val_source") != "unused"}
+
+
 def experiment_differences(a: dict, b: dict, reads: Callable[[str], bool] = lambda key: True) -> list[str]:
     """The keys (dotted) on which two configs (as dicts) define different experiments, each
     as ``key: a-value != b-value``: keys the method ``reads``, runtime settings
-    (``RUNTIME_KEYS``) aside."""
+    (``RUNTIME_KEYS``) and keys inert in both (``INERT_UNLESS``) aside."""
     fa, fb = flatten(a), flatten(b)
     keys = [k for k in dict.fromkeys([*fa, *fb]) if k not in RUNTIME_KEYS and reads(k)]
+    keys = [k for k in keys if not (k in INERT_UNLESS and INERT_UNLESS[k](fa) and INERT_UNLESS[k](fb))]
     return [f"{k}: {short(fa.get(k), 30)} != {short(fb.get(k), 30)}" for k in keys if fa.get(k) != fb.get(k)]
