@@ -21,4 +21,3 @@ def load_model(name: str, device: str = "cpu"):
     from lcreg.commands.trained import load_trained_model
 
     return load_trained_model(name, torch.device(device))
-
