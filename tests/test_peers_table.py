@@ -151,3 +151,57 @@ def test_the_anchor_row_reads_the_final_epoch_of_an_lcreg_run_folder(tmp_path):
     anchor = peers_table.anchor_row(results)
     assert anchor["top1"] == pytest.approx(91.23) and anchor["he_et_al"] == 92.49
     assert "91.23" in peers_table.markdown([], anchor)
+
+
+# a stand-in for a peer's long-tailed CIFAR-10 class, written here: LDAM's selection steps
+_PEER_CLASS = """
+import numpy as np
+import torchvision
+
+class IMBALANCECIFAR10(torchvision.datasets.CIFAR10):
+    cls_num = 10
+
+    def __init__(self, root, imb_type="exp", imb_factor=0.01, rand_number=0, train=True, download=False):
+        super().__init__(root, train, None, None, download)
+        np.random.seed(rand_number + SHIFT)
+        img_max = len(self.data) / self.cls_num
+        self.counts = [int(img_max * imb_factor ** (c / 9.0)) for c in range(self.cls_num)]
+        targets = np.array(self.targets)
+        keep = []
+        for c, n in enumerate(self.counts):
+            idx = np.where(targets == c)[0]
+            np.random.shuffle(idx)
+            keep.append(idx[:n])
+        self.data = self.data[np.concatenate(keep)]
+
+    def get_cls_num_list(self):
+        return self.counts
+"""
+
+
+@pytest.mark.parametrize("shift,same", [(0, True), (1, False)])
+def test_the_split_check_runs_the_peers_own_selection_class(tmp_path, shift, same):
+    """cifar_pickles.py --peer-dir builds the subset with the checkout's own class, in a fresh
+    interpreter, from the pickles it wrote (md5 sums unmatched: the offline shim): a class
+    that selects other images is caught by the pixel digest."""
+    import subprocess
+
+    import numpy as np
+    from cifar_pickles import peer_code_selection, write_pickles
+
+    from lcreg.data.longtail import make_longtail_indices
+
+    rng = np.random.default_rng(0)
+    labels = np.repeat(np.arange(10), 20)
+    images = rng.integers(0, 256, (200, 32, 32, 3), dtype=np.uint8)
+    folder = write_pickles(images, labels, images[:10], labels[:10], [f"c{i}" for i in range(10)], tmp_path / "d")
+    peer = tmp_path / "LDAM-DRW"
+    peer.mkdir()
+    (peer / "imbalance_cifar.py").write_text(_PEER_CLASS.replace("SHIFT", str(shift)))
+    subprocess.run(["git", "init", "-q", str(peer)], check=True)
+    got = peer_code_selection(peer, folder, 10)
+    ours = make_longtail_indices(labels, 10, 10)
+    digest = __import__("hashlib").sha256(np.ascontiguousarray(images[ours]).tobytes()).hexdigest()
+    assert got["peer"] == "LDAM-DRW" and got["module"] == "imbalance_cifar"
+    assert got["counts"] == np.bincount(labels[ours], minlength=10).tolist()
+    assert (got["sha256"] == digest) is same

@@ -7,7 +7,13 @@ exactly as torchvision's ``CIFAR10`` reads it. Images are written in lcreg's own
 (class by class, files sorted within a class), so that the LDAM/MiSLAS selection the peer
 runs (``np.random.seed(0)``, then one shuffle per class) picks the very images lcreg picks.
 It then builds the long-tailed subset both ways and prints the per-class counts and a
-digest of the chosen pixels: the two must agree, or the script exits 1.
+digest of the chosen pixels: the two must agree, or the script exits 1. With ``--peer-dir
+CHECKOUT`` (repeatable) it also builds the subset with each peer's own ``IMBALANCECIFAR10``
+(LDAM-DRW's ``imbalance_cifar.py``, MiSLAS's ``datasets/cifar10.py``), as its training script
+calls it, from its checkout, in a fresh interpreter with launch.py's offline dataset shim:
+
+    python benchmarks/peers/cifar_pickles.py --data-dir data/cifar10-jpeg.tar.gz --out data/peers/cifar10 \
+        --peer-dir ../peers/MiSLAS --peer-dir ../peers/LDAM-DRW --json results/peers/split_check_if100.json
 
 Measured on the 2-core CPU: about 20 s (decoding 60,000 JPEGs once, then cached).
 """
@@ -18,6 +24,7 @@ import argparse
 import hashlib
 import json
 import pickle
+import subprocess
 import sys
 from pathlib import Path
 
@@ -92,12 +99,53 @@ def peer_selection(folder: Path, imbalance_factor: float) -> tuple[list[int], st
     return counts, hashlib.sha256(np.ascontiguousarray(pixels).tobytes()).hexdigest()
 
 
+# where each peer's own long-tailed CIFAR-10 class lives (module, importable from its checkout)
+PEER_MODULES = {"LDAM-DRW": "imbalance_cifar", "MiSLAS": "datasets.cifar10"}
+_PEER_CHECK = """
+import hashlib, json, sys
+sys.path[:0] = [sys.argv[1], sys.argv[2]]
+from launch import shim_offline_cifar
+shim_offline_cifar()  # the JPEG copy cannot match the original pickles' MD5 sums
+import numpy as np
+module = __import__(sys.argv[3], fromlist=["IMBALANCECIFAR10"])
+ds = module.IMBALANCECIFAR10(root=sys.argv[4], imb_type="exp", imb_factor=float(sys.argv[5]), rand_number=0,
+                             train=True, download=True)
+print(json.dumps({"counts": [int(n) for n in ds.get_cls_num_list()],
+                  "sha256": hashlib.sha256(np.ascontiguousarray(ds.data).tobytes()).hexdigest()}))
+"""
+
+
+def peer_code_selection(peer: Path, folder: Path, imbalance_factor: float) -> dict:
+    """The subset as the peer's own ``IMBALANCECIFAR10`` builds it (as its training script
+    calls it), run from its checkout in a fresh interpreter: per-class counts and a digest
+    of the chosen pixels, with the peer's commit."""
+    name = next((n for n in PEER_MODULES if (peer / (PEER_MODULES[n].replace(".", "/") + ".py")).is_file()), None)
+    if name is None:
+        sys.exit(f"{peer}: neither {' nor '.join(PEER_MODULES.values())} is there: not a MiSLAS or LDAM-DRW checkout")
+    out = subprocess.run(
+        [sys.executable, "-c", _PEER_CHECK, str(peer), str(Path(__file__).parent), PEER_MODULES[name],
+         str(folder.parent.resolve()), str(1 / imbalance_factor)],
+        capture_output=True, text=True, cwd=peer,
+    )  # fmt: skip
+    if out.returncode != 0:
+        sys.exit(f"{peer}: its IMBALANCECIFAR10 failed: {out.stderr.strip().splitlines()[-1:]}")
+    commit = subprocess.run(["git", "-C", str(peer), "rev-parse", "HEAD"], capture_output=True, text=True).stdout
+    return {"peer": name, "commit": commit.strip(), "module": PEER_MODULES[name], **json.loads(out.stdout)}
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data-dir", required=True, help="the CIFAR-10 JPEG copy (.tar.gz or train/ test/ folder)")
     ap.add_argument("--out", required=True, type=Path, help="folder to write cifar-10-batches-py/ into")
     ap.add_argument("--imbalance-factor", type=float, default=100)
     ap.add_argument("--json", type=Path, help="also write the check as JSON here")
+    ap.add_argument(
+        "--peer-dir",
+        type=Path,
+        action="append",
+        default=[],
+        help="a MiSLAS or LDAM-DRW checkout: also build the subset with its own IMBALANCECIFAR10 (repeatable)",
+    )
     args = ap.parse_args(argv)
 
     root = Path(args.data_dir)
@@ -128,6 +176,11 @@ def main(argv: list[str] | None = None) -> int:
         "peer_pixels_sha256": peer_digest,
         "same_images": our_digest == peer_digest == from_pickles and ours.counts == peer_counts,
     }
+    if args.peer_dir:
+        check["peer_code"] = [peer_code_selection(p.resolve(), folder, args.imbalance_factor) for p in args.peer_dir]
+        for c in check["peer_code"]:
+            c["same_images"] = c["counts"] == ours.counts and c["sha256"] == our_digest
+        check["same_images"] = check["same_images"] and all(c["same_images"] for c in check["peer_code"])
     print(json.dumps(check, indent=1))
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
