@@ -196,8 +196,9 @@ def test_no_model_file_is_committed_outside_the_zoo():
         pytest.skip("not a git checkout")
     models = [p for p in tracked.splitlines() if p.endswith((".pt", ".pth", ".pth.tar", ".safetensors", ".ckpt"))]
     # the resume state of a run that has not finished may travel with the repository between
-    # sessions (removed when the run finishes): lcreg's checkpoint.pt, a peer's current.pth.tar
-    resume = [p for p in models if p.endswith(("/checkpoint.pt", "/current.pth.tar"))]
+    # sessions (removed when the run finishes): lcreg's checkpoint.pt, MiSLAS's current.pth.tar,
+    # LDAM-DRW's ckpt.pth.tar
+    resume = [p for p in models if p.endswith(("/checkpoint.pt", "/current.pth.tar", "/ckpt.pth.tar"))]
     for p in resume:
         run = (ROOT / p).parent
         assert not (run / "final_metrics.json").exists(), f"{p}: a finished run keeps no checkpoint"
