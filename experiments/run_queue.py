@@ -253,12 +253,18 @@ def is_cell(r: RunSpec) -> bool:
     return not differences(r, load_saved_config(r.out / rf.CONFIG))
 
 
+def foreign_settings(r: RunSpec) -> list[str]:
+    """How the run already in the cell's folder differs from the cell ([]: none there, or
+    it is the cell)."""
+    if not (r.out / rf.CONFIG).is_file():
+        return []
+    return differences(r, load_saved_config(r.out / rf.CONFIG))
+
+
 def check_cell(r: RunSpec) -> None:
     """A run already in the cell's folder must be that cell: one trained with other settings
     (``--train-args stage1.epochs=1``) is never counted, resumed or replaced as it."""
-    if not (r.out / rf.CONFIG).is_file():
-        return
-    diff = differences(r, load_saved_config(r.out / rf.CONFIG))
+    diff = foreign_settings(r)
     if diff:
         raise LcregError(
             f"{r.out} holds a run of another experiment than the cell {r.variant} ({'; '.join(diff[:2])}): "
@@ -346,7 +352,7 @@ def dry_run_lines(runs: list[RunSpec], results: Path, epochs: int, train_args: S
     listed: set[Path] = set()
     for r in runs:
         state, when = run_state(r.out), ""
-        if (r.out / rf.CONFIG).is_file() and (diff := differences(r, load_saved_config(r.out / rf.CONFIG))):
+        if diff := foreign_settings(r):
             state = f"{state}, but another experiment than this cell ({'; '.join(diff[:2])}): move it away"
         if state != "finished" and (why := missing_stage1_model(r)):
             state = f"{state}, blocked: {why}"

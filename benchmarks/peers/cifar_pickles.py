@@ -129,8 +129,14 @@ def peer_code_selection(peer: Path, folder: Path, imbalance_factor: float) -> di
     )  # fmt: skip
     if out.returncode != 0:
         sys.exit(f"{peer}: its IMBALANCECIFAR10 failed: {out.stderr.strip().splitlines()[-1:]}")
-    commit = subprocess.run(["git", "-C", str(peer), "rev-parse", "HEAD"], capture_output=True, text=True).stdout
-    return {"peer": name, "commit": commit.strip(), "module": PEER_MODULES[name], **json.loads(out.stdout)}
+    from run import _git  # beside this script: the peer's commit as run.py records it
+
+    return {
+        "peer": name,
+        "commit": _git(peer, "rev-parse", "HEAD"),
+        "module": PEER_MODULES[name],
+        **json.loads(out.stdout),
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
