@@ -493,3 +493,21 @@ def test_a_key_that_selects_nothing_does_not_make_another_experiment():
         "data.val_per_class: 500 != 1000"
     ]
     assert rf.experiment_differences(cfg(unused), cfg())[0].startswith("data.val_source")
+
+
+def test_the_screens_runs_get_the_queues_key_value_train_args():
+    # execute() passes only the flags of --train-args: amp=bf16 reaches a run through its
+    # overrides, and a screen run without it would train in fp32 (another speed, other numbers)
+    import importlib
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    screen = importlib.import_module("latent_screen")
+    from lcreg.config import load_config
+
+    runs = screen.specs(screen.SCREENS["position"], ["default", "mislas_reflect"], ["--compile", "on", "amp=bf16"])
+    for r in runs:
+        assert "amp=bf16" in r.overrides and "--compile" not in r.overrides
+        cfg = load_config(r.preset, r.overrides)
+        assert cfg.amp == "bf16" and cfg.data.val_source == "unused" and cfg.stage1.epochs == 40
+    assert load_config(runs[1].preset, runs[1].overrides).model.padding == "reflect"
