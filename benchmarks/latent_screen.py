@@ -248,8 +248,77 @@ def row(screen: Screen, name: str) -> dict | None:
     out["class_kl_median"] = diag.get("class_kl", {}).get("median_symmetric")
     out["shared_head_tail"] = diag.get("shared_categories", {}).get("categories_shared_head_tail")
     out["num_latents"] = diag.get("num_latents")
+    out["histogram_chance"] = diag.get("histogram_class_accuracy_chance")
     out["commit"] = json.loads((run / "environment.json").read_text()).get("commit")
     return out
+
+
+# the MiSLAS run on the same backbone as each position reading (a gain must be LCReg's, not the padding's)
+TWIN = {"reflect": "mislas_reflect", "circular": "mislas_circular", "zeros": "mislas"}
+
+
+def padding_of(overrides: list[str]) -> str:
+    return next((o.split("=", 1)[1] for o in reversed(overrides) if o.startswith("model.padding=")), "zeros")
+
+
+def qualifying(rows: list[dict]) -> list[str]:
+    """Issue 25's rule for the position screen: an LCReg reading that beats the default on the
+    validation split (class-balanced accuracy after stage 2) and whose categories carry
+    content (``carries_content``: positional share < 0.5, histogram-class accuracy >= 2x
+    chance, effective rank >= 2) runs three full-length seeds."""
+    from lcreg.eval.latent_diagnostics import carries_content
+
+    by = {r["reading"]: r for r in rows if "failed" not in r}
+    default = by.get("default")
+    if default is None:
+        return []
+    out = []
+    for name, r in by.items():
+        if name == "default" or r["positional_share"] is None or r["histogram_class_accuracy"] is None:
+            continue  # the default itself, MiSLAS (no latent head), a run not analysed
+        content = carries_content(
+            r["positional_share"], r["histogram_class_accuracy"], r["histogram_chance"] or 0.1, r["effective_rank"]
+        )
+        if content and r["stage2_val_balanced"] > default["stage2_val_balanced"]:
+            out.append(name)
+    return out
+
+
+def verdict_lines(screen: Screen, rows: list[dict]) -> list[str]:
+    """Each LCReg reading against the default and against MiSLAS on its own backbone."""
+    by = {r["reading"]: r for r in rows if "failed" not in r}
+    default = by.get("default")
+    if default is None:
+        return []
+    chosen = qualifying(rows)
+    lines = ["", "## What the screen says", ""]
+    for name, r in by.items():
+        if r["positional_share"] is None:
+            continue
+        twin = by.get(TWIN[padding_of(screen.readings[name][1])])
+        gain = (
+            f"; {100 * (r['stage2_val_balanced'] - twin['stage2_val_balanced']):+.2f} over `{twin['reading']}` on the same backbone"
+            if twin
+            else ""
+        )
+        lead = 100 * (r["stage2_val_balanced"] - default["stage2_val_balanced"])
+        lines.append(
+            f"- `{name}`: val balanced {100 * r['stage2_val_balanced']:.2f}"
+            + (f" ({lead:+.2f} against the default)" if name != "default" else "")
+            + f"{gain}; positional share {fmt(r['positional_share'])}, histogram-class acc. "
+            f"{fmt(r['histogram_class_accuracy'])}, effective rank {fmt(r['effective_rank'], '.1f')}"
+            + (": beats the default with content, runs three full-length seeds" if name in chosen else "")
+        )
+    lines += [
+        "",
+        "Rule (issue 25): a reading that beats the default on the validation split and whose categories carry "
+        "content (positional share < 0.5, histogram-class accuracy >= 2x chance, effective rank >= 2) runs three "
+        "full-length seeds, with MiSLAS on the same backbone where its padding differs"
+        + (f"; here: {', '.join(f'`{n}`' for n in chosen)}." if chosen else "; here: none, so the default stays."),
+    ]
+    if len(by) < len(screen.readings):
+        lines.append(f"({len(by)} of {len(screen.readings)} readings finished so far.)")
+    return lines
 
 
 def fmt(x, spec: str = ".3f") -> str:
@@ -290,6 +359,8 @@ def write_table(screen: Screen) -> None:
             f"| {fmt(r['saturation'])} | {fmt(r['histogram_entropy'])} | {fmt(r['histogram_class_accuracy'])} "
             f"| {fmt(r['class_kl_median'], '.2g')} | {fmt(r['shared_head_tail'], 'd')} |"
         )
+    if screen.name == "position":
+        lines += verdict_lines(screen, rows)
     base = "the as-written reading, which is spelt out in each run's config.yaml" if screen.base else "today's default"
     lines += ["", f"Readings (overrides on top of {base}):", ""]
     for r in rows:
@@ -312,14 +383,29 @@ def main() -> None:
         help="extra lcreg train arguments (default: the CPU bf16 fast path)",
     )
     p.add_argument("--table-only", action="store_true", help="only rebuild the table from finished runs")
+    p.add_argument(
+        "--qualifying",
+        action="store_true",
+        help="print the readings the screen's rule sends to three full-length seeds (comma-separated) and exit",
+    )
+    p.add_argument("--with-twins", action="store_true", help="with --qualifying: and MiSLAS on their backbones")
     args = p.parse_args()
     screen = SCREENS[args.screen]
+    if args.qualifying:
+        chosen = qualifying([r for r in (row(screen, n) for n in screen.readings) if r is not None])
+        if args.with_twins:  # zero padding's twin is the readings table's mislas, which has its seeds
+            twins = {TWIN[padding_of(screen.readings[n][1])] for n in chosen} - {"mislas"}
+            chosen += sorted(twins)
+        print(",".join(chosen))
+        return
     names = args.only.split(",") if args.only else list(screen.readings)
     unknown = [n for n in names if n not in screen.readings]
     if unknown:
         p.error(f"unknown readings {unknown}; known: {', '.join(screen.readings)}")
     if not args.table_only:
-        for spec in specs(screen, names, args.train_args.split()):  # one at a time, so the table grows as the queue goes
+        for spec in specs(
+            screen, names, args.train_args.split()
+        ):  # one at a time, so the table grows as the queue goes
             failed = spec.out.with_name(spec.out.name + ".failed.json")
             if failed.is_file():
                 continue  # a reading that cannot train is recorded once, not retried

@@ -511,3 +511,53 @@ def test_the_screens_runs_get_the_queues_key_value_train_args():
         cfg = load_config(r.preset, r.overrides)
         assert cfg.amp == "bf16" and cfg.data.val_source == "unused" and cfg.stage1.epochs == 40
     assert load_config(runs[1].preset, runs[1].overrides).model.padding == "reflect"
+
+
+def test_the_position_screen_sends_content_readings_that_beat_the_default_to_three_seeds():
+    import importlib
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    screen = importlib.import_module("latent_screen")
+
+    def r(name, val, share=0.2, acc=0.5, rank=20.0):
+        return {
+            "reading": name,
+            "stage2_val_balanced": val,
+            "positional_share": share,
+            "histogram_class_accuracy": acc,
+            "histogram_chance": 0.1,
+            "effective_rank": rank,
+        }
+
+    mislas = {**r("mislas", 0.70), "positional_share": None, "histogram_class_accuracy": None}
+    twin = {**r("mislas_reflect", 0.74), "positional_share": None, "histogram_class_accuracy": None}
+    rows = [
+        r("default", 0.72),
+        r("default_attached", 0.75, share=0.9),  # more accurate, but a position code
+        r("attached_centre", 0.73),  # beats the default with content
+        r("attached_reflect", 0.76, acc=0.15),  # no content: histograms barely above chance
+        r("attached_reflect_centre", 0.71),  # content, below the default
+        mislas,
+        twin,
+    ]
+    assert screen.qualifying(rows) == ["attached_centre"]
+    lines = "\n".join(screen.verdict_lines(screen.SCREENS["position"], rows))
+    assert "`attached_centre`: val balanced 73.00 (+1.00 against the default); +3.00 over `mislas`" in lines
+    assert "`attached_reflect`: val balanced 76.00 (+4.00 against the default); +2.00 over `mislas_reflect`" in lines
+    assert "here: `attached_centre`." in lines and "(7 of 9 readings finished so far.)" in lines
+    assert screen.qualifying([r("default", 0.72), r("attached_centre", 0.72)]) == []  # a tie does not beat it
+
+
+def test_every_position_screen_reading_has_its_full_length_readings_variant():
+    # --qualifying names screen readings; the queue trains them as readings variants, which must
+    # be the same overrides (the screen adds only its schedule and validation split)
+    import importlib
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    screen = importlib.import_module("latent_screen")
+    full = {"default": "lcreg", "default_attached": "attached"}
+    for name, (_, overrides, _) in screen.POSITION.items():
+        assert rp.READINGS[full.get(name, name)] == overrides, name
+    assert set(screen.TWIN.values()) <= set(screen.POSITION)
