@@ -67,7 +67,9 @@ bash benchmarks/peers/queue.sh "$PEERS"
 q table1 --imbalance-factors 100 --seeds 1,2 --methods ce,crt,lws,tau_norm,ldam_drw
 # issue 25: readings that remove the position shortcut rather than the gradient, with MiSLAS
 # on the same backbones, on the validation split of the images the selection leaves out
-# (about 11 min each here)
+# (11 to 25 min each here: this shared 2-core host ran the same bf16 compiled LCReg step at about
+# 850 images/s in the earlier screens and 400-460 on 2026-12-03, the same code and torch, checked
+# with benchmarks/speed.py at commit 5c97402 and at 0434a14)
 "${PYTHON:-python3}" benchmarks/latent_screen.py --screen position --data-dir "$DATA" --train-args "$ARGS"
 # a reading that beat the default on validation with content runs three full-length seeds, with
 # MiSLAS on its backbone where its padding differs (results/position_screen.md says which)
