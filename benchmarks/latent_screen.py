@@ -314,10 +314,13 @@ def verdict_lines(screen: Screen, rows: list[dict]) -> list[str]:
         "Rule (issue 25): a reading that beats the default on the validation split and whose categories carry "
         "content (positional share < 0.5, histogram-class accuracy >= 2x chance, effective rank >= 2) runs three "
         "full-length seeds, with MiSLAS on the same backbone where its padding differs"
-        + (f"; here: {', '.join(f'`{n}`' for n in chosen)}." if chosen else "; here: none, so the default stays."),
+        + (f"; here: {', '.join(f'`{n}`' for n in chosen)}" if chosen else "; here: none")
+        + (
+            f" ({len(by)} of {len(screen.readings)} readings finished so far)."
+            if len(by) < len(screen.readings)
+            else ("." if chosen else ", so the default stays.")
+        ),
     ]
-    if len(by) < len(screen.readings):
-        lines.append(f"({len(by)} of {len(screen.readings)} readings finished so far.)")
     return lines
 
 
