@@ -16,12 +16,12 @@
 #    + reconstruction, all; seed 0 done), and the baseline / full rows at IF 50 and 10;
 # 4. the rest of Table 1 and Table 10's comparison methods at IF 100, seed 0: + ISDA,
 #    LDAM-DRW, Remix-DRW, the loss-side tools (mixup alone is read from the MiSLAS runs' stage 1).
-# 5. issue 24: the peers' own code on our data and the balanced anchor (benchmarks/peers/queue.sh,
+# 5. issue 25's position screen (a shortened schedule: before the long runs);
+# 6. issue 24: the peers' own code on our data and the balanced anchor (benchmarks/peers/queue.sh,
 #    the checkouts in PEERS, default ../peers), then CE and LDAM-DRW at seeds 1-2;
-# 6. issue 25: the position screen (and, at three seeds, any reading its rule qualifies), MiSLAS at
-#    IF 50 / 10 and Remix-DRW at seeds 1-2; with
-#    DEFAULT_SETTLED=1 (once results/position_screen.md settled the default) LCReg at IF 50 / 10
-#    seeds 1-2, Tables 5 and 9 and Table 7's component rows at seeds 1-2.
+# 7. issue 25: any reading the screen's rule qualifies, at three seeds; MiSLAS at IF 50 / 10 and
+#    Remix-DRW at seeds 1-2; with DEFAULT_SETTLED=1 (once results/position_screen.md settled the
+#    default) LCReg at IF 50 / 10 seeds 1-2, Tables 5 and 9 and Table 7's component rows at seeds 1-2.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DATA=${DATA:-data/cifar10-jpeg.tar.gz}
@@ -53,6 +53,14 @@ q table1 --imbalance-factors 100 --seeds 0 --methods ldam_drw,remix_drw,balanced
 # tau-norm on its own CE stage 1 (ce_val), which held its validation split out from the start
 # (tau_norm, on the images the selection leaves out, re-uses the CE run: below, once it has a model)
 q table1 --imbalance-factors 100 --seeds 0 --methods tau_norm_heldout
+# issue 25: readings that remove the position shortcut rather than the gradient, with MiSLAS
+# on the same backbones, on the validation split of the images the selection leaves out; a
+# shortened schedule (40 + 10 epochs), so it goes before issue 24's long runs, which it does not
+# depend on (begun on 2026-12-03 with the LDAM-DRW peer paused)
+# (11 to 25 min each here: this shared 2-core host ran the same bf16 compiled LCReg step at about
+# 850 images/s in the earlier screens and 400-460 on 2026-12-03, the same code and torch, checked
+# with benchmarks/speed.py at commit 5c97402 and at 0434a14)
+"${PYTHON:-python3}" benchmarks/latent_screen.py --screen position --data-dir "$DATA" --train-args "$ARGS"
 # issue 24 goes before any new full-length run: the peers' own code on our data and the
 # balanced anchor (their checkouts in PEERS, default ../peers; see benchmarks/peers/queue.sh)
 PEERS=${PEERS:-../peers}
@@ -65,12 +73,6 @@ bash benchmarks/peers/queue.sh "$PEERS"
 # spread; cRT, LWS and tau-norm (tau on the images the selection leaves out) on their CE runs
 # (seed 0's CE model was trained on another machine: its tau_norm waits for that model)
 q table1 --imbalance-factors 100 --seeds 1,2 --methods ce,crt,lws,tau_norm,ldam_drw
-# issue 25: readings that remove the position shortcut rather than the gradient, with MiSLAS
-# on the same backbones, on the validation split of the images the selection leaves out
-# (11 to 25 min each here: this shared 2-core host ran the same bf16 compiled LCReg step at about
-# 850 images/s in the earlier screens and 400-460 on 2026-12-03, the same code and torch, checked
-# with benchmarks/speed.py at commit 5c97402 and at 0434a14)
-"${PYTHON:-python3}" benchmarks/latent_screen.py --screen position --data-dir "$DATA" --train-args "$ARGS"
 # a reading that beat the default on validation with content runs three full-length seeds, with
 # MiSLAS on its backbone where its padding differs (results/position_screen.md says which)
 QUALIFYING=$("${PYTHON:-python3}" benchmarks/latent_screen.py --screen position --qualifying --with-twins)
