@@ -119,6 +119,15 @@ def test_runs_differing_in_any_method_key_are_not_averaged_together(tmp_path):
     assert {"focal", "focal (gamma=1.0)"} <= set(groups)
 
 
+def test_runs_on_another_backbone_padding_or_validation_split_are_their_own_group(tmp_path):
+    _fake_run(tmp_path / "a", 0, 0.70, ["method=mislas"])
+    _fake_run(tmp_path / "b", 1, 0.72, ["method=mislas", "model.padding=reflect"])
+    _fake_run(tmp_path / "c", 2, 0.74, ["method=mislas", "data.val_source=unused"])
+    runs, _ = rt.load_runs(tmp_path)
+    groups = {g["method"]: g for g in rt.seed_rows(runs)}
+    assert set(groups) == {"MiSLAS", "MiSLAS (reflect padding)", "MiSLAS (val 1000 a class from unused images)"}
+
+
 def test_the_epochs_column_counts_the_stages_a_run_trained():
     from lcreg.commands.runs_table import stage_epochs
 

@@ -68,13 +68,17 @@ def method_name(cfg: dict) -> str:
     """The method; for LCReg its M, alpha, beta, every reading that differs from the
     equations as written and every other latent-head or loss key changed from its default
     (decoder, covariance samples, ...); for another method its changed loss keys. A
-    shortened schedule and a held-out split are named too. Runs with different names are
-    never averaged together."""
+    shortened schedule, a validation split and a backbone padding other than zeros are named
+    too. Runs with different names are never averaged together."""
     extra = []
     if cfg["stage1"]["epochs"] != 200:
         extra.append(f"{cfg['stage1']['epochs']}-epoch stage 1")
     if cfg["data"].get("val_fraction"):
         extra.append(f"val {cfg['data']['val_fraction']:g} held out")
+    if cfg["data"].get("val_source") == "unused":
+        extra.append(f"val {cfg['data']['val_per_class']} a class from unused images")
+    if cfg["model"].get("padding", "zeros") != "zeros":  # another backbone: never averaged with zero padding
+        extra.append(f"{cfg['model']['padding']} padding")
     if cfg["method"] != "lcreg":
         parts = _changed_own_keys(cfg) + extra
         return {"mislas": "MiSLAS"}.get(cfg["method"], cfg["method"]) + (f" ({', '.join(parts)})" if parts else "")
