@@ -20,8 +20,9 @@
 # 6. issue 24: the peers' own code on our data and the balanced anchor (benchmarks/peers/queue.sh,
 #    the checkouts in PEERS, default ../peers), then CE and LDAM-DRW at seeds 1-2;
 # 7. issue 25: any reading the screen's rule qualifies, at three seeds; MiSLAS at IF 50 / 10 and
-#    Remix-DRW at seeds 1-2; with DEFAULT_SETTLED=1 (once results/position_screen.md settled the
-#    default) LCReg at IF 50 / 10 seeds 1-2, Tables 5 and 9 and Table 7's component rows at seeds 1-2.
+#    Remix-DRW at seeds 1-2; once the default is settled (no reading qualified, or DEFAULT_SETTLED=1
+#    after the qualifying readings' seeds) LCReg at IF 50 / 10 seeds 1-2, Tables 5 and 9 and Table
+#    7's component rows at seeds 1-2.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DATA=${DATA:-data/cifar10-jpeg.tar.gz}
@@ -84,10 +85,15 @@ fi
 # (seed 0, 76.93, ranked above MiSLAS and level with LCReg, against the paper's order)
 q table1 --imbalance-factors 50,10 --seeds 1,2 --methods mislas
 q table1 --imbalance-factors 100 --seeds 1,2 --methods remix_drw
-# what trains LCReg waits until results/position_screen.md has settled the default (a reading
-# that beats it on validation with positional share < 0.5 runs three seeds first): then
+# what trains LCReg waits until the default is settled: at once when the finished screen sends
+# no reading to three seeds (the default stays); else results/readings.md's verdict over their
+# seeds decides, a changed default is a change of the presets, and then
 # DEFAULT_SETTLED=1 bash benchmarks/queue.sh
-if [ "${DEFAULT_SETTLED:-0}" = 1 ]; then
+SETTLED=${DEFAULT_SETTLED:-0}
+if [ -z "$QUALIFYING" ]; then
+    SETTLED=1
+fi
+if [ "$SETTLED" = 1 ]; then
     q table1 --imbalance-factors 50,10 --seeds 1,2 --methods lcreg
     q table5 --imbalance-factors 100 --seeds 0
     q table9 --imbalance-factors 100 --seeds 0
@@ -95,7 +101,7 @@ if [ "${DEFAULT_SETTLED:-0}" = 1 ]; then
     # category) above the full model, and + latent augmentation level with the baseline
     q table7 --imbalance-factors 100 --seeds 1,2 --methods latent,latent_aug,latent_recon
 else
-    echo "queue: LCReg runs (IF 50/10 seeds 1-2, Tables 5, 9, 7) wait for DEFAULT_SETTLED=1 (results/position_screen.md)" >&2
+    echo "queue: LCReg runs (IF 50/10 seeds 1-2, Tables 5, 9, 7) wait for DEFAULT_SETTLED=1 (results/readings.md: $QUALIFYING)" >&2
 fi
 t() { "${PYTHON:-python3}" experiments/reproduce.py "$@" --table-only; }
 t readings --seeds 0,1,2
