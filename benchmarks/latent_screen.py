@@ -36,7 +36,7 @@ from lcreg.files import atomic_write_json, atomic_write_text
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "experiments"))
 from run_queue import READINGS as FULL_LENGTH_READINGS  # noqa: E402
-from run_queue import RunFailed, RunSpec, execute, read_by  # noqa: E402
+from run_queue import RunFailed, RunSpec, execute, is_override, read_by  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 SHORT = ["stage1.epochs=40", "stage1.warmup_epochs=1", "stage1.milestones=[32,36]"]
@@ -198,7 +198,7 @@ DIAGNOSTICS = (
 def specs(screen: Screen, names: list[str], train_args: list[str] = ()) -> list[RunSpec]:
     """One run per reading; the ``key=value`` items of ``train_args`` (e.g. ``amp=bf16``) join
     each reading's overrides where its method reads them (``execute`` passes only the flags)."""
-    extra = [a for a in train_args if "=" in a and not a.startswith("-")]
+    extra = [a for a in train_args if is_override(a)]
 
     def overrides(n: str) -> list[str]:
         own = screen.readings[n][1]
@@ -328,8 +328,13 @@ def fmt(x, spec: str = ".3f") -> str:
     return "-" if x is None else format(x, spec)
 
 
+def finished_rows(screen: Screen) -> list[dict]:
+    """The table's rows: every reading that finished or failed, in the screen's order."""
+    return [r for r in (row(screen, n) for n in screen.readings) if r is not None]
+
+
 def write_table(screen: Screen) -> None:
-    rows = [r for r in (row(screen, n) for n in screen.readings) if r is not None]
+    rows = finished_rows(screen)
     data = "CIFAR-10-LT IF 100 (JPEG copy), 10% of training held out as val"
     if screen.name != "readings":
         data = f"CIFAR-10-LT IF 100 (JPEG copy); validation: {screen.validation}"
@@ -395,7 +400,7 @@ def main() -> None:
     args = p.parse_args()
     screen = SCREENS[args.screen]
     if args.qualifying:
-        chosen = qualifying([r for r in (row(screen, n) for n in screen.readings) if r is not None])
+        chosen = qualifying(finished_rows(screen))
         if args.with_twins:  # zero padding's twin is the readings table's mislas, which has its seeds
             twins = {TWIN[padding_of(screen.readings[n][1])] for n in chosen} - {"mislas"}
             chosen += sorted(twins)

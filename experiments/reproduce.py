@@ -43,7 +43,7 @@ def reproduce(args: argparse.Namespace) -> int:
     train_args = args.train_args.split()
     # key=value train args are part of what each cell trains: a run trained with
     # stage1.epochs=1 is not the full-schedule cell, and a later queue without them says so
-    extra = [a for a in train_args if "=" in a and not a.startswith("-")]
+    extra = [a for a in train_args if rq.is_override(a)]
     datasets = _list(args.datasets, "--datasets")
     runs = rq.plan(
         args.table,

@@ -428,12 +428,19 @@ def _lcreg(*args: str) -> None:
         raise RunFailed("lcreg " + " ".join(args), reason)
 
 
+def is_override(arg: str) -> bool:
+    """A ``key=value`` item of ``--train-args`` (a config override), as opposed to a flag or
+    its value: overrides reach a run through its planned overrides (``plan(extra=...)``,
+    ``read_by``), flags through ``execute``."""
+    return "=" in arg and not arg.startswith("-")
+
+
 def execute(runs: list[RunSpec], data_dir: str, train_args: Sequence[str]) -> None:
     """Train what is not finished, in order. Nothing is deleted here: a folder holding only a
     failed start's files is taken over by ``lcreg train`` itself (under the folder's lock),
     any other folder is refused by it; a run that is not its cell's stops the queue."""
     # key=value train args reach each run through its overrides (those its method reads)
-    flags = [a for a in train_args if not ("=" in a and not a.startswith("-"))]
+    flags = [a for a in train_args if not is_override(a)]
     for i, r in enumerate(runs, 1):
         state = run_state(r.out)
         check_cell(r)

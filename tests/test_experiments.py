@@ -495,14 +495,21 @@ def test_a_key_that_selects_nothing_does_not_make_another_experiment():
     assert rf.experiment_differences(cfg(unused), cfg())[0].startswith("data.val_source")
 
 
-def test_the_screens_runs_get_the_queues_key_value_train_args():
-    # execute() passes only the flags of --train-args: amp=bf16 reaches a run through its
-    # overrides, and a screen run without it would train in fp32 (another speed, other numbers)
+def _latent_screen():
+    """benchmarks/latent_screen.py, a script beside the package (not on sys.path by default)."""
     import importlib
     import sys
 
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-    screen = importlib.import_module("latent_screen")
+    benchmarks = str(Path(__file__).resolve().parents[1] / "benchmarks")
+    if benchmarks not in sys.path:
+        sys.path.insert(0, benchmarks)
+    return importlib.import_module("latent_screen")
+
+
+def test_the_screens_runs_get_the_queues_key_value_train_args():
+    # execute() passes only the flags of --train-args: amp=bf16 reaches a run through its
+    # overrides, and a screen run without it would train in fp32 (another speed, other numbers)
+    screen = _latent_screen()
     from lcreg.config import load_config
 
     runs = screen.specs(screen.SCREENS["position"], ["default", "mislas_reflect"], ["--compile", "on", "amp=bf16"])
@@ -514,11 +521,7 @@ def test_the_screens_runs_get_the_queues_key_value_train_args():
 
 
 def test_the_position_screen_sends_content_readings_that_beat_the_default_to_three_seeds():
-    import importlib
-    import sys
-
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-    screen = importlib.import_module("latent_screen")
+    screen = _latent_screen()
 
     def r(name, val, share=0.2, acc=0.5, rank=20.0):
         return {
@@ -552,11 +555,7 @@ def test_the_position_screen_sends_content_readings_that_beat_the_default_to_thr
 def test_every_position_screen_reading_has_its_full_length_readings_variant():
     # --qualifying names screen readings; the queue trains them as readings variants, which must
     # be the same overrides (the screen adds only its schedule and validation split)
-    import importlib
-    import sys
-
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-    screen = importlib.import_module("latent_screen")
+    screen = _latent_screen()
     full = {"default": "lcreg", "default_attached": "attached"}
     for name, (_, overrides, _) in screen.POSITION.items():
         assert rp.READINGS[full.get(name, name)] == overrides, name
