@@ -118,8 +118,8 @@ def summarize(table: str, runs: list[RunSpec], epochs: Optional[int]) -> dict:
         )
     rows = []
     for key, c in cells.items():
-        if table == "readings" and not c["seeds"]:
-            continue  # a reading the screens did not send to full length is never trained: no row
+        if TABLES[table]["rows"] == "trained" and not c["seeds"]:
+            continue
         row = {k: c[k] for k in ("dataset", "imbalance", "variant", "seeds", "histogram_class_accuracy_chance")}
         for k in (*TEST_METRICS, *DIAGNOSTICS):
             row[f"{k}_mean"], row[f"{k}_std"] = _mean_std(c[k])

@@ -42,8 +42,18 @@ TABLES_YAML = Path(__file__).with_name("tables.yaml")
 def _load_tables(path: Path = TABLES_YAML) -> dict:
     data = yaml.safe_load(path.read_text())
     variants = data["variants"]
+    for name, t in data["tables"].items():
+        if t.get("rows", "all") not in ("all", "trained"):
+            raise LcregError(f"{path.name}: table '{name}' has rows: {t['rows']} (all or trained)")
     tables = {
-        name: {"variants": variants[t["variants"]], "imbalance": tuple(t["imbalance"]), "what": t["what"]}
+        name: {
+            "variants": variants[t["variants"]],
+            "imbalance": tuple(t["imbalance"]),
+            "what": t["what"],
+            # "trained": only rows with a finished seed (a reading is trained only when a screen
+            # sends it to full length); "all": every row, with 0 seeds and "-" until one finishes
+            "rows": t.get("rows", "all"),
+        }
         for name, t in data["tables"].items()
     }
     return {**data, "variants": variants, "tables": tables}

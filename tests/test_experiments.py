@@ -297,6 +297,15 @@ def test_tau_norm_trains_its_ce_run_and_picks_tau_on_its_validation_split(tmp_pa
     assert choice["tau"] in TAU_GRID and len(choice["validation_balanced_accuracy"]) == len(TAU_GRID)
 
 
+def test_a_tables_rows_setting_is_all_or_trained(tmp_path):
+    # the readings list only what a screen sent to full length; the paper's tables every row
+    assert rp.TABLES["readings"]["rows"] == "trained" and rp.TABLES["table5"]["rows"] == "all"
+    text = rp.TABLES_YAML.read_text().replace("rows: trained", "rows: some")
+    (tmp_path / "tables.yaml").write_text(text)
+    with pytest.raises(LcregError, match="table 'readings' has rows: some"):
+        rp._load_tables(tmp_path / "tables.yaml")
+
+
 def test_a_failing_run_stops_the_queue_with_its_own_message(tmp_path, no_download, capsys):
     data = write_cifar10_pickles(tmp_path / "data", per_class=30).parent
     args = _table7_at_if10(data, tmp_path / "results", "latent", "stage1.lr=1e12 stage1.batch_size=16 eval_every=0")
