@@ -64,7 +64,7 @@ q table1 --imbalance-factors 100 --seeds 0 --methods tau_norm_heldout
 # (the circular pair waits until after issue 24's runs: circular padding was already measured 4-5
 # points down in the issue's own quick check, and at about 200 images/s it is the slowest)
 "${PYTHON:-python3}" benchmarks/latent_screen.py --screen position --data-dir "$DATA" --train-args "$ARGS" \
-    --only attached_reflect_centre,mislas,mislas_reflect
+    --only attached_reflect_centre,as_written,as_written_centre,mislas,mislas_reflect
 # issue 24 goes before any new full-length run: the peers' own code on our data and the
 # balanced anchor (their checkouts in PEERS, default ../peers; see benchmarks/peers/queue.sh)
 PEERS=${PEERS:-../peers}
