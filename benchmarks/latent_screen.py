@@ -201,6 +201,7 @@ SCREENS = {
 DIAGNOSTICS = (
     "positional_share",
     "feature_positional_share",
+    "uncentred_positional_share",  # a centred head's K^T f before centring (its positional share is ~0 by construction)
     "effective_rank",
     "saturation",
     "histogram_entropy",
@@ -341,6 +342,11 @@ def fmt(x, spec: str = ".3f") -> str:
     return "-" if x is None else format(x, spec)
 
 
+def uncentred(r: dict) -> str:
+    u = r.get("uncentred_positional_share")
+    return "" if u is None else f" (before centring {u:.3f})"
+
+
 def finished_rows(screen: Screen) -> list[dict]:
     """The table's rows: every reading that finished or failed, in the screen's order."""
     return [r for r in (row(screen, n) for n in screen.readings) if r is not None]
@@ -376,7 +382,7 @@ def write_table(screen: Screen) -> None:
         lines.append(
             f"| `{r['reading']}` | {fmt(r['stage1_val_balanced'])} / {fmt(r['stage2_val_balanced'])} "
             f"| {fmt(r['val_many'])} / {fmt(r['val_medium'])} | {fmt(r['stage2_test_top1'])} "
-            f"| {fmt(r['positional_share'])} | {fmt(r['feature_positional_share'])} | {fmt(r['effective_rank'], '.1f')} "
+            f"| {fmt(r['positional_share'])}{uncentred(r)} | {fmt(r['feature_positional_share'])} | {fmt(r['effective_rank'], '.1f')} "
             f"| {fmt(r['saturation'])} | {fmt(r['histogram_entropy'])} | {fmt(r['histogram_class_accuracy'])} "
             f"| {fmt(r['class_kl_median'], '.2g')} | {fmt(r['shared_head_tail'], 'd')} |"
         )

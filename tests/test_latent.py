@@ -360,3 +360,31 @@ def test_centring_removes_a_code_the_same_for_every_image():
     assert torch.allclose(without.logits, direct - direct.mean(0), atol=1e-5)
     head.eval()  # momentum 1: the running mean is the last batch's
     assert torch.allclose(head.latent_maps(g).logits, direct - direct.mean(0), atol=1e-5)
+
+
+def test_a_centred_heads_diagnostics_see_the_code_the_centring_removes():
+    """positional_share is of the centred logits (near 0 by construction); the uncentred one,
+    K^T f rebuilt from them and the running mean, shows a position code in the features."""
+    from lcreg.eval.latent_diagnostics import LatentStats
+    from lcreg.models.latent import LatentCategoryHead
+
+    torch.manual_seed(0)
+    head = LatentCategoryHead(8, 3, num_latents=5, similarity="dot", centre=True, centre_momentum=1.0)
+    head.set_positions(6)
+    code = 5 * torch.randn(1, 8, 2, 3)  # the same at each position for every image
+    batches = [torch.randn(16, 8, 2, 3) + code for _ in range(3)]
+    head.train()
+    head.latent_maps(torch.cat(batches))  # momentum 1: the running mean is this batch's
+    head.eval()
+    stats = LatentStats()
+    for g in batches:
+        maps = head.latent_maps(g)
+        direct = torch.einsum("dm,bdn->bmn", head.encoded_latents(), g.flatten(2))
+        assert torch.allclose(head.uncentred(maps.logits), direct, atol=1e-4)
+        stats.update(maps.logits, maps.sim, maps.weights, g, head.uncentred(maps.logits))
+    s = stats.summary(head.compared_latents().detach())
+    assert s["positional_share"] < 0.05 and s["uncentred_positional_share"] > 0.8
+    plain = LatentStats()
+    plain.update(maps.logits, maps.sim, maps.weights, g)
+    assert plain.summary(head.compared_latents().detach())["uncentred_positional_share"] is None
+    assert LatentCategoryHead(8, 3, num_latents=5).uncentred(maps.logits) is None

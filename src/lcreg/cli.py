@@ -99,6 +99,11 @@ def _diagnostics_lines(d: dict) -> list[str]:
         return lines
     return lines + [
         f"  positional_share {d['positional_share']:.3f}  (K^T f explained by position; 1 = a pure position code)",
+        *(
+            [f"  uncentred_positional_share {u:.3f}  (the same before the centring, which removes it from eq. 2 on)"]
+            if (u := d.get("uncentred_positional_share")) is not None
+            else []
+        ),
         f"  effective_rank {d['effective_rank']:.1f} of {d['num_latents']}   category_cosine_max "
         f"{d['category_cosine_max']:.3f} (1 = two categories are one)   saturation {d['saturation']:.3f}",
         f"  histogram_entropy {d['histogram_entropy']:.3f} (flat: {d['histogram_entropy_max']:.3f})",

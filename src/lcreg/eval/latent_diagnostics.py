@@ -10,6 +10,10 @@ measures tell such a collapse from categories that describe what is in the image
   the pattern that is the same for every image. 1 = pure position code; a content-driven
   map has most of its variance between images.
 - ``feature_positional_share``: the same for the backbone's feature map f (per channel).
+- ``uncentred_positional_share`` (a head with ``model.latent.centre=true`` only): the same for
+  K^T f before the centring. ``positional_share`` is measured on the centred logits eq. 2 uses,
+  near 0 by construction; this one says whether the categories still align with a position
+  code that the centring then discards.
 - ``effective_rank``: exp of the entropy of K's normalised singular values (Roy & Vetterli,
   2007); M for M equally strong independent latent features, 1 for a single direction. K as
   eq. 1 compares it (unit columns under cosine similarity).
@@ -137,13 +141,25 @@ class LatentStats:
 
     def __init__(self) -> None:
         self.logit_var, self.feature_var = PositionalVariance(), PositionalVariance()
+        self.uncentred_var: Optional[PositionalVariance] = None  # a centred head's K^T f before centring
         self.saturated = 0
         self.entries = 0
         self.histograms: list[np.ndarray] = []
 
     @torch.no_grad()
-    def update(self, logits: torch.Tensor, sim: torch.Tensor, weights: torch.Tensor, features: torch.Tensor) -> None:
+    def update(
+        self,
+        logits: torch.Tensor,
+        sim: torch.Tensor,
+        weights: torch.Tensor,
+        features: torch.Tensor,
+        uncentred: Optional[torch.Tensor] = None,
+    ) -> None:
         self.logit_var.update(logits.float())
+        if uncentred is not None:
+            if self.uncentred_var is None:
+                self.uncentred_var = PositionalVariance()
+            self.uncentred_var.update(uncentred.float())
         self.feature_var.update(features.float())
         s = sim.float()
         self.saturated += int(((s <= 0.01) | (s >= 0.99)).sum())
@@ -159,6 +175,7 @@ class LatentStats:
         return {
             "positional_share": self.logit_var.share(),
             "feature_positional_share": self.feature_var.share(),
+            "uncentred_positional_share": self.uncentred_var.share() if self.uncentred_var is not None else None,
             "effective_rank": effective_rank(keys),
             "category_cosine_max": category_cosine_max(keys),
             "num_latents": m,

@@ -128,6 +128,10 @@ class LatentCategoryHead(nn.Module):
             mean = self.position_mean.to(logits.dtype)
         return logits - mean
 
+    def uncentred(self, logits: torch.Tensor) -> torch.Tensor | None:
+        """K^T f before the centring, from evaluation's centred logits (None: no centring)."""
+        return logits + self.position_mean.to(logits.dtype) if self.centre else None
+
     def encoded_latents(self) -> torch.Tensor:
         """K = FC(f'), shape (D, M)."""
         return self.encoder(self.latents.unsqueeze(0)).squeeze(0)
