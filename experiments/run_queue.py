@@ -53,6 +53,7 @@ def _load_tables(path: Path = TABLES_YAML) -> dict:
             # "trained": only rows with a finished seed (a reading is trained only when a screen
             # sends it to full length); "all": every row, with 0 seeds and "-" until one finishes
             "rows": t.get("rows", "all"),
+            "baseline": t.get("baseline"),  # the row each other row's change is measured from
         }
         for name, t in data["tables"].items()
     }

@@ -441,9 +441,9 @@ def test_baseline_lines_compare_each_change_with_the_papers_direction():
     borrowed = "standard error of the difference 0.29, the baseline's seed spread standing in for this row's one seed"
     assert (
         lines[0]
-        == f"- cifar10 IF 100, `latent`: ours -0.42 (1 vs 3 seeds), paper +0.1: the opposite direction ({borrowed})."
+        == f"- cifar10 IF 100, `latent`: ours -0.42 (1 vs 3 seeds), paper +0.1: contradicted, the opposite direction ({borrowed})."
     )
-    assert lines[1].endswith(f"ours +0.48 (1 vs 3 seeds), paper +0.4: the same direction ({borrowed}).")
+    assert lines[1].endswith(f"ours +0.48 (1 vs 3 seeds), paper +0.4: reproduced, the same direction ({borrowed}).")
     assert lines[2].endswith("paper +1.0: within noise (standard error of the difference 0.28).")
     assert lines[3].endswith("`latent_recon`: not finished yet.")
     rows[1] = row("latent", 82.2, 75.93)  # +0.01: within the borrowed spread
@@ -452,12 +452,22 @@ def test_baseline_lines_compare_each_change_with_the_papers_direction():
     if50 = [{**row("baseline", 85.7, 80.05), "imbalance": 50}, {**row("all", 86.5, 80.48), "imbalance": 50}]
     line = paper_tables.baseline_lines(rows + if50)[-1]  # SE = 0.25 * sqrt(2) = 0.354 < +0.43
     assert line == (
-        "- cifar10 IF 50, `all`: ours +0.43 (1 vs 1 seeds), paper +0.8: the same direction (standard error of "
+        "- cifar10 IF 50, `all`: ours +0.43 (1 vs 1 seeds), paper +0.8: reproduced, the same direction (standard error of "
         "the difference 0.35, the IF 100 baseline's seed spread (0.25) standing in for this one-seed baseline)."
     )
     rows[0] = row("baseline", 82.1, 75.92)  # one baseline seed, no other factor: nothing to judge noise by
-    assert paper_tables.baseline_lines(rows)[2].endswith("the same direction (no seed spread to judge noise by).")
+    assert paper_tables.baseline_lines(rows)[2].endswith(
+        "reproduced, the same direction (no seed spread to judge noise by)."
+    )
     assert "no finished seed" in paper_tables.baseline_lines([row("baseline", 82.1, None)])[-1]
+    # Table 5 measures each M against the default's M = 40 (3 seeds), the paper's drop at 60 beside
+    m = [row("m40", 83.1, 76.67, 3, 0.42), row("m60", 79.6, 76.50), row("m20", 81.9, 74.0)]
+    lines = paper_tables.baseline_lines(m, "m40")
+    assert lines[0] == "## Change against `m40` (the default), direction by direction"
+    assert lines[2].startswith("- cifar10 IF 100, `m60`: ours -0.17 (1 vs 3 seeds), paper -3.5: within noise")
+    assert lines[3].startswith("- cifar10 IF 100, `m20`: ours -2.67 (1 vs 3 seeds), paper -1.2: reproduced")
+    assert rp.TABLES["table5"]["baseline"] == "m40" and rp.TABLES["table9"]["baseline"] == "a0.1_b0.1_g1"
+    assert rp.TABLES["table1"]["baseline"] is None
 
 
 def test_tables_and_paper_numbers_are_data_beside_the_package(tmp_path):
