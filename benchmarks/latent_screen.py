@@ -271,6 +271,14 @@ def row(screen: Screen, name: str) -> dict | None:
 TWIN = {"reflect": "mislas_reflect", "circular": "mislas_circular", "zeros": "mislas"}
 
 
+# each centred reading beside the same reading uncentred: what the centring cost or gained
+UNCENTRED = {
+    "attached_centre": "default_attached",
+    "attached_reflect_centre": "attached_reflect",
+    "as_written_centre": "as_written",
+}
+
+
 def padding_of(overrides: list[str]) -> str:
     return next((o.split("=", 1)[1] for o in reversed(overrides) if o.startswith("model.padding=")), "zeros")
 
@@ -315,6 +323,9 @@ def verdict_lines(screen: Screen, rows: list[dict]) -> list[str]:
             if twin
             else ""
         )
+        plain = by.get(UNCENTRED.get(name, ""))
+        if plain:
+            gain += f"; {100 * (r['stage2_val_balanced'] - plain['stage2_val_balanced']):+.2f} against `{plain['reading']}` (uncentred)"
         lead = 100 * (r["stage2_val_balanced"] - default["stage2_val_balanced"])
         lines.append(
             f"- `{name}`: val balanced {100 * r['stage2_val_balanced']:.2f}"
