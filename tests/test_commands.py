@@ -208,3 +208,21 @@ def test_baseline_model_gets_backbone_diagnostics_and_evaluates(tmp_path, capsys
     d = json.loads((run / "analysis" / "diagnostics.json").read_text())
     assert d["latent_head"] is False and 0 <= d["feature_positional_share"] <= 1
     assert not (run / "analysis" / "kl_table.csv").exists()
+
+
+def test_a_centred_head_trains_reloads_and_reports_its_uncentred_share(tmp_path, capsys):
+    """model.latent.centre end to end: the running mean per position is saved with the model,
+    reloaded at its size, and analyze / report give the share before the centring beside."""
+    run = tmp_path / "centred"
+    args = ["train", "--out", str(run), "--no-progress", "stage1.epochs=2", "stage1.warmup_epochs=1"]
+    args += ["stage1.milestones=[1]", "stage2.epochs=1", "eval_every=0", "model.latent.centre=true"]
+    assert main(args) == 0
+    trained = load_trained_model(run, torch.device("cpu"))
+    mean = trained.model.head.position_mean
+    assert mean.shape[0] == trained.model.head.num_latents and mean.abs().sum() > 0  # learnt, not reset
+    assert main(["analyze", str(run)]) == 0
+    assert "uncentred_positional_share" in capsys.readouterr().out
+    diag = json.loads((run / "analysis" / "diagnostics.json").read_text())
+    assert 0 <= diag["uncentred_positional_share"] <= 1
+    assert main(["report", str(run)]) == 0
+    assert "before the centring" in (run / "report" / "report.md").read_text()

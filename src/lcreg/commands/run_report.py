@@ -132,8 +132,9 @@ def _write(run_dir, out_dir, device, data_dir, env, stats, final, records, train
             ),
             Paragraph(
                 f"Do they carry image content (on the {d['held_out_split']} split)? Variance of K^T f "
-                f"explained by position alone {d['positional_share']:.3f} (1 = a position code), of the "
-                f"backbone features {d['feature_positional_share']:.3f}; effective rank of K "
+                f"explained by position alone {d['positional_share']:.3f} (1 = a position code"
+                + (f"; {u:.3f} before the centring)" if (u := d.get("uncentred_positional_share")) is not None else ")")
+                + f", of the backbone features {d['feature_positional_share']:.3f}; effective rank of K "
                 f"{d['effective_rank']:.1f} of {d['num_latents']}"
                 + (
                     f" (largest cosine between two categories {c:.3f})"
