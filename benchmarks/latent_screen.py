@@ -283,13 +283,40 @@ def padding_of(overrides: list[str]) -> str:
     return next((o.split("=", 1)[1] for o in reversed(overrides) if o.startswith("model.padding=")), "zeros")
 
 
-def qualifying(rows: list[dict]) -> list[str]:
-    """Issue 25's rule for the position screen: an LCReg reading that beats the default on the
-    validation split (class-balanced accuracy after stage 2) and whose categories carry
-    content (``carries_content``: positional share < 0.5, histogram-class accuracy >= 2x
-    chance, effective rank >= 2) runs three full-length seeds."""
+# a centred reading within this many points (val balanced accuracy) of its uncentred twin keeps
+# the twin's accuracy as far as one screen seed can tell (full-length readings spread 0.2-0.4 over
+# seeds; the 9,000-image split adds about 0.7 to a difference)
+TWIN_TOLERANCE = 1.0
+
+
+def full_length_leaders(path: Path = ROOT / "results" / "readings.json") -> set[str]:
+    """Readings whose full-length mean top-1 (three seeds or more) leads the default's:
+    results/readings.md, the as-written reading's 77.36 against 76.67."""
+    if not path.is_file():
+        return set()
+    rows = {r["variant"]: r for r in json.loads(path.read_text())["rows"] if r["imbalance"] == 100}
+    default = rows.get("lcreg")
+    if default is None or default["top1_mean"] is None:
+        return set()
+    return {
+        v
+        for v, r in rows.items()
+        if r["top1_mean"] is not None and len(r["seeds"]) >= 3 and r["top1_mean"] > default["top1_mean"]
+    }
+
+
+def qualifying(rows: list[dict], leaders: set[str] | None = None) -> list[str]:
+    """Issue 25's rule for the position screen: an LCReg reading whose categories carry content
+    (``carries_content``: positional share < 0.5, histogram-class accuracy >= 2x chance,
+    effective rank >= 2) runs three full-length seeds when it beats the default on the
+    validation split (class-balanced accuracy after stage 2), or when it is the centred form
+    of a reading that leads the default at full length (``leaders``) and comes within
+    TWIN_TOLERANCE of it on the screen: the shortened schedule ranks the as-written reading 3.0
+    points below the default, the full length 0.69 above, so beating the default here is
+    not what such a reading can show."""
     from lcreg.eval.latent_diagnostics import carries_content
 
+    leaders = full_length_leaders() if leaders is None else leaders
     by = {r["reading"]: r for r in rows if "failed" not in r}
     default = by.get("default")
     if default is None:
@@ -301,7 +328,13 @@ def qualifying(rows: list[dict]) -> list[str]:
         content = carries_content(
             r["positional_share"], r["histogram_class_accuracy"], r["histogram_chance"] or 0.1, r["effective_rank"]
         )
-        if content and r["stage2_val_balanced"] > default["stage2_val_balanced"]:
+        twin = by.get(UNCENTRED.get(name, ""))
+        keeps_leader = (
+            twin is not None
+            and twin["reading"] in leaders
+            and r["stage2_val_balanced"] >= twin["stage2_val_balanced"] - TWIN_TOLERANCE / 100
+        )
+        if content and (r["stage2_val_balanced"] > default["stage2_val_balanced"] or keeps_leader):
             out.append(name)
     return out
 
@@ -312,7 +345,8 @@ def verdict_lines(screen: Screen, rows: list[dict]) -> list[str]:
     default = by.get("default")
     if default is None:
         return []
-    chosen = qualifying(rows)
+    leaders = full_length_leaders()
+    chosen = qualifying(rows, leaders)
     lines = ["", "## What the screen says", ""]
     for name, r in by.items():
         if r["positional_share"] is None:
@@ -332,13 +366,26 @@ def verdict_lines(screen: Screen, rows: list[dict]) -> list[str]:
             + (f" ({lead:+.2f} against the default)" if name != "default" else "")
             + f"{gain}; positional share {fmt(r['positional_share'])}, histogram-class acc. "
             f"{fmt(r['histogram_class_accuracy'])}, effective rank {fmt(r['effective_rank'], '.1f')}"
-            + (": beats the default with content, runs three full-length seeds" if name in chosen else "")
+            + (
+                ": carries content and "
+                + (
+                    "beats the default"
+                    if lead > 0
+                    else f"keeps `{plain['reading']}`'s accuracy (which leads the default at full length)"
+                )
+                + ", runs three full-length seeds"
+                if name in chosen
+                else ""
+            )
         )
     lines += [
         "",
-        "Rule (issue 25): a reading that beats the default on the validation split and whose categories carry "
-        "content (positional share < 0.5, histogram-class accuracy >= 2x chance, effective rank >= 2) runs three "
-        "full-length seeds, with MiSLAS on the same backbone where its padding differs"
+        "Rule (issue 25): a reading whose categories carry content (positional share < 0.5, histogram-class "
+        "accuracy >= 2x chance, effective rank >= 2) and that beats the default on the validation split runs three "
+        "full-length seeds, with MiSLAS on the same backbone where its padding differs; so does the centred form of "
+        f"a reading that leads the default at full length ({', '.join(f'`{n}`' for n in sorted(leaders)) or 'none'}) "
+        f"if it comes within {TWIN_TOLERANCE:.1f} point of that reading here (this schedule ranks the as-written "
+        "reading below the default, the full length above it)"
         + (f"; here: {', '.join(f'`{n}`' for n in chosen)}" if chosen else "; here: none")
         + (
             f" ({len(by)} of {len(screen.readings)} readings finished so far)."

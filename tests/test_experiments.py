@@ -563,7 +563,7 @@ def test_the_position_screen_sends_content_readings_that_beat_the_default_to_thr
         mislas,
         twin,
     ]
-    assert screen.qualifying(rows) == ["attached_centre"]
+    assert screen.qualifying(rows, set()) == ["attached_centre"]
     lines = "\n".join(screen.verdict_lines(screen.SCREENS["position"], rows))
     assert (
         "`attached_centre`: val balanced 73.00 (+1.00 against the default); +3.00 over `mislas` on the same "
@@ -571,7 +571,26 @@ def test_the_position_screen_sends_content_readings_that_beat_the_default_to_thr
     ) in lines
     assert "`attached_reflect`: val balanced 76.00 (+4.00 against the default); +2.00 over `mislas_reflect`" in lines
     assert "here: `attached_centre` (7 of 11 readings finished so far)." in lines
-    assert screen.qualifying([r("default", 0.72), r("attached_centre", 0.72)]) == []  # a tie does not beat it
+    assert screen.qualifying([r("default", 0.72), r("attached_centre", 0.72)], set()) == []  # a tie does not beat it
+    # the centred form of a reading that leads at full length qualifies within 1 point of it
+    lead = [r("default", 0.72), r("as_written", 0.69, share=0.97), r("as_written_centre", 0.683)]
+    assert screen.qualifying(lead, {"as_written"}) == ["as_written_centre"]
+    assert screen.qualifying(lead, set()) == []
+    assert screen.qualifying([*lead[:2], r("as_written_centre", 0.675)], {"as_written"}) == []  # 1.5 below
+    assert screen.qualifying([*lead[:2], r("as_written_centre", 0.70, share=0.8)], {"as_written"}) == []
+
+
+def test_full_length_leaders_are_readings_whose_three_seed_mean_leads_the_default(tmp_path):
+    screen = _latent_screen()
+
+    def row(variant, mean, seeds):
+        return {"variant": variant, "imbalance": 100, "top1_mean": mean, "seeds": list(range(seeds))}
+
+    rows = [row("lcreg", 76.67, 3), row("as_written", 77.36, 3), row("attached", 76.9, 1), row("x", 76.0, 3)]
+    path = tmp_path / "readings.json"
+    path.write_text(json.dumps({"rows": rows}))
+    assert screen.full_length_leaders(path) == {"as_written"}  # one seed is not a lead yet
+    assert screen.full_length_leaders(tmp_path / "none.json") == set()
 
 
 def test_every_position_screen_reading_has_its_full_length_readings_variant():
