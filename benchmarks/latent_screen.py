@@ -353,7 +353,7 @@ def verdict_lines(screen: Screen, rows: list[dict]) -> list[str]:
             continue
         twin = by.get(TWIN[padding_of(screen.readings[name][1])])
         gain = (
-            f"; {100 * (r['stage2_val_balanced'] - twin['stage2_val_balanced']):+.2f} over `{twin['reading']}` on the same backbone"
+            f"; {100 * (r['stage2_val_balanced'] - twin['stage2_val_balanced']):+.2f} against `{twin['reading']}` on the same backbone"
             if twin
             else ""
         )

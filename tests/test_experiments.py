@@ -566,10 +566,10 @@ def test_the_position_screen_sends_content_readings_that_beat_the_default_to_thr
     assert screen.qualifying(rows, set()) == ["attached_centre"]
     lines = "\n".join(screen.verdict_lines(screen.SCREENS["position"], rows))
     assert (
-        "`attached_centre`: val balanced 73.00 (+1.00 against the default); +3.00 over `mislas` on the same "
+        "`attached_centre`: val balanced 73.00 (+1.00 against the default); +3.00 against `mislas` on the same "
         "backbone; -2.00 against `default_attached` (uncentred)"
     ) in lines
-    assert "`attached_reflect`: val balanced 76.00 (+4.00 against the default); +2.00 over `mislas_reflect`" in lines
+    assert "`attached_reflect`: val balanced 76.00 (+4.00 against the default); +2.00 against `mislas_reflect`" in lines
     assert "here: `attached_centre` (7 of 11 readings finished so far)." in lines
     assert screen.qualifying([r("default", 0.72), r("attached_centre", 0.72)], set()) == []  # a tie does not beat it
     # the centred form of a reading that leads at full length qualifies within 1 point of it
