@@ -364,7 +364,7 @@ def test_centring_removes_a_code_the_same_for_every_image():
 
 def test_a_centred_heads_diagnostics_see_the_code_the_centring_removes():
     """positional_share is of the centred logits (near 0 by construction); the uncentred one,
-    K^T f rebuilt from them and the running mean, shows a position code in the features."""
+    K^T f as eq. 1 computes it before the centring, shows a position code in the features."""
     from lcreg.eval.latent_diagnostics import LatentStats
     from lcreg.models.latent import LatentCategoryHead
 
@@ -380,11 +380,11 @@ def test_a_centred_heads_diagnostics_see_the_code_the_centring_removes():
     for g in batches:
         maps = head.latent_maps(g)
         direct = torch.einsum("dm,bdn->bmn", head.encoded_latents(), g.flatten(2))
-        assert torch.allclose(head.uncentred(maps.logits), direct, atol=1e-4)
-        stats.update(maps.logits, maps.sim, maps.weights, g, head.uncentred(maps.logits))
+        assert torch.allclose(maps.uncentred, direct, atol=1e-4)
+        stats.update(maps.logits, maps.sim, maps.weights, g, maps.uncentred)
     s = stats.summary(head.compared_latents().detach())
     assert s["positional_share"] < 0.05 and s["uncentred_positional_share"] > 0.8
     plain = LatentStats()
     plain.update(maps.logits, maps.sim, maps.weights, g)
     assert plain.summary(head.compared_latents().detach())["uncentred_positional_share"] is None
-    assert LatentCategoryHead(8, 3, num_latents=5).uncentred(maps.logits) is None
+    assert LatentCategoryHead(8, 3, num_latents=5).latent_maps(batches[0]).uncentred is None

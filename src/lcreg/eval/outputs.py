@@ -50,7 +50,7 @@ def collect_latent_stats(model: LongTailNet, loader, device: torch.device, amp: 
             features = model.forward_features(images.to(device, non_blocking=True))
             if model.has_latent_head:
                 maps = model.head.latent_maps(features)
-                stats.update(maps.logits, maps.sim, maps.weights, features, model.head.uncentred(maps.logits))
+                stats.update(maps.logits, maps.sim, maps.weights, features, maps.uncentred)
             else:
                 stats.feature_var.update(features.float())
         targets.append(labels.cpu())

@@ -26,7 +26,7 @@ docs/method.md lists the readings and what each does to the latent categories.
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import NamedTuple, Optional
 
 import torch
 import torch.nn as nn
@@ -47,6 +47,7 @@ class LatentMaps(NamedTuple):
     sim: torch.Tensor  # S      (B, M, N)
     weights: torch.Tensor  # S_hat  (B, M, N)
     recon: torch.Tensor  # f_hat  (B, D, N)
+    uncentred: Optional[torch.Tensor] = None  # A before model.latent.centre's centring (None: not centred)
 
 
 def similarity_logits(
@@ -128,10 +129,6 @@ class LatentCategoryHead(nn.Module):
             mean = self.position_mean.to(logits.dtype)
         return logits - mean
 
-    def uncentred(self, logits: torch.Tensor) -> torch.Tensor | None:
-        """K^T f before the centring, from evaluation's centred logits (None: no centring)."""
-        return logits + self.position_mean.to(logits.dtype) if self.centre else None
-
     def encoded_latents(self) -> torch.Tensor:
         """K = FC(f'), shape (D, M)."""
         return self.encoder(self.latents.unsqueeze(0)).squeeze(0)
@@ -147,6 +144,7 @@ class LatentCategoryHead(nn.Module):
         x = features.flatten(2)  # (B, D, N)
         keys = self.encoded_latents().to(x.dtype)
         logits = similarity_logits(keys, x, self.similarity, self.temperature)
+        uncentred = logits if self.centre else None
         if self.centre:
             logits = self.centred(logits)
         sim = torch.sigmoid(logits)
@@ -155,7 +153,7 @@ class LatentCategoryHead(nn.Module):
             src = src / self.weight_temperature
         weights = torch.softmax(src, dim=1)
         recon = torch.einsum("dm,bmn->bdn", keys, weights)
-        return LatentMaps(keys, logits, sim, weights, recon)
+        return LatentMaps(keys, logits, sim, weights, recon, uncentred)
 
     def decode(self, features: torch.Tensor, sim: torch.Tensor, recon: torch.Tensor) -> torch.Tensor:
         """The decoder up to the pooled D-dim vector that the classifier sees."""
