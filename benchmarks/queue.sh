@@ -16,7 +16,7 @@
 #    + reconstruction, all; seed 0 done), and the baseline / full rows at IF 50 and 10;
 # 4. the rest of Table 1 and Table 10's comparison methods at IF 100, seed 0: + ISDA,
 #    LDAM-DRW, Remix-DRW, the loss-side tools (mixup alone is read from the MiSLAS runs' stage 1).
-# 5. issue 25's position screen (a shortened schedule: before the long runs);
+# 5. issue 25's position screen (a shortened schedule: before the long runs; its circular pair after 6.);
 # 6. issue 24: the peers' own code on our data and the balanced anchor (benchmarks/peers/queue.sh,
 #    the checkouts in PEERS, default ../peers), then CE and LDAM-DRW at seeds 1-2;
 # 7. issue 25: any reading the screen's rule qualifies, at three seeds; MiSLAS at IF 50 / 10 and
