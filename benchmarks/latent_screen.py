@@ -348,19 +348,20 @@ def verdict_lines(screen: Screen, rows: list[dict]) -> list[str]:
     leaders = full_length_leaders()
     chosen = qualifying(rows, leaders)
     lines = ["", "## What the screen says", ""]
+
+    def points(r: dict, other: dict) -> float:
+        """Validation balanced accuracy of r minus other's, in points."""
+        return 100 * (r["stage2_val_balanced"] - other["stage2_val_balanced"])
+
     for name, r in by.items():
         if r["positional_share"] is None:
             continue
         twin = by.get(TWIN[padding_of(screen.readings[name][1])])
-        gain = (
-            f"; {100 * (r['stage2_val_balanced'] - twin['stage2_val_balanced']):+.2f} against `{twin['reading']}` on the same backbone"
-            if twin
-            else ""
-        )
+        gain = f"; {points(r, twin):+.2f} against `{twin['reading']}` on the same backbone" if twin else ""
         plain = by.get(UNCENTRED.get(name, ""))
         if plain:
-            gain += f"; {100 * (r['stage2_val_balanced'] - plain['stage2_val_balanced']):+.2f} against `{plain['reading']}` (uncentred)"
-        lead = 100 * (r["stage2_val_balanced"] - default["stage2_val_balanced"])
+            gain += f"; {points(r, plain):+.2f} against `{plain['reading']}` (uncentred)"
+        lead = points(r, default)
         lines.append(
             f"- `{name}`: val balanced {100 * r['stage2_val_balanced']:.2f}"
             + (f" ({lead:+.2f} against the default)" if name != "default" else "")
