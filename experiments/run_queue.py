@@ -336,9 +336,11 @@ def epoch_images(folder: Path, data: DataConfig) -> Optional[int]:
 
 
 def seconds_per_image(results: Path, variant_has_latent: bool, train_args: Sequence[str] = ()) -> Optional[float]:
-    """The median wall time per training image seen (epochs x images per epoch) of the
-    finished runs under ``results`` on this kind of device with the same head and
-    numerics (None: no such run)."""
+    """The median wall time per training image seen (epochs logged x images per epoch) of
+    the finished runs under ``results`` on this kind of device with the same head and
+    numerics (None: no such run). A run that trained no stage 1 (cRT, LWS, tau-norm on an
+    earlier run's backbone) is left out: its epochs cost a fraction of a training epoch
+    (cRT: 1 min for 10 epochs here), and counting them made the median low."""
     from lcreg.runtime.environment import environment_info, select_device
 
     device = environment_info(select_device("auto"))["device"]
@@ -347,8 +349,11 @@ def seconds_per_image(results: Path, variant_has_latent: bool, train_args: Seque
     for run in find_runs(results)[0]:
         if run.device != device or (run.config.method == "lcreg") != variant_has_latent or run.numerics != asked:
             continue
+        records = rf.read_records(run.folder)
+        if not any(r.get("stage") == 1 for r in records):
+            continue
         seconds, _ = run.wall_seconds()
-        epochs = run.config.stage1.epochs + run.config.stage2.epochs
+        epochs = len(records)
         images = epoch_images(run.folder, run.config.data)
         if seconds and epochs and images:
             rates.append(seconds / (epochs * images))

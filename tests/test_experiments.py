@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -133,6 +134,13 @@ def test_dry_run_estimates_from_logged_epoch_times(tmp_path, capsys, monkeypatch
     )
     # 6 s an epoch of CIFAR-10-LT IF 100's 12,406 images (its data_stats.json has no total: the profile's)
     assert rp.seconds_per_image(tmp_path, False) == pytest.approx(6.0 / 12406)
+    # a classifier re-trained on that backbone (stage 2 alone, 0.1 s an epoch) does not count
+    crt = tmp_path / "table1" / "cifar10_if100" / "crt_seed0"
+    _fake_run(crt, 0, 0.70, overrides=["method=crt"])
+    stage2 = [{"stage": 2, "epoch": e + 1, "seconds": 0.1} for e in range(10)]
+    (crt / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in stage2))
+    assert rp.seconds_per_image(tmp_path, False) == pytest.approx(6.0 / 12406)
+    shutil.rmtree(crt)
     assert rp.seconds_per_image(tmp_path, True) is None  # no finished LCReg run: unknown, not 0
     # an interrupted run's own data_stats.json counts; IF 10 holds 20,431 images (1.6x the time)
     assert rp.epoch_images(half.out, load_config("cifar10_lt_if100").data) == 12406
