@@ -364,6 +364,7 @@ def dry_run_lines(runs: list[RunSpec], results: Path, epochs: int, train_args: S
     """``--dry-run``: each run's state, epochs left, estimated minutes on this device and its
     ``lcreg train`` command; then the total for the runs not finished."""
     lines, total, unknown = [], 0.0, 0
+    flags = " ".join(a for a in train_args if not is_override(a))  # as execute passes them
     rates: dict[bool, Optional[float]] = {}  # seconds per image per head kind: one scan of results each
     listed: set[Path] = set()
     for r in runs:
@@ -387,7 +388,7 @@ def dry_run_lines(runs: list[RunSpec], results: Path, epochs: int, train_args: S
             unknown += est is None
             when = f", {left} epochs left, " + (f"about {est:.0f} min here" if est is not None else "time unknown here")
         how = f"--stage 2 --from {r.stage1_from}" if r.stage1_from else f"{r.preset} --seed {r.seed}"
-        lines.append(f"  {r.out} [{state}{when}]: lcreg train {how} {' '.join(r.overrides)}")
+        lines.append(f"  {r.out} [{state}{when}]: lcreg train {' '.join(filter(None, (how, flags, *r.overrides)))}")
     note = f"; {unknown} runs of unknown time not counted" if unknown else ""
     lines.append(
         f"estimated: {total:.0f} min for the runs not finished, from the time per training image of finished "

@@ -165,6 +165,23 @@ def test_dry_run_estimates_from_logged_epoch_times(tmp_path, capsys, monkeypatch
     if10 = [*args[:4], "--imbalance-factors", "10"]
     assert main(["reproduce", "table1", "--dry-run", "--results", str(tmp_path), *if10]) == 0
     assert "mislas_seed0 [new, 210 epochs left, about 35 min here]" in capsys.readouterr().out  # 21 x 20431 / 12406
+    # the command shown is the one the queue runs: its flags, then the overrides
+    assert (
+        main(
+            [
+                "reproduce",
+                "table1",
+                "--dry-run",
+                "--results",
+                str(tmp_path),
+                *if10,
+                "--train-args",
+                "--compile off amp=bf16",
+            ]
+        )
+        == 0
+    )
+    assert "lcreg train cifar10_lt_if10 --seed 0 --compile off method=mislas amp=bf16" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("args", [["--methods", "ldam"], ["--datasets", "svhn"], ["--seeds", "a"]])
