@@ -17,8 +17,9 @@
 # 4. the rest of Table 1 and Table 10's comparison methods at IF 100, seed 0: + ISDA,
 #    LDAM-DRW, Remix-DRW, the loss-side tools (mixup alone is read from the MiSLAS runs' stage 1).
 # 5. issue 25's position screen (a shortened schedule: before the long runs; its circular pair after 6.);
-# 6. issue 24: the LDAM-DRW peer, our LDAM-DRW and CE at seeds 1-2, then the CE peer and the
-#    balanced anchor (benchmarks/peers/queue.sh, the checkouts in PEERS, default ../peers);
+# 6. issue 24: the LDAM-DRW peer, our LDAM-DRW at seeds 1-2, then the peers' queue (our LDAM-DRW
+#    in fp32, the CE peer, the balanced anchor: benchmarks/peers/queue.sh, the checkouts in
+#    PEERS, default ../peers), then our CE (with cRT, LWS, tau-norm) at seeds 1-2;
 # 7. issue 25: any reading the screen's rule qualifies, at three seeds; MiSLAS at IF 50 / 10 and
 #    Remix-DRW at seeds 1-2; once the default is settled (no reading qualified, or DEFAULT_SETTLED=1
 #    after the qualifying readings' seeds) LCReg at IF 50 / 10 seeds 1-2, Tables 5 and 9 and Table
@@ -72,15 +73,17 @@ if [ ! -d "$PEERS/MiSLAS" ] || [ ! -d "$PEERS/LDAM-DRW" ]; then
     echo "queue: the peers' checkouts are not in $PEERS (PEERS=...): clone them as benchmarks/peers/queue.sh says" >&2
     exit 2
 fi
-# the LDAM-DRW peer first (it was interrupted at epoch 133), then our CE and LDAM-DRW at seeds 1-2,
-# so that those two rows have a seed spread (issue 24's tolerance max(1, 2 x std)) before the
-# CE peer and the balanced anchor (about 4 h each here); cRT, LWS and tau-norm (tau on the
-# images the selection leaves out) re-train the CE runs' classifiers
-# (seed 0's CE model was trained on another machine: its tau_norm waits for that model)
+# the LDAM-DRW peer first (it was interrupted at epoch 133), then our LDAM-DRW at seeds 1-2: the
+# peer ended 2.29 points above our seed 0, and the tolerance is max(1, 2 x our seed std)
 "${PYTHON:-python3}" benchmarks/peers/run.py ldam_drw --peer-dir "$PEERS/LDAM-DRW" \
     --out results/peers/ldam_drw_if100 --jpeg "$DATA"
-q table1 --imbalance-factors 100 --seeds 1,2 --methods ldam_drw,ce,crt,lws,tau_norm
+q table1 --imbalance-factors 100 --seeds 1,2 --methods ldam_drw
+# then the peers' queue: our LDAM-DRW in fp32 (the peer's precision), the CE peer, the anchor
 bash benchmarks/peers/queue.sh "$PEERS"
+# our CE at seeds 1-2, with cRT, LWS and tau-norm (tau on the images the selection leaves out)
+# re-training their classifiers (seed 0's CE model was trained on another machine: its
+# tau_norm waits for that model)
+q table1 --imbalance-factors 100 --seeds 1,2 --methods ce,crt,lws,tau_norm
 # the position screen's last readings: circular padding, LCReg attached and MiSLAS
 "${PYTHON:-python3}" benchmarks/latent_screen.py --screen position --data-dir "$DATA" --train-args "$ARGS"
 # a reading that beat the default on validation with content runs three full-length seeds, with

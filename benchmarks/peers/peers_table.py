@@ -35,6 +35,7 @@ RUNS = {
 # (run folders under results/peers/, what they change, the table1 variant they change it in)
 AB_RUNS = [
     ("ab/ldam_drw_lr_decay001_seed*", "lr x0.01 at epochs 160 and 180 (LDAM-DRW's code)", "ldam_drw"),
+    ("ab/ldam_drw_fp32_seed*", "fp32 instead of bf16 autocast (the peer's precision)", "ldam_drw"),
 ]
 EPOCHS = {"stage1": 200, "stage2": 10, "": 200}
 TRAIN_IMAGES = 12406  # CIFAR-10-LT IF 100 (checked: results/peers/split_check_if100.json)
