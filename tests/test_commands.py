@@ -55,6 +55,13 @@ def test_eval_writes_every_file_and_matches_training(demo_run, capsys):
     # a checkpoint file works as well as its run folder, into a folder of our choice
     assert main(["eval", str(demo_run / "stage1_model.safetensors"), "--out", str(demo_run / "ev1")]) == 0
     _nonempty(demo_run / "ev1", EVAL_FILES)
+    # a bf16 forward pass of the fp32-trained model: its own result, the precision recorded
+    assert main(["eval", str(demo_run), "--amp", "bf16", "--out", str(demo_run / "ev_bf16")]) == 0
+    assert "amp=bf16" in capsys.readouterr().out
+    bf16 = json.loads((demo_run / "ev_bf16" / "metrics.json").read_text())
+    assert bf16["amp"] == "bf16" and result["amp"] == "auto"
+    logits_differ = bf16["metrics"]["nll"] != result["metrics"]["nll"]
+    assert logits_differ and abs(bf16["metrics"]["top1"] - result["metrics"]["top1"]) < 0.05
 
 
 def test_analyze_writes_every_file(demo_run, capsys):

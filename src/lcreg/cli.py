@@ -65,9 +65,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
     out = (
         Path(args.out) if args.out else _default_out(trained, "eval" if args.split == "test" else f"eval_{args.split}")
     )
-    result = evaluate_checkpoint(trained, out, device, args.data_dir, args.split, args.batch_size)
+    result = evaluate_checkpoint(trained, out, device, args.data_dir, args.split, args.batch_size, args.amp)
     m = result["metrics"]
-    print(f"{result['checkpoint']} on {result['split']} ({m['num_samples']} images)")
+    print(f"{result['checkpoint']} on {result['split']} ({m['num_samples']} images, amp={result['amp']})")
     print(
         f"  top-1 {pct(m['top1'])}  top-5 {pct(m['top5'])}  many {pct(m['many'])}  medium {pct(m['medium'])}  "
         f"few {pct(m['few'])}  ece {pct(m['ece'])}  mce {pct(m['mce'])}  nll {m['nll']:.4f}"
@@ -487,6 +487,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--split", choices=["test", "val"], default="test")
     p.add_argument("--out", help="output folder (default: RUN/eval)")
     p.add_argument("--batch-size", type=positive_int, default=512)
+    p.add_argument(
+        "--amp",
+        choices=["auto", "bf16", "off"],
+        help="precision of the forward pass (default: the model's training config; off: fp32)",
+    )
 
     p = model_command("analyze", cmd_analyze, "latent-category histograms, montages and KL table (LCReg models)")
     p.add_argument("--data-dir", help="analyze on this data instead (same classes)")

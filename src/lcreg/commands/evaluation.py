@@ -75,23 +75,25 @@ def evaluate_checkpoint(
     data_dir: Optional[str] = None,
     split: str = "test",
     batch_size: int = 512,
+    amp: Optional[str] = None,
 ) -> dict:
-    """Evaluate, write every file of EVAL_FILES into ``out_dir``, return the result dict."""
+    """Evaluate, write every file of EVAL_FILES into ``out_dir``, return the result dict.
+    ``amp``: the precision of the forward pass (None: the one the model trained with)."""
     data = evaluation_data(trained, data_dir)
     images = data.val if split == "val" else data.test
     if images is None:
         raise LcregError("this model's config has no validation split (data.val_fraction = 0); use --split test")
     check_output_dir(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    outputs = collect_outputs(
-        trained.model, eval_loader(trained.cfg, images, device, batch_size), device, trained.cfg.amp
-    )
+    amp = trained.cfg.amp if amp is None else amp
+    outputs = collect_outputs(trained.model, eval_loader(trained.cfg, images, device, batch_size), device, amp)
     metrics = classification_metrics(outputs.logits, outputs.targets, data.splits)
     counts = list(trained.summary["counts"])
     result = {
         "checkpoint": portable_path(trained.path),
         "stage": trained.stage,
         "split": split,
+        "amp": amp,
         "source": data.source,
         "split_rule": split_rule(data.thresholds),
         "thresholds": list(data.thresholds),
