@@ -138,8 +138,15 @@ def test_an_ab_run_sits_beside_our_default_of_the_same_method(tmp_path):
     ab = peers_table.ab_rows(results)[0]
     assert ab["top1"] == 73.0 and round(ab["top1_std"], 4) == 1.4142 and len(ab["runs"]) == 2
     assert ab["default_top1"] == 70.39
+    assert ab["paired_top1"] is None  # our seed 2 has not run: no paired comparison
+    for seed, top1 in ((0, 0.70), (2, 0.71)):
+        ours = results / "table1" / "cifar10_if100" / f"ldam_drw_seed{seed}"
+        ours.mkdir(parents=True)
+        (ours / "final_metrics.json").write_text(json.dumps({"stage1": {"test": {"top1": top1}}}))
+    ab = peers_table.ab_rows(results)[0]
+    assert ab["paired_top1"] == 70.5  # seeds 0 and 2, as the A/B's
     md = peers_table.markdown([], None, [ab])
-    assert "| ldam_drw | lr x0.01" in md and "73.00 +- 1.41" in md and "70.39 (seeds 0)" in md
+    assert "| ldam_drw | lr x0.01" in md and "73.00 +- 1.41 | 70.50 | +2.50 | 70.39 (seeds 0) |" in md
 
 
 def test_the_anchor_row_reads_the_final_epoch_of_an_lcreg_run_folder(tmp_path):

@@ -203,14 +203,18 @@ def final_top1(run: Path) -> float | None:
 
 def ab_rows(results: Path) -> list[dict]:
     """Each recipe A/B: its finished seeds' final-epoch top-1 (mean, spread) beside our
-    table1 row of the same method, which differs from it in that one setting."""
+    table1 row of the same method, which differs from it in that one setting, and beside
+    our runs of that row on the A/B's own seeds (the paired comparison: a seed moves
+    LDAM-DRW by about a point)."""
     rows = []
     for pattern, change, variant in AB_RUNS:
-        top1, runs = [], []
+        top1, runs, paired = [], [], []
         for run in sorted((results / "peers").glob(pattern)):
             if (x := final_top1(run)) is not None:
                 top1.append(x)
                 runs.append(str(run.relative_to(results.parent)))
+                seed = run.name.rsplit("_seed", 1)[1]
+                paired.append(final_top1(results / "table1" / "cifar10_if100" / f"{variant}_seed{seed}"))
         ours = our_row(results, variant)
         rows.append(
             {
@@ -222,6 +226,8 @@ def ab_rows(results: Path) -> list[dict]:
                 "default_top1": ours.get("top1_mean"),
                 "default_top1_std": ours.get("top1_std"),
                 "default_seeds": ours.get("seeds"),
+                # our default on the same seeds (None where one of them has not run)
+                "paired_top1": float(np.mean(paired)) if paired and None not in paired else None,
             }
         )
     return rows
@@ -233,14 +239,20 @@ def ab_section(rows: list[dict]) -> list[str]:
         "",
         "Our code with one setting changed to the peer's (final epoch, test split).",
         "",
-        "| method | change | runs | top-1 | ours as in table 1 |",
-        "|---|---|---|---|---|",
+        "| method | change | runs | top-1 | ours, the same seeds | A/B - ours | ours as in table 1 |",
+        "|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         runs = ", ".join(f"`{x}`" for x in r["runs"]) or "not run yet"
         seeds = ",".join(str(s) for s in r["default_seeds"] or [])
         default = fmt(r["default_top1"], r["default_top1_std"]) + (f" (seeds {seeds})" if seeds else "")
-        lines.append(f"| {r['variant']} | {r['change']} | {runs} | {fmt(r['top1'], r['top1_std'])} | {default} |")
+        paired, diff = r["paired_top1"], "-"
+        if paired is not None and r["top1"] is not None:
+            diff = f"{r['top1'] - paired:+.2f}"
+        lines.append(
+            f"| {r['variant']} | {r['change']} | {runs} | {fmt(r['top1'], r['top1_std'])} | {fmt(paired, None)} "
+            f"| {diff} | {default} |"
+        )
     return lines
 
 
