@@ -349,11 +349,10 @@ def seconds_per_image(results: Path, variant_has_latent: bool, train_args: Seque
     for run in find_runs(results)[0]:
         if run.device != device or (run.config.method == "lcreg") != variant_has_latent or run.numerics != asked:
             continue
-        records = rf.read_records(run.folder)
-        if not any(r.get("stage") == 1 for r in records):
+        if 1 not in run.epoch_stages:
             continue
         seconds, _ = run.wall_seconds()
-        epochs = len(records)
+        epochs = len(run.epoch_stages)
         images = epoch_images(run.folder, run.config.data)
         if seconds and epochs and images:
             rates.append(seconds / (epochs * images))
@@ -364,7 +363,7 @@ def dry_run_lines(runs: list[RunSpec], results: Path, epochs: int, train_args: S
     """``--dry-run``: each run's state, epochs left, estimated minutes on this device and its
     ``lcreg train`` command; then the total for the runs not finished."""
     lines, total, unknown = [], 0.0, 0
-    flags = " ".join(a for a in train_args if not is_override(a))  # as execute passes them
+    flags = " ".join(train_flags(train_args))
     rates: dict[bool, Optional[float]] = {}  # seconds per image per head kind: one scan of results each
     listed: set[Path] = set()
     for r in runs:
@@ -452,12 +451,17 @@ def is_override(arg: str) -> bool:
     return "=" in arg and not arg.startswith("-")
 
 
+def train_flags(train_args: Sequence[str]) -> list[str]:
+    """The flags of ``--train-args`` (and their values), which ``execute`` passes to each run."""
+    return [a for a in train_args if not is_override(a)]
+
+
 def execute(runs: list[RunSpec], data_dir: str, train_args: Sequence[str]) -> None:
     """Train what is not finished, in order. Nothing is deleted here: a folder holding only a
     failed start's files is taken over by ``lcreg train`` itself (under the folder's lock),
     any other folder is refused by it; a run that is not its cell's stops the queue."""
     # key=value train args reach each run through its overrides (those its method reads)
-    flags = [a for a in train_args if not is_override(a)]
+    flags = train_flags(train_args)
     for i, r in enumerate(runs, 1):
         state = run_state(r.out)
         check_cell(r)

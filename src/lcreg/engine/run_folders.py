@@ -28,6 +28,7 @@ class FinishedRun:
     env: dict
     final: dict
     epoch_seconds: float  # the logged epochs' own time (runs older than wall-time recording)
+    epoch_stages: tuple = ()  # the stage of each logged epoch (no 1: stage 2 on another run's model)
 
     @cached_property
     def cfg(self) -> dict:
@@ -83,8 +84,9 @@ def read_finished_run(folder: Path) -> Optional[FinishedRun]:
     config = load_saved_config(folder / rf.CONFIG)  # older versions' configs migrated
     env = rf.read_environment(folder)
     final = rf.read_final(folder) or {}
-    seconds = sum(r.get("seconds", 0.0) or 0.0 for r in rf.read_records(folder))
-    return FinishedRun(folder, config, env, final, seconds)
+    records = rf.read_records(folder)
+    seconds = sum(r.get("seconds", 0.0) or 0.0 for r in records)
+    return FinishedRun(folder, config, env, final, seconds, tuple(r.get("stage") for r in records))
 
 
 def find_runs(root: Path) -> tuple[list[FinishedRun], list[Path]]:
